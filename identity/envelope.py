@@ -8,9 +8,14 @@ Wire form (MessagePack array)::
 ``signing_input(tag, body)``. The body is kept as the exact bytes that were
 signed, so no re-encoding question ever arises.
 
-Invariant: :func:`open_envelope` checks only the structure, the tag and the
-signature; binding the signer to a certificate or an organization is the job
-of the record's own verifier.
+Invariants:
+* :func:`open_envelope` checks only the structure, the tag and the signature;
+  binding the signer to a certificate or an organization is the job of the
+  record's own verifier. The chain is not covered by the envelope signature
+  (each certificate carries its own org signature).
+* An envelope has exactly one accepted wire form (canonical MessagePack, as
+  :meth:`SignedEnvelope.encode` writes it), so the same record is always the
+  same bytes.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def open_envelope(data: bytes, *, tag: str, max_size: int) -> SignedEnvelope:
     if not isinstance(obj, list) or len(obj) != 6:
         raise DecodeError("not a datanet signed envelope")
     version, got_tag, body, signer, signature, chain = obj
-    if version != ENVELOPE_VERSION:
+    if isinstance(version, bool) or version != ENVELOPE_VERSION:  # True == 1 in Python
         raise DecodeError(f"unsupported envelope version {version!r}")
     if got_tag != tag:
         raise DecodeError(f"expected a {tag} record, got {str(got_tag)[:40]!r}")
@@ -82,5 +87,9 @@ def open_envelope(data: bytes, *, tag: str, max_size: int) -> SignedEnvelope:
         raise DecodeError(f"certificate chain must be a list of at most {MAX_CHAIN} items")
     if not all(isinstance(c, bytes) for c in chain):
         raise DecodeError("certificate chain items must be bytes")
+    env = SignedEnvelope(tag, body, signer, signature, tuple(chain))
+    if env.encode() != data:
+        # One signed record has exactly one wire form, so equal records are equal bytes.
+        raise DecodeError("envelope is not in canonical MessagePack form")
     verify_signature(signer, tag, body, signature)
-    return SignedEnvelope(tag, body, signer, signature, tuple(chain))
+    return env
