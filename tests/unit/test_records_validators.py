@@ -1,0 +1,198 @@
+"""DHT validators for /dn/, /dn-org/ and /dn-rev/: validity, scope, select, cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import datanet.validators as validators_module
+from datanet.descriptor import Descriptor, open_descriptor, sign_descriptor
+from datanet.errors import (
+    CertificateRevoked,
+    DatanetError,
+    DecodeError,
+    ExpiredRecord,
+    ScopeError,
+    SignatureError,
+    VerificationError,
+)
+from datanet.ids import DatasetId
+from datanet.validators import (
+    DescriptorValidator,
+    OrgRecordValidator,
+    RevocationValidator,
+    default_validator,
+    org_record_key,
+    revocation_key,
+)
+from identity.certs import Role, TrustStore, issue_certificate, issue_revocation, parse_revocation
+from identity.envelope import seal
+from identity.keys import KeyPair
+from identity.orgs import Gateway, issue_org_record
+
+NOW = 1_750_000_000
+ORG = KeyPair.from_seed(b"o" * 32)
+OTHER = KeyPair.from_seed(b"x" * 32)
+NODE = KeyPair.from_seed(b"n" * 32)
+CERT = issue_certificate(
+    ORG, NODE.peer_id, [Role.PUBLISHER], not_before=NOW - 10, not_after=NOW + 10**6, serial=9
+)
+DID = DatasetId(ORG.org_id, "a/b")
+KEY = DID.dht_key()
+
+
+def signed(sequence: int = 1, title: str = "t", dataset_id: DatasetId = DID) -> bytes:
+    desc = Descriptor(
+        dataset_id=dataset_id,
+        title=title,
+        publisher_node=NODE.peer_id,
+        issued=NOW,
+        modified=NOW,
+        sequence=sequence,
+        expires=NOW + 1000,
+    )
+    return sign_descriptor(desc, NODE, [CERT])
+
+
+def trust() -> TrustStore:
+    return TrustStore({ORG.org_id})
+
+
+def test_descriptor_valid_under_its_key() -> None:
+    validator = default_validator(trust())
+    validator.validate(KEY, signed(), NOW)
+
+
+def test_descriptor_under_the_wrong_key() -> None:
+    validator = default_validator(trust())
+    other = DatasetId(ORG.org_id, "a/c").dht_key()
+    with pytest.raises(ScopeError, match="wrong key"):
+        validator.validate(other, signed(), NOW)
+    with pytest.raises(DecodeError):
+        validator.validate(b"/dn-org/" + str(ORG.org_id).encode(), signed(), NOW)
+
+
+def test_descriptor_checks_time_and_trust_on_every_call_despite_the_cache() -> None:
+    store = trust()
+    validator = DescriptorValidator(store)
+    data = signed()
+    validator.validate(KEY, data, NOW)
+    with pytest.raises(ExpiredRecord):
+        validator.validate(KEY, data, NOW + 1000)
+    store.add_revocation(parse_revocation(issue_revocation(ORG, [9], sequence=1, issued_at=NOW)))
+    with pytest.raises(CertificateRevoked):
+        validator.validate(KEY, data, NOW)
+
+
+def test_descriptor_decoding_is_cached_per_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bytes] = []
+
+    def counting(data: bytes) -> object:
+        calls.append(data)
+        return open_descriptor(data)
+
+    monkeypatch.setattr(validators_module, "open_descriptor", counting)
+    validator = DescriptorValidator(trust(), cache_size=2)
+    a, b, c = signed(1), signed(2), signed(3)
+    for _ in range(3):
+        validator.validate(KEY, a, NOW)
+    assert calls == [a]
+    validator.validate(KEY, b, NOW)
+    validator.validate(KEY, c, NOW)  # evicts a
+    validator.validate(KEY, a, NOW)
+    assert calls == [a, b, c, a]
+    assert validator.select(KEY, [c, a]) == 0
+    assert len(calls) == 4
+
+
+def test_invalid_values_are_not_cached_as_valid() -> None:
+    validator = DescriptorValidator(trust())
+    data = signed()
+    bad = data.replace(b"\xa1t", b"\xa1u")
+    assert bad != data
+    for _ in range(2):
+        with pytest.raises(SignatureError):
+            validator.validate(KEY, bad, NOW)
+
+
+def test_select_highest_sequence_and_stable_ties() -> None:
+    validator = default_validator(trust())
+    old, new = signed(1), signed(2)
+    tie_a, tie_b = signed(2, title="a"), signed(2, title="b")
+    assert validator.select(KEY, [old, new]) == 1
+    assert validator.select(KEY, [new, old]) == 0
+    assert validator.select(KEY, [tie_a, tie_b]) == 0
+    assert validator.select(KEY, [tie_b, tie_a]) == 0
+    assert validator.select(KEY, [old, tie_b, tie_a, old]) == 1
+    assert validator.select(KEY, [new]) == 0
+    # Same input, same answer.
+    values = [signed(s, title=str(s % 3)) for s in (5, 9, 2, 9, 1)]
+    assert {validator.select(KEY, values) for _ in range(5)} == {1}
+
+
+def test_select_stale_sequence_loses() -> None:
+    validator = default_validator(trust())
+    held = signed(10)
+    assert validator.select(KEY, [held, signed(9)]) == 0
+    assert validator.select(KEY, [signed(9), held]) == 1
+
+
+def test_select_ranks_garbage_lowest() -> None:
+    validator = default_validator(trust())
+    assert validator.select(KEY, [b"junk", signed(0)]) == 1
+    assert validator.select(KEY, [b"junk", b"more junk"]) == 0
+    with pytest.raises(DecodeError):
+        validator.select(KEY, [])
+
+
+def test_org_record_validator() -> None:
+    validator = default_validator(trust())
+    key = org_record_key(ORG.org_id)
+    gw = (Gateway(NODE.peer_id, ("/ip4/127.0.0.1/tcp/1",)),)
+    v1 = issue_org_record(ORG, name="o", gateways=gw, sequence=1, expires=NOW + 50)
+    v2 = issue_org_record(ORG, name="o2", gateways=(), sequence=2, expires=NOW + 50)
+    validator.validate(key, v1, NOW)
+    with pytest.raises(ExpiredRecord):
+        validator.validate(key, v1, NOW + 50)
+    with pytest.raises(ScopeError):
+        validator.validate(org_record_key(OTHER.org_id), v1, NOW)
+    with pytest.raises(DecodeError):
+        validator.validate(b"/dn-org/did:key:zzz", v1, NOW)
+    assert validator.select(key, [v1, v2]) == 1
+    assert validator.select(key, [v2, v1]) == 0
+    with pytest.raises(DatanetError):
+        OrgRecordValidator().validate(key, signed(), NOW)
+
+
+def test_revocation_validator() -> None:
+    validator = default_validator(trust())
+    key = revocation_key(ORG.org_id)
+    r1 = issue_revocation(ORG, [1], sequence=1, issued_at=NOW)
+    r2 = issue_revocation(ORG, [1, 2], sequence=2, issued_at=NOW)
+    validator.validate(key, r1, NOW)
+    with pytest.raises(ScopeError):
+        validator.validate(revocation_key(OTHER.org_id), r1, NOW)
+    future = issue_revocation(ORG, [1], sequence=3, issued_at=NOW + 3600)
+    with pytest.raises(VerificationError, match="future"):
+        validator.validate(key, future, NOW)
+    assert validator.select(key, [r1, r2]) == 1
+    assert validator.select(key, [r2, r1, r2]) == 0
+    with pytest.raises(DatanetError):
+        RevocationValidator().validate(key, signed(), NOW)
+
+
+def test_unknown_namespace_is_refused() -> None:
+    validator = default_validator(trust())
+    with pytest.raises(DecodeError, match="no validator"):
+        validator.validate(b"/ipns/x", signed(), NOW)
+
+
+def test_descriptor_of_another_org_under_its_key_is_refused() -> None:
+    """A node of ORG signs a descriptor for OTHER's namespace: scope error, never stored."""
+    foreign = DatasetId(OTHER.org_id, "a/b")
+    desc = dataclasses.replace(open_descriptor(signed())[0], dataset_id=foreign)
+    data = seal(NODE, "dn/descriptor/v1", desc.encode_body(), [CERT]).encode()
+    store = TrustStore({ORG.org_id, OTHER.org_id})
+    with pytest.raises(ScopeError):
+        default_validator(store).validate(foreign.dht_key(), data, NOW)
