@@ -1,0 +1,598 @@
+"""The node's SQLite database (``<data dir>/datanet.sqlite``): what must survive a crash.
+
+Tables: DHT values and providers (write-through from the pure stores in
+:mod:`routing.stores`), the address book, a routing-table snapshot, membership
+certificates and revocation lists learned from the network, and this node's
+own descriptors (to republish). The node's own keys, certificates and trust
+store are files in the data directory (:mod:`datanet.home`), not rows here.
+
+Durability: WAL journal with ``synchronous=FULL``. A method that writes returns
+only after its transaction committed and the WAL was fsynced, so anything a
+caller acknowledges after the call survives a crash of the process or of the
+machine. Writes that may be lost without harm (address book, routing
+snapshot) are committed with ``synchronous=NORMAL``: they survive a process
+crash, and a power loss can only lose the newest of them, never corrupt the file.
+
+Invariants:
+* Every method is synchronous and runs one short transaction; ``sqlite3``
+  errors leave as :class:`~datanet.errors.StorageError`, never ``sqlite3.Error``.
+* The schema version is ``PRAGMA user_version``; migrations run in order, each
+  in its own transaction, and a database written by a newer datanet is refused.
+* The node runs under trio: calling these methods on the trio thread is fine
+  because each write is one small transaction (about a millisecond, most of it
+  the fsync). Bulk work (catalog ingest) batches many rows per transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datanet.errors import DatanetError, StorageError
+from identity.certs import parse_certificate, parse_revocation
+from identity.encoding import pack, unpack
+from routing.stores import ProviderEntry, StoredRecord
+from routing.wire import Peer
+
+__all__ = [
+    "DB_FILENAME",
+    "SCHEMA_VERSION",
+    "OwnDescriptor",
+    "PeerAddress",
+    "Storage",
+    "connect",
+    "migrate",
+    "storage_errors",
+    "transaction",
+]
+
+DB_FILENAME = "datanet.sqlite"
+MAX_ADDRS = 32
+_MAX_ADDR_BLOB = 64 * 1024
+
+_V1 = """
+CREATE TABLE dht_values (
+    key         BLOB PRIMARY KEY,
+    value       BLOB NOT NULL,
+    expires_at  REAL,                     -- NULL: own value without an expiry
+    received_at REAL NOT NULL,
+    from_peer   BLOB,                     -- NULL: written by this node
+    own         INTEGER NOT NULL CHECK (own IN (0, 1))
+) WITHOUT ROWID;
+CREATE TABLE dht_providers (
+    key         BLOB NOT NULL,
+    peer_id     BLOB NOT NULL,
+    addrs       BLOB NOT NULL,            -- MessagePack list of multiaddr bytes
+    expires_at  REAL NOT NULL,
+    added_at    REAL NOT NULL,
+    own         INTEGER NOT NULL CHECK (own IN (0, 1)),
+    PRIMARY KEY (key, peer_id)
+) WITHOUT ROWID;
+CREATE TABLE peers (
+    peer_id     BLOB PRIMARY KEY,
+    addrs       BLOB NOT NULL,            -- MessagePack list of multiaddr bytes
+    last_seen   REAL NOT NULL,
+    last_ok     REAL                      -- last successful exchange; NULL: never
+) WITHOUT ROWID;
+CREATE TABLE routing_snapshot (
+    peer_id     BLOB PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    saved_at    REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE certificates (
+    org         TEXT NOT NULL,            -- did:key of the issuing org
+    serial      INTEGER NOT NULL,
+    node        BLOB NOT NULL,            -- binary peer id of the certified node
+    not_after   INTEGER NOT NULL,
+    raw         BLOB NOT NULL,            -- the signed certificate bytes
+    PRIMARY KEY (org, serial)
+);
+CREATE INDEX certificates_by_node ON certificates (node);
+CREATE TABLE revocations (
+    org         TEXT PRIMARY KEY,
+    sequence    INTEGER NOT NULL,
+    raw         BLOB NOT NULL
+);
+CREATE TABLE own_descriptors (
+    key         BLOB PRIMARY KEY,         -- the DHT key /dn/<org>/<name>
+    raw         BLOB NOT NULL,            -- the signed descriptor envelope
+    sequence    INTEGER NOT NULL,
+    expires_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1``; append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# ---------------------------------------------------------------------------
+# connection helpers (shared with datanet.catalog)
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Translate ``sqlite3`` (and OS) errors raised inside the block into StorageError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+    except OSError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+
+
+def _setup(conn: sqlite3.Connection, cache_kib: int | None) -> None:
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StorageError(f"database refused WAL mode (got {mode!r})")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    if cache_kib is not None:
+        conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+
+
+def connect(path: str | os.PathLike[str], *, cache_kib: int | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) a database file in WAL mode with ``synchronous=FULL``.
+
+    The connection is in autocommit mode: use :func:`transaction` for writes.
+
+    Args:
+        path: the database file.
+        cache_kib: SQLite page cache for this connection (default: SQLite's 2 MiB).
+
+    Raises:
+        StorageError: the file cannot be opened, is not a database, or refuses WAL.
+    """
+    with storage_errors(f"cannot open database {os.fspath(path)!r}"):
+        conn = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=10.0)
+        try:
+            _setup(conn, cache_kib)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit on success.
+
+    Args:
+        conn: a connection from :func:`connect`.
+        durable: fsync the commit (``synchronous=FULL``); ``False`` commits with
+            ``NORMAL`` (survives a process crash, may be lost on power loss).
+
+    Raises:
+        StorageError: the transaction failed; it was rolled back.
+    """
+    with storage_errors("database write failed"):
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[str],
+    *,
+    get_version: str = "PRAGMA user_version",
+    set_version: str = "PRAGMA user_version = {version}",
+) -> int:
+    """Bring the schema up to ``len(migrations)``, one transaction per step.
+
+    Returns:
+        The schema version now in the file.
+
+    Raises:
+        StorageError: a migration failed (rolled back), or the file's version is
+            newer than this code knows.
+    """
+    with storage_errors("schema migration failed"):
+        row = conn.execute(get_version).fetchone()
+        current = int(row[0]) if row is not None else 0
+        if current > len(migrations):
+            raise StorageError(
+                f"the database has schema version {current}; this datanet knows up to "
+                f"{len(migrations)} - upgrade datanet"
+            )
+        for version in range(current + 1, len(migrations) + 1):
+            script = migrations[version - 1]
+            stamp = set_version.format(version=version)
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{stamp};\nCOMMIT;")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    return len(migrations)
+
+
+def _pack_addrs(addrs: Sequence[bytes]) -> bytes:
+    return pack([bytes(a) for a in addrs[:MAX_ADDRS]])
+
+
+def _unpack_addrs(blob: bytes) -> tuple[bytes, ...]:
+    try:
+        items = unpack(blob, max_size=_MAX_ADDR_BLOB, max_items=MAX_ADDRS)
+    except DatanetError as exc:
+        raise StorageError(f"corrupt address list in the database: {exc}") from None
+    if not isinstance(items, list) or not all(isinstance(a, bytes) for a in items):
+        raise StorageError("corrupt address list in the database")
+    return tuple(items)
+
+
+def _inf_to_null(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+# ---------------------------------------------------------------------------
+# records
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    """One address-book entry."""
+
+    peer_id: bytes
+    addrs: tuple[bytes, ...]
+    last_seen: float
+    last_ok: float | None
+
+
+@dataclass(frozen=True)
+class OwnDescriptor:
+    """A descriptor this node published and must keep republishing."""
+
+    key: bytes
+    raw: bytes
+    sequence: int
+    expires_at: float
+    updated_at: float
+
+
+class Storage:
+    """The node's database; implements the stores' persistence sinks.
+
+    Design: the pure stores (:class:`routing.stores.RecordStore`,
+    :class:`routing.stores.ProviderStore`) take this object as their ``sink``;
+    they call :meth:`records_changed` / :meth:`providers_changed` with every
+    change *before* applying it in memory, so a write the node acknowledges is
+    already committed. At start-up the driver reads :meth:`load_records` and
+    :meth:`load_providers` and hands them to the stores' ``restore``.
+
+    Args:
+        path: the database file (usually ``Home.database_path``).
+
+    Raises:
+        StorageError: the file cannot be opened or migrated.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        try:
+            migrate(self._conn, MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with storage_errors("closing the database failed"):
+            self._conn.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The ``user_version`` of the file."""
+        return int(self._query_one("PRAGMA user_version")[0])
+
+    def integrity_check(self) -> list[str]:
+        """Run ``PRAGMA integrity_check``; returns its messages (``["ok"]`` when sound)."""
+        with storage_errors("integrity check failed"):
+            return [str(row[0]) for row in self._conn.execute("PRAGMA integrity_check")]
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with storage_errors("database read failed"):
+            return self._conn.execute(sql, params).fetchall()
+
+    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with storage_errors("database read failed"):
+            return self._conn.execute(sql, params).fetchone()
+
+    # -- DHT values (RecordSink)
+
+    def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
+        """Persist a record-store change atomically and durably (see :class:`RecordSink`).
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        with transaction(self._conn) as conn:
+            conn.executemany("DELETE FROM dht_values WHERE key = ?", [(k,) for k in removed])
+            conn.executemany(
+                "INSERT OR REPLACE INTO dht_values "
+                "(key, value, expires_at, received_at, from_peer, own) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.key,
+                        r.value,
+                        _inf_to_null(r.expires_at),
+                        r.received_at,
+                        r.from_peer,
+                        int(r.own),
+                    )
+                    for r in upserted
+                ],
+            )
+
+    def load_records(self) -> list[StoredRecord]:
+        """Every stored value, for :meth:`RecordStore.restore`."""
+        rows = self._query(
+            "SELECT key, value, expires_at, received_at, from_peer, own FROM dht_values"
+        )
+        return [
+            StoredRecord(
+                key=bytes(k),
+                value=bytes(v),
+                expires_at=math.inf if exp is None else float(exp),
+                received_at=float(rec),
+                from_peer=None if frm is None else bytes(frm),
+                own=bool(own),
+            )
+            for k, v, exp, rec, frm, own in rows
+        ]
+
+    # -- providers (ProviderSink)
+
+    def providers_changed(
+        self, upserted: Sequence[ProviderEntry], removed: Sequence[tuple[bytes, bytes]]
+    ) -> None:
+        """Persist a provider-store change atomically and durably (see :class:`ProviderSink`).
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        with transaction(self._conn) as conn:
+            conn.executemany(
+                "DELETE FROM dht_providers WHERE key = ? AND peer_id = ?", list(removed)
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO dht_providers "
+                "(key, peer_id, addrs, expires_at, added_at, own) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.key,
+                        e.peer.id,
+                        _pack_addrs(e.peer.addrs),
+                        e.expires_at,
+                        e.added_at,
+                        int(e.own),
+                    )
+                    for e in upserted
+                ],
+            )
+
+    def load_providers(self) -> list[ProviderEntry]:
+        """Every stored provider entry, for :meth:`ProviderStore.restore`.
+
+        Raises:
+            StorageError: unreadable or corrupt rows.
+        """
+        rows = self._query(
+            "SELECT key, peer_id, addrs, expires_at, added_at, own FROM dht_providers"
+        )
+        return [
+            ProviderEntry(
+                key=bytes(k),
+                peer=Peer(bytes(pid), _unpack_addrs(bytes(addrs))),
+                expires_at=float(exp),
+                added_at=float(added),
+                own=bool(own),
+            )
+            for k, pid, addrs, exp, added, own in rows
+        ]
+
+    # -- address book
+
+    def upsert_peer(
+        self, peer_id: bytes, addrs: Sequence[bytes], *, now: float, ok: bool = False
+    ) -> None:
+        """Remember ``peer_id`` at ``addrs`` (replacing older addresses).
+
+        Args:
+            peer_id: binary peer id.
+            addrs: multiaddr bytes (the first 32 are kept).
+            now: sets ``last_seen``; also ``last_ok`` when ``ok``.
+            ok: a request to the peer just succeeded.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        with transaction(self._conn, durable=False) as conn:
+            conn.execute(
+                "INSERT INTO peers (peer_id, addrs, last_seen, last_ok) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (peer_id) DO UPDATE SET addrs = excluded.addrs, "
+                "last_seen = excluded.last_seen, "
+                "last_ok = COALESCE(excluded.last_ok, peers.last_ok)",
+                (peer_id, _pack_addrs(addrs), now, now if ok else None),
+            )
+
+    def get_peer(self, peer_id: bytes) -> PeerAddress | None:
+        """The address-book entry of ``peer_id``, if any."""
+        row = self._query_one(
+            "SELECT peer_id, addrs, last_seen, last_ok FROM peers WHERE peer_id = ?", (peer_id,)
+        )
+        return None if row is None else self._peer_row(row)
+
+    @staticmethod
+    def _peer_row(row: Sequence[Any]) -> PeerAddress:
+        pid, addrs, seen, ok = row
+        return PeerAddress(
+            bytes(pid), _unpack_addrs(bytes(addrs)), float(seen), None if ok is None else float(ok)
+        )
+
+    def load_peers(self, *, limit: int = 1000) -> list[PeerAddress]:
+        """Known peers, the most recently successful first (then the most recently seen)."""
+        rows = self._query(
+            "SELECT peer_id, addrs, last_seen, last_ok FROM peers "
+            "ORDER BY last_ok IS NULL, last_ok DESC, last_seen DESC LIMIT ?",
+            (limit,),
+        )
+        return [self._peer_row(r) for r in rows]
+
+    def forget_peer(self, peer_id: bytes) -> None:
+        """Drop ``peer_id`` from the address book."""
+        with transaction(self._conn, durable=False) as conn:
+            conn.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+
+    def prune_peers(self, *, older_than: float) -> int:
+        """Drop peers not seen since ``older_than``; returns how many."""
+        with transaction(self._conn, durable=False) as conn:
+            return int(
+                conn.execute("DELETE FROM peers WHERE last_seen < ?", (older_than,)).rowcount
+            )
+
+    # -- routing table snapshot
+
+    def save_routing_snapshot(self, peer_ids: Iterable[bytes], *, now: float) -> None:
+        """Replace the snapshot with ``peer_ids`` (in order; duplicates keep the first)."""
+        seen: dict[bytes, int] = {}
+        for pid in peer_ids:
+            seen.setdefault(bytes(pid), len(seen))
+        with transaction(self._conn, durable=False) as conn:
+            conn.execute("DELETE FROM routing_snapshot")
+            conn.executemany(
+                "INSERT INTO routing_snapshot (peer_id, position, saved_at) VALUES (?, ?, ?)",
+                [(pid, pos, now) for pid, pos in seen.items()],
+            )
+
+    def load_routing_snapshot(self) -> list[bytes]:
+        """The saved routing-table peers, in the saved order."""
+        rows = self._query("SELECT peer_id FROM routing_snapshot ORDER BY position")
+        return [bytes(r[0]) for r in rows]
+
+    # -- certificates and revocations learned from the network
+
+    def put_certificate(self, raw: bytes) -> None:
+        """Store a membership certificate (parsed and signature-checked first).
+
+        Trust, validity window and revocation are *not* judged here: the caller
+        verified the chain; this is a cache that survives restarts.
+
+        Raises:
+            DecodeError, SignatureError, CertificateError: ``raw`` is not a
+                well-signed certificate.
+            StorageError: nothing was written.
+        """
+        cert = parse_certificate(raw)
+        with transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO certificates (org, serial, node, not_after, raw) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (str(cert.org), cert.serial, cert.node.to_bytes(), cert.not_after, raw),
+            )
+
+    def certificates_for(self, node: bytes) -> list[bytes]:
+        """Certificates held for the node with binary peer id ``node`` (newest expiry first)."""
+        rows = self._query(
+            "SELECT raw FROM certificates WHERE node = ? ORDER BY not_after DESC", (node,)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def prune_certificates(self, *, now: int) -> int:
+        """Drop certificates whose ``not_after`` has passed; returns how many."""
+        with transaction(self._conn) as conn:
+            return int(
+                conn.execute("DELETE FROM certificates WHERE not_after <= ?", (now,)).rowcount
+            )
+
+    def put_revocation(self, raw: bytes) -> bool:
+        """Keep a revocation list if its sequence is higher than the one held for its org.
+
+        Returns:
+            Whether it was stored.
+
+        Raises:
+            DecodeError, SignatureError, ScopeError: not a well-signed list.
+            StorageError: nothing was written.
+        """
+        rev = parse_revocation(raw)
+        with transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO revocations (org, sequence, raw) VALUES (?, ?, ?) "
+                "ON CONFLICT (org) DO UPDATE SET sequence = excluded.sequence, raw = excluded.raw "
+                "WHERE excluded.sequence > revocations.sequence",
+                (str(rev.org), rev.sequence, raw),
+            )
+            return bool(cur.rowcount)
+
+    def load_revocations(self) -> list[bytes]:
+        """Every revocation list held (one per org)."""
+        return [bytes(r[0]) for r in self._query("SELECT raw FROM revocations ORDER BY org")]
+
+    # -- own descriptors
+
+    def put_own_descriptor(
+        self, key: bytes, raw: bytes, *, sequence: int, expires_at: float, now: float
+    ) -> bool:
+        """Remember a descriptor this node publishes, unless a higher sequence is held.
+
+        Re-storing the same sequence replaces the row (a re-signed copy).
+
+        Returns:
+            Whether it was stored.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        with transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO own_descriptors (key, raw, sequence, expires_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET raw = excluded.raw, "
+                "sequence = excluded.sequence, expires_at = excluded.expires_at, "
+                "updated_at = excluded.updated_at "
+                "WHERE excluded.sequence >= own_descriptors.sequence",
+                (key, raw, sequence, expires_at, now),
+            )
+            return bool(cur.rowcount)
+
+    def load_own_descriptors(self) -> list[OwnDescriptor]:
+        """Every own descriptor, soonest expiry first."""
+        rows = self._query(
+            "SELECT key, raw, sequence, expires_at, updated_at FROM own_descriptors "
+            "ORDER BY expires_at"
+        )
+        return [
+            OwnDescriptor(bytes(k), bytes(r), int(s), float(e), float(u)) for k, r, s, e, u in rows
+        ]
+
+    def delete_own_descriptor(self, key: bytes) -> bool:
+        """Stop republishing ``key``; returns whether it was held."""
+        with transaction(self._conn) as conn:
+            return bool(conn.execute("DELETE FROM own_descriptors WHERE key = ?", (key,)).rowcount)
