@@ -1,0 +1,72 @@
+"""datanet.p2p: the libp2p adapter, the only part of datanet that talks to py-libp2p.
+
+Start a host with :func:`open_host` (or :func:`serve_host` in a nursery), then use
+``host.connect``, ``host.kad.request``, ``host.request``, ``host.ping`` and
+``host.subscribe``. Peers are :class:`~identity.keys.PeerId` (bytes accepted),
+addresses are multiaddr strings, errors are :mod:`datanet.errors` plus the few
+adapter-specific subclasses exported here. See ``docs/p2p.md``.
+"""
+
+from datanet.p2p._errors import (
+    AdmissionRefused,
+    FrameTooLarge,
+    ProtocolNotSupported,
+    RemoteError,
+    StreamClosedByPeer,
+)
+from datanet.p2p.addrs import TcpAddr, addr_from_bytes, addr_to_bytes, parse_addr
+from datanet.p2p.admission import (
+    ID_PROTOCOL,
+    MODE_KAD_SERVER,
+    Admission,
+    AdmissionMode,
+    Decision,
+    Hello,
+)
+from datanet.p2p.events import KadServer, PeerConnected, PeerDisconnected, PeerEvent
+from datanet.p2p.host import (
+    IDENTIFY_PROTOCOL,
+    PING_PROTOCOL,
+    Host,
+    HostLimits,
+    as_peer,
+    open_host,
+    serve_host,
+)
+from datanet.p2p.kad import KAD_PROTOCOL, KadHandler, KadService
+from datanet.p2p.streams import FramedStream, RequestHandler, check_protocol_id
+
+__all__ = [
+    "IDENTIFY_PROTOCOL",
+    "ID_PROTOCOL",
+    "KAD_PROTOCOL",
+    "MODE_KAD_SERVER",
+    "PING_PROTOCOL",
+    "Admission",
+    "AdmissionMode",
+    "AdmissionRefused",
+    "Decision",
+    "FrameTooLarge",
+    "FramedStream",
+    "Hello",
+    "Host",
+    "HostLimits",
+    "KadHandler",
+    "KadServer",
+    "KadService",
+    "PeerConnected",
+    "PeerDisconnected",
+    "PeerEvent",
+    "ProtocolNotSupported",
+    "RemoteError",
+    "RequestHandler",
+    "StreamClosedByPeer",
+    "TcpAddr",
+    "addr_from_bytes",
+    "addr_to_bytes",
+    "as_peer",
+    "check_protocol_id",
+    "open_host",
+    "parse_addr",
+    "serve_host",
+]

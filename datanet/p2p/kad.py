@@ -1,0 +1,269 @@
+"""Kademlia streams on ``/datanet/kad/1.0.0``: the kad-dht wire, datanet's protocol id.
+
+Messages are the libp2p kad-dht protobuf ``Message`` (codec in
+:mod:`routing.wire`), each in an unsigned-varint length-prefixed frame. As the
+kad-dht specification allows, a stream carries many request/response pairs in
+sequence, so the client keeps **one long-lived stream per peer** and reuses it.
+
+Client (:meth:`KadService.request`): one stream per peer, used by one request at
+a time (a lock per stream); a stream that fails is reset and, if it was an old
+stream the peer may have closed while idle, the request is retried once on a
+fresh one. A timed-out or cancelled request resets its stream, since a late
+response would otherwise be read as the answer to the next request.
+
+Server: ``await handler(msg, from_peer_id_bytes)`` is called for every request.
+It is **async** and returns the response, or ``None`` to send nothing (the
+specification's ``ADD_PROVIDER`` has no response). Raising a
+:class:`~datanet.errors.DatanetError` refuses the request: the stream is reset,
+as go-libp2p does for invalid records.
+
+Invariants:
+* Frames above ``HostLimits.kad_max_message`` are refused before they are
+  buffered; undecodable frames reset that stream only.
+* An inbound stream idle for ``kad_idle_timeout`` is closed; a handler that
+  takes longer than ``handler_timeout`` resets its stream.
+* At most ``inbound_streams_per_peer`` inbound datanet streams per peer are
+  served at once (enforced by the host), and only for admitted peers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from datanet.errors import InvalidInput, NetworkError, RemoteProtocolError, Timeout
+from datanet.p2p._errors import StreamClosedByPeer, translate
+from datanet.p2p.streams import FramedStream
+from identity.errors import DecodeError
+from identity.keys import PeerId
+from routing.wire import Message, MessageType, decode_message, encode_message
+
+if TYPE_CHECKING:
+    from datanet.p2p.host import Host
+
+__all__ = ["KAD_PROTOCOL", "KadHandler", "KadService"]
+
+KAD_PROTOCOL = "/datanet/kad/1.0.0"
+
+KadHandler = Callable[[Message, bytes], Awaitable[Message | None]]
+"""``async handler(request, from_peer_id_bytes) -> response | None``."""
+
+log = logging.getLogger("datanet.p2p.kad")
+
+
+class _Channel:
+    """The long-lived outbound stream to one peer and the lock that serialises it."""
+
+    __slots__ = ("lock", "stream")
+
+    def __init__(self) -> None:
+        self.lock = trio.Lock()
+        self.stream: FramedStream | None = None
+
+
+class KadService:
+    """Client and server of ``/datanet/kad/1.0.0`` on one host (``host.kad``)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self._handler: KadHandler | None = None
+        self._channels: dict[PeerId, _Channel] = {}
+        self.streams_accepted = 0
+        """Inbound kad streams served so far (one per peer when clients reuse streams)."""
+        self.requests_served = 0
+        """Inbound kad requests handed to the handler so far."""
+
+    @property
+    def serving(self) -> bool:
+        """Whether a handler is set (the host then announces ``kad-server``)."""
+        return self._handler is not None
+
+    def set_handler(self, handler: KadHandler) -> None:
+        """Serve kad requests with ``handler``.
+
+        Set it before connecting to peers: the ``kad-server`` mode is announced
+        in the admission exchange, which happens once per connection.
+
+        Raises:
+            InvalidInput: ``handler`` is not an async function.
+        """
+        if not inspect.iscoroutinefunction(handler) and not inspect.iscoroutinefunction(
+            type(handler).__call__
+        ):
+            raise InvalidInput("the kad handler must be an async function")
+        self._handler = handler
+        self._host._register(KAD_PROTOCOL, self._serve, gated=True)
+
+    # ----------------------------------------------------------------- server
+
+    async def _serve(self, stream: FramedStream, peer: PeerId) -> None:
+        handler = self._handler
+        if handler is None:  # pragma: no cover - registered only with a handler
+            await stream.reset()
+            return
+        limits = self._host.limits
+        from_peer = peer.to_bytes()
+        self.streams_accepted += 1
+        while True:
+            with trio.move_on_after(limits.kad_idle_timeout) as idle:
+                frame = await stream.read_frame(limits.kad_max_message)
+            if idle.cancelled_caught or frame is None:
+                await stream.close()
+                return
+            try:
+                request = decode_message(frame, max_size=limits.kad_max_message)
+            except DecodeError as exc:
+                raise RemoteProtocolError(
+                    f"{stream.what}: undecodable kad message: {exc}"
+                ) from None
+            self.requests_served += 1
+            with trio.move_on_after(limits.handler_timeout) as slow:
+                response = await handler(request, from_peer)
+            if slow.cancelled_caught:
+                log.warning("kad handler took over %ss for %s", limits.handler_timeout, peer)
+                await stream.reset()
+                return
+            if response is not None:
+                payload = encode_message(response, max_size=limits.kad_max_message)
+                with translate(stream.what), trio.fail_after(limits.request_timeout):
+                    await stream.write_frame(payload, limits.kad_max_message)
+
+    # ----------------------------------------------------------------- client
+
+    async def request(
+        self,
+        peer: PeerId | bytes,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        addrs: Sequence[str] = (),
+    ) -> Message:
+        """Send a kad request and return the response (of the same type).
+
+        Args:
+            peer: the peer (its :class:`PeerId` or binary id).
+            msg: the request.
+            timeout: for the whole exchange, dialling included (default
+                ``limits.request_timeout``).
+            addrs: addresses to dial if not connected (known ones are tried too).
+
+        Raises:
+            PeerUnreachable: the peer could not be dialled.
+            AdmissionRefused: the peer failed admission or refused us.
+            Timeout: no response in time.
+            ProtocolNotSupported: the peer does not serve ``/datanet/kad/1.0.0``.
+            RemoteProtocolError: junk, an oversized or wrongly-typed response.
+            NetworkError: the stream or connection broke (after one retry).
+            InvalidInput, RecordTooLarge: ``msg`` cannot be encoded.
+        """
+        response = await self._exchange(peer, msg, timeout, addrs, want_response=True)
+        assert response is not None
+        return response
+
+    async def send(
+        self,
+        peer: PeerId | bytes,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        addrs: Sequence[str] = (),
+    ) -> None:
+        """Send a kad message that has no response (``ADD_PROVIDER``).
+
+        Raises:
+            The same errors as :meth:`request`.
+        """
+        await self._exchange(peer, msg, timeout, addrs, want_response=False)
+
+    async def _exchange(
+        self,
+        peer_in: PeerId | bytes,
+        msg: Message,
+        timeout: float | None,
+        addrs: Sequence[str],
+        *,
+        want_response: bool,
+    ) -> Message | None:
+        from datanet.p2p.host import as_peer  # noqa: PLC0415
+
+        host = self._host
+        peer = as_peer(peer_in)
+        limits = host.limits
+        payload = encode_message(msg, max_size=limits.kad_max_message)
+        if addrs:
+            host.add_addrs(peer, addrs)
+        deadline = trio.current_time() + (timeout or limits.request_timeout)
+        channel = self._channels.setdefault(peer, _Channel())
+        what = f"kad {msg.type.name} to {peer}"
+        try:
+            with translate(what), trio.fail_at(deadline):
+                async with channel.lock:
+                    for attempt in (1, 2):
+                        reused = channel.stream is not None
+                        if channel.stream is None:
+                            await host._ensure_admitted(peer, deadline)
+                            channel.stream = await host._open_stream(peer, KAD_PROTOCOL)
+                            # the peer may have disconnected while we waited for the lock
+                            self._channels.setdefault(peer, channel)
+                        stream = channel.stream
+                        try:
+                            return await self._one(stream, payload, msg.type, want_response)
+                        except (StreamClosedByPeer, NetworkError) as exc:
+                            self._drop(channel, stream)
+                            if isinstance(exc, Timeout | RemoteProtocolError):
+                                raise
+                            if not reused or attempt == 2:
+                                raise
+                            log.debug("%s: stale stream (%s); retrying on a new one", what, exc)
+                        except BaseException:
+                            self._drop(channel, stream)
+                            raise
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            # Unreachable peers must not pile up channels (no disconnect event comes).
+            if (
+                channel.stream is None
+                and not channel.lock.locked()
+                and self._channels.get(peer) is channel
+            ):
+                del self._channels[peer]
+
+    async def _one(
+        self, stream: FramedStream, payload: bytes, mtype: MessageType, want_response: bool
+    ) -> Message | None:
+        limits = self._host.limits
+        await stream.write_frame(payload, limits.kad_max_message)
+        if not want_response:
+            return None
+        frame = await stream.read_frame(limits.kad_max_message)
+        if frame is None:
+            raise StreamClosedByPeer(f"{stream.what}: the peer closed the stream")
+        try:
+            response = decode_message(frame, max_size=limits.kad_max_message)
+        except DecodeError as exc:
+            raise RemoteProtocolError(f"{stream.what}: undecodable response: {exc}") from None
+        if response.type != mtype:
+            raise RemoteProtocolError(
+                f"{stream.what}: asked {mtype.name}, got a {response.type.name} response"
+            )
+        return response
+
+    def _drop(self, channel: _Channel, stream: FramedStream) -> None:
+        """Forget a stream whose state is unknown and reset it in the background."""
+        if channel.stream is stream:
+            channel.stream = None
+        self._host._spawn(stream.reset)
+
+    def _forget(self, peer: PeerId) -> None:
+        """The peer disconnected: its stream is dead."""
+        channel = self._channels.pop(peer, None)
+        if channel is not None and channel.stream is not None and not channel.lock.locked():
+            self._drop(channel, channel.stream)
+
+    def open_streams(self) -> int:
+        """How many long-lived outbound kad streams are open (for stats and tests)."""
+        return sum(1 for c in self._channels.values() if c.stream is not None)
