@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## run: install, then start the embedded local network of several organizations
 run: $(STAMP)
-	$(BIN)/datanet devnet --tour
+	$(BIN)/datanet devnet
 
 ## test: install, then every static check and the whole test suite
 test: $(STAMP) lint typecheck contracts unit

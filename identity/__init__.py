@@ -32,6 +32,7 @@ from identity.errors import (
     WrongPassphrase,
 )
 from identity.keys import KeyPair, OrgId, PeerId, verify_signature
+from identity.keystore import KeyType, load_key, read_key_info, save_key
 
 __all__ = [
     "CertificateError",
@@ -44,6 +45,7 @@ __all__ = [
     "ExpiredRecord",
     "InvalidInput",
     "KeyPair",
+    "KeyType",
     "KeystoreError",
     "MembershipCertificate",
     "OrgId",
@@ -62,9 +64,12 @@ __all__ = [
     "WrongPassphrase",
     "issue_certificate",
     "issue_revocation",
+    "load_key",
     "open_envelope",
     "parse_certificate",
     "parse_revocation",
+    "read_key_info",
+    "save_key",
     "seal",
     "verify_signature",
 ]

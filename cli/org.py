@@ -1,0 +1,250 @@
+"""``datanet org …``: organization root keys, certificates and revocations.
+
+Invariants: an org key is never replaced; serials only increase (the counter
+lives in ``orgs/<name>.toml`` and is saved before a certificate is written); a
+revocation list is cumulative and its sequence only increases.
+"""
+
+# Imports of identity/datanet inside commands are deliberate (fast start-up).
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.app import (
+    CliContext,
+    cli,
+    emit,
+    format_time,
+    json_option,
+    new_passphrase,
+    pass_app,
+    passphrase_file_option,
+    print_table,
+    unlock,
+    write_output_file,
+)
+
+__all__ = ["org"]
+
+_ROLES = ("publisher", "gateway", "requester", "admin")
+
+
+@cli.group()
+def org() -> None:
+    """Organizations: root keys, membership certificates, revocations."""
+
+
+@org.command("create")
+@click.argument("name")
+@passphrase_file_option
+@click.option("--no-passphrase", is_flag=True, help="Store the org key unencrypted without asking.")
+@json_option
+@pass_app
+def org_create(
+    app: CliContext, name: str, passphrase_file: Path | None, no_passphrase: bool
+) -> None:
+    """Create an organization root key NAME (a-z 0-9 . _ -) on this machine."""
+    from datanet.home import check_org_name
+
+    home = app.home()
+    check_org_name(name)
+    passphrase = new_passphrase(
+        passphrase_file, what=f"org {name} key", no_passphrase=no_passphrase
+    )
+    key = home.create_org(name, passphrase)
+    doc = {"name": name, "org": str(key.org_id), "key_encrypted": passphrase is not None}
+
+    def human() -> None:
+        click.echo(f"Created organization {name}: {key.org_id}")
+        click.echo(f"root key: {home.orgs_dir / (name + '.key')}")
+        if passphrase is None:
+            click.echo("note: the org key is stored unencrypted (mode 0600)", err=True)
+
+    emit(app, doc, human)
+
+
+@org.command("list")
+@json_option
+@pass_app
+def org_list(app: CliContext) -> None:
+    """List the organizations whose root keys live here."""
+    orgs = app.home().list_orgs()
+    doc = [
+        {
+            "name": o.name,
+            "org": str(o.org),
+            "key_encrypted": o.encrypted,
+            "next_serial": o.next_serial,
+            "issued": o.issued,
+            "revoked": sorted(o.revoked),
+            "revocation_sequence": o.revocation_sequence,
+        }
+        for o in orgs
+    ]
+    emit(
+        app,
+        doc,
+        lambda: print_table(
+            "",
+            ("name", "org id", "issued", "revoked", "key"),
+            (
+                (
+                    o.name,
+                    str(o.org),
+                    str(o.issued),
+                    str(len(o.revoked)),
+                    "encrypted" if o.encrypted else "plain",
+                )
+                for o in orgs
+            ),
+            empty="no organizations here (create one with `datanet org create NAME`)",
+        ),
+    )
+
+
+@org.command("issue")
+@click.option("--org", "org_name", required=True, metavar="NAME", help="The local org that signs.")
+@click.option(
+    "--node",
+    metavar="PEERID",
+    help="The node's peer id (12D3KooW…) [default: this node].",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(_ROLES),
+    help="A role to grant; repeat for several.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=365,
+    show_default=True,
+    help="Validity from now, in days.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to write the certificate [default: ./<org>-<serial>.cert].",
+)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@passphrase_file_option
+@json_option
+@pass_app
+def org_issue(
+    app: CliContext,
+    *,
+    org_name: str,
+    node: str | None,
+    roles: tuple[str, ...],
+    days: int,
+    out: Path | None,
+    force: bool,
+    passphrase_file: Path | None,
+) -> None:
+    """Issue a membership certificate of an org to a node.
+
+    The serial is the org's next one (remembered in orgs/NAME.toml). Give the
+    file to the node's operator: `datanet cert install FILE`.
+    """
+    from identity.certs import Role
+    from identity.keys import PeerId
+
+    home = app.home()
+    org_id = home.org_id(org_name)
+    peer = PeerId.parse(node) if node else home.node_peer_id()
+    if out is not None and out.exists() and not force:
+        from datanet.errors import InvalidInput
+
+        raise InvalidInput(f"{out} exists; refusing to overwrite it (use --force)")
+    key = unlock(lambda p: home.load_org(org_name, p), passphrase_file, what=f"org {org_name} key")
+    cert, raw = home.issue_certificate(
+        org_name, key, peer, [Role(r) for r in roles], now=app.now(), days=days
+    )
+    path = out if out is not None else Path(f"{org_name}-{cert.serial}.cert")
+    write_output_file(path, raw, force=force)
+    doc: dict[str, Any] = {
+        "org": str(org_id),
+        "org_name": org_name,
+        "node": str(peer),
+        "serial": cert.serial,
+        "roles": sorted(r.value for r in cert.roles),
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "file": str(path),
+    }
+
+    def human() -> None:
+        click.echo(
+            f"Issued certificate {cert.serial} of {org_name} to {peer}\n"
+            f"roles {', '.join(doc['roles'])}; valid until {format_time(cert.not_after)}\n"
+            f"written to {path}"
+        )
+
+    emit(app, doc, human)
+
+
+@org.command("revoke")
+@click.option("--org", "org_name", required=True, metavar="NAME", help="The local org that signs.")
+@click.argument("serials", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--reason", default="", help="Why (at most 256 characters), kept in the list.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the revocation list to FILE.",
+)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@passphrase_file_option
+@json_option
+@pass_app
+def org_revoke(
+    app: CliContext,
+    *,
+    org_name: str,
+    serials: tuple[int, ...],
+    reason: str,
+    out: Path | None,
+    force: bool,
+    passphrase_file: Path | None,
+) -> None:
+    """Revoke certificate SERIALS of an org.
+
+    Signs the org's cumulative revocation list with the next sequence number,
+    keeps it in orgs/NAME.rev, applies it to this node, and writes it to --out.
+    Other nodes apply it with `datanet trust add-revocation FILE`.
+    """
+    home = app.home()
+    home.org_id(org_name)
+    if out is not None and out.exists() and not force:
+        from datanet.errors import InvalidInput
+
+        raise InvalidInput(f"{out} exists; refusing to overwrite it (use --force)")
+    key = unlock(lambda p: home.load_org(org_name, p), passphrase_file, what=f"org {org_name} key")
+    rev, raw = home.revoke(org_name, key, serials, now=app.now(), reason=reason)
+    if out is not None:
+        write_output_file(out, raw, force=force)
+    path = out if out is not None else home.org_revocation_path(org_name)
+    doc = {
+        "org": str(rev.org),
+        "org_name": org_name,
+        "sequence": rev.sequence,
+        "revoked": sorted(rev.serials),
+        "reason": rev.reason,
+        "file": str(path),
+    }
+
+    def human() -> None:
+        click.echo(
+            f"Revocation list {rev.sequence} of {org_name} revokes serial(s) "
+            f"{', '.join(str(s) for s in sorted(rev.serials))}\nwritten to {path}"
+        )
+
+    emit(app, doc, human)

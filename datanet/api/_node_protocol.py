@@ -1,0 +1,172 @@
+"""What the control API needs from a node, as structural types.
+
+The HTTP layer is written against :class:`NodeAPI` only, never against the concrete
+``datanet.node.Node``, so that the real node plugs in unchanged and the HTTP layer's
+own unit tests can use a small in-memory implementation.
+
+Invariant: every member here is read-only (properties or methods), so frozen
+dataclasses satisfy the protocols structurally; nothing in this module imports the
+node, trio or libp2p.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from datanet.ids import DatasetId
+from identity.certs import MembershipCertificate
+from identity.keys import OrgId, PeerId
+
+__all__ = [
+    "DescriptorLike",
+    "HitLike",
+    "NodeAPI",
+    "PeerInfoLike",
+    "PublishResultLike",
+    "VerifiedDescriptorLike",
+]
+
+
+class PeerInfoLike(Protocol):
+    """A connected peer as the node sees it."""
+
+    @property
+    def peer_id(self) -> PeerId:
+        """The peer's id."""
+
+    @property
+    def addrs(self) -> Sequence[str]:
+        """Its known multiaddrs."""
+
+    @property
+    def org(self) -> OrgId | None:
+        """The organization of its admitted certificate, if any."""
+
+    @property
+    def latency(self) -> float | None:
+        """Last measured round trip in seconds, if measured."""
+
+
+class PublishResultLike(Protocol):
+    """The outcome of publishing one descriptor."""
+
+    @property
+    def dataset_id(self) -> DatasetId:
+        """The published dataset."""
+
+    @property
+    def sequence(self) -> int:
+        """The descriptor's sequence number."""
+
+    @property
+    def replicas(self) -> int:
+        """How many peers acknowledged storing it."""
+
+
+class DescriptorLike(Protocol):
+    """The parts of ``datanet.descriptor.Descriptor`` the API shows."""
+
+    @property
+    def dataset_id(self) -> DatasetId:
+        """The dataset this describes."""
+
+    @property
+    def sequence(self) -> int:
+        """Its monotonically increasing sequence number."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe rendering."""
+
+
+class VerifiedDescriptorLike(Protocol):
+    """``datanet.descriptor.VerifiedDescriptor``: a descriptor whose checks passed."""
+
+    @property
+    def descriptor(self) -> DescriptorLike:
+        """The decoded descriptor."""
+
+    @property
+    def certificate(self) -> MembershipCertificate:
+        """The publishing node's membership certificate."""
+
+    @property
+    def raw(self) -> bytes:
+        """The exact signed bytes."""
+
+
+class HitLike(Protocol):
+    """One catalog search result (``datanet.catalog.Hit``); every dataclass field is shown."""
+
+    @property
+    def dataset_id(self) -> str:
+        """The dataset found, ``dn://…`` text."""
+
+    @property
+    def title(self) -> str:
+        """Its title."""
+
+
+class NodeAPI(Protocol):
+    """The node operations the control API exposes."""
+
+    @property
+    def peer_id(self) -> PeerId:
+        """This node's peer id."""
+
+    @property
+    def org(self) -> OrgId | None:
+        """The organization of this node's certificate, if installed."""
+
+    def listen_addrs(self) -> list[str]:
+        """Full multiaddrs (with ``/p2p/``) the node listens on."""
+
+    def peers(self) -> Sequence[PeerInfoLike]:
+        """Connected peers."""
+
+    async def publish(self, raw: bytes) -> PublishResultLike:
+        """Verify, store and announce a signed descriptor.
+
+        Raises:
+            DatanetError: the descriptor is invalid, stale, or could not be stored.
+        """
+
+    async def resolve(
+        self, dataset_id: DatasetId, *, refresh: bool = False
+    ) -> VerifiedDescriptorLike:
+        """Find the newest valid descriptor for ``dataset_id``.
+
+        Raises:
+            NotFound: no valid descriptor was found.
+        """
+
+    def search(self, query: str, *, limit: int, offset: int) -> Sequence[HitLike]:
+        """Full-text search of the local catalog."""
+
+    async def routing_get(self, key: bytes) -> bytes:
+        """The best valid DHT value under ``key``.
+
+        Raises:
+            NotFound: no valid value was found.
+        """
+
+    async def routing_put(self, key: bytes, value: bytes) -> int:
+        """Store a validated value on the closest peers; returns the replica count."""
+
+    async def find_peer(self, peer: PeerId) -> list[str]:
+        """Known or discovered multiaddrs of ``peer``.
+
+        Raises:
+            NotFound: the peer could not be found.
+        """
+
+    async def find_providers(
+        self, key: bytes, count: int
+    ) -> Sequence[tuple[PeerId, Sequence[str]]]:
+        """Up to ``count`` providers of ``key`` with their addresses."""
+
+    def routing_stats(self) -> Mapping[str, Any]:
+        """Routing table and store statistics (JSON-safe values)."""
+
+    def status(self) -> Mapping[str, Any]:
+        """A summary of the node's state (JSON-safe values)."""

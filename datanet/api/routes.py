@@ -1,0 +1,665 @@
+"""The control API's endpoints: one table that is both the router and the spec.
+
+Each :class:`Operation` names its path, its request fields (a small subset of JSON
+Schema that the HTTP layer checks before calling the node), its response schema
+and its handler. :mod:`datanet.api.app` serves the table and
+:mod:`datanet.api.openapi` turns the very same table into the OpenAPI document, so
+the two cannot drift apart.
+
+Invariants:
+* Every endpoint is ``POST /api/v0/<path>`` (like Kubo's RPC API). JSON endpoints
+  take one JSON object (an empty body means ``{}``); ``publish`` takes the raw signed
+  descriptor file as ``application/octet-stream``.
+* A handler receives arguments that already passed :func:`check_args`: right
+  types, within bounds, no unknown fields. It raises only ``DatanetError``.
+* Responses are JSON-safe (:func:`jsonable`): ids as text, bytes as standard
+  base64, tuples as lists, no NaN.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import enum
+import math
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from datanet.api._node_protocol import NodeAPI
+from datanet.api.errors import InvalidRequest
+from datanet.config import SETTINGS, Config, ConfigFile
+from datanet.ids import DatasetId
+from identity.certs import MembershipCertificate
+from identity.keys import OrgId, PeerId
+from routing.records import MAX_KEY_SIZE
+
+__all__ = [
+    "API_PREFIX",
+    "OPERATIONS",
+    "ApiContext",
+    "Field",
+    "Operation",
+    "check_args",
+    "jsonable",
+]
+
+API_PREFIX = "/api/v0"
+_MAX_JSON_DEPTH = 8
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        return version("datanet")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+@dataclass
+class ApiContext:
+    """Everything a handler may use: the node, the config file, the stop switch."""
+
+    node: NodeAPI
+    config_file: ConfigFile
+    running_config: Config
+    request_stop: Callable[[], None]
+    token: str
+    started_monotonic: float = field(default_factory=time.monotonic)
+    version: str = field(default_factory=_version)
+    pid: int = field(default_factory=os.getpid)
+    api_url: str = ""
+
+    @property
+    def max_body_bytes(self) -> int:
+        """``api.max_body_bytes`` of the running config."""
+        return self.running_config.api_max_body_bytes
+
+    @property
+    def request_timeout(self) -> float:
+        """``api.request_timeout`` of the running config."""
+        return self.running_config.api_request_timeout
+
+
+# --- request fields -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a JSON request body.
+
+    ``schema`` uses only ``type`` (string, integer, boolean; absent = any JSON),
+    ``minLength``/``maxLength`` and ``minimum``/``maximum``; :func:`check_args`
+    enforces exactly those, and the OpenAPI document publishes them.
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    help: str
+    required: bool = False
+    default: Any = None
+
+
+def _string(max_length: int, min_length: int = 0, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": min_length, "maxLength": max_length}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return schema
+
+
+# Anchored patterns in the common subset of ECMA-262 and Python regexes. They catch
+# the obvious mistakes early and make the published schema precise; the full
+# grammar is still checked by the parsers (DatasetId.parse, PeerId.parse…).
+_B58 = "[1-9A-HJ-NP-Za-km-z]"
+DATASET_ID_PATTERN = f"^dn://did:key:z{_B58}+/[a-z0-9][a-z0-9._/-]*$"
+PEER_ID_PATTERN = f"^12D3KooW{_B58}+$"
+DHT_KEY_PATTERN = "^/[A-Za-z0-9._-]+/.+$"
+BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
+
+
+def _integer(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+
+
+def _depth(value: Any, limit: int) -> int:
+    if limit <= 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
+def check_args(fields: Sequence[Field], body: Any) -> dict[str, Any]:
+    """Check a decoded JSON body against ``fields``; fill in defaults.
+
+    Raises:
+        InvalidRequest: not an object, an unknown or missing field, a value of the
+            wrong type or out of bounds. The message names the field.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    by_name = {f.name: f for f in fields}
+    unknown = [k for k in body if k not in by_name]
+    if unknown:
+        takes = ", ".join(by_name) or "no fields"
+        raise InvalidRequest(f"unknown field {unknown[0][:40]!r}; this endpoint takes {takes}")
+    out: dict[str, Any] = {}
+    for f in fields:
+        if f.name not in body:
+            if f.required:
+                raise InvalidRequest(f"missing required field {f.name!r}")
+            out[f.name] = f.default
+            continue
+        value = body[f.name]
+        kind = f.schema.get("type")
+        if kind == "string":
+            if not isinstance(value, str):
+                raise InvalidRequest(f"{f.name!r} must be a string")
+            if not f.schema.get("minLength", 0) <= len(value) <= f.schema["maxLength"]:
+                raise InvalidRequest(
+                    f"{f.name!r} must be {f.schema.get('minLength', 0)} to "
+                    f"{f.schema['maxLength']} characters"
+                )
+            pattern = f.schema.get("pattern")
+            if pattern is not None and not re.search(pattern, value):
+                raise InvalidRequest(f"{f.name!r} must match {pattern}")
+        elif kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidRequest(f"{f.name!r} must be an integer")
+            if not f.schema["minimum"] <= value <= f.schema["maximum"]:
+                raise InvalidRequest(
+                    f"{f.name!r} must be between {f.schema['minimum']} and {f.schema['maximum']}"
+                )
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                raise InvalidRequest(f"{f.name!r} must be true or false")
+        elif _depth(value, _MAX_JSON_DEPTH + 1) > _MAX_JSON_DEPTH:
+            raise InvalidRequest(f"{f.name!r} is nested too deeply")
+        out[f.name] = value
+    return out
+
+
+# --- JSON rendering -----------------------------------------------------------------
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value``.
+
+    Names (peer, org, dataset ids) become their text, bytes standard base64,
+    dataclasses and mappings objects, sequences and sets lists, enums their value,
+    and non-finite floats ``null``. Anything else becomes its ``str``.
+    """
+    if _depth > 32:
+        return None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, PeerId | OrgId | DatasetId):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value, _depth + 1)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted((jsonable(v, _depth + 1) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [jsonable(v, _depth + 1) for v in value]
+    return str(value)
+
+
+def _b64decode(name: str, text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidRequest(f"{name!r} must be standard base64") from None
+
+
+def _dht_key(text: str) -> bytes:
+    key = text.encode("utf-8")
+    if len(key) > MAX_KEY_SIZE:
+        raise InvalidRequest(f"'key' is {len(key)} bytes; the limit is {MAX_KEY_SIZE}")
+    return key
+
+
+def certificate_json(cert: MembershipCertificate) -> dict[str, Any]:
+    """The JSON form of a membership certificate, as the API shows it."""
+    return {
+        "org": str(cert.org),
+        "org_name": cert.org_name,
+        "node": str(cert.node),
+        "roles": sorted(r.value for r in cert.roles),
+        "serial": cert.serial,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+    }
+
+
+# --- handlers -----------------------------------------------------------------------
+
+Handler = Callable[[ApiContext, dict[str, Any], bytes], Awaitable[dict[str, Any]]]
+
+
+async def _id(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    node = ctx.node
+    return {
+        "peer_id": str(node.peer_id),
+        "org": None if node.org is None else str(node.org),
+        "addrs": list(node.listen_addrs()),
+        "agent": f"datanet/{ctx.version}",
+    }
+
+
+async def _peers(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    peers = []
+    for info in ctx.node.peers():
+        latency = info.latency
+        peers.append(
+            {
+                "peer_id": str(info.peer_id),
+                "addrs": list(info.addrs),
+                "org": None if info.org is None else str(info.org),
+                "latency_ms": None
+                if latency is None or not math.isfinite(latency)
+                else round(latency * 1000, 3),
+            }
+        )
+    return {"peers": peers}
+
+
+async def _publish(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("the body must be the signed descriptor file (.dnd bytes)")
+    result = await ctx.node.publish(body)
+    return {
+        "dataset_id": str(result.dataset_id),
+        "sequence": result.sequence,
+        "replicas": result.replicas,
+    }
+
+
+async def _resolve(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    dataset_id = DatasetId.parse(args["id"])
+    verified = await ctx.node.resolve(dataset_id, refresh=args["refresh"])
+    descriptor = verified.descriptor
+    return {
+        "dataset_id": str(descriptor.dataset_id),
+        "sequence": descriptor.sequence,
+        "descriptor": jsonable(descriptor.to_json()),
+        "certificate": certificate_json(verified.certificate),
+        "raw": base64.b64encode(verified.raw).decode("ascii"),
+    }
+
+
+async def _search(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    hits = ctx.node.search(args["query"], limit=args["limit"], offset=args["offset"])
+    return {
+        "query": args["query"],
+        "limit": args["limit"],
+        "offset": args["offset"],
+        "hits": [jsonable(hit) for hit in hits],
+    }
+
+
+async def _routing_get(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    value = await ctx.node.routing_get(_dht_key(args["key"]))
+    return {"key": args["key"], "value": base64.b64encode(value).decode("ascii")}
+
+
+async def _routing_put(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    key = _dht_key(args["key"])
+    value = _b64decode("value", args["value"])
+    replicas = await ctx.node.routing_put(key, value)
+    return {"key": args["key"], "replicas": replicas}
+
+
+async def _routing_findpeer(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    peer = PeerId.parse(args["peer"])
+    addrs = await ctx.node.find_peer(peer)
+    return {"peer_id": str(peer), "addrs": list(addrs)}
+
+
+async def _routing_findprovs(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    providers = await ctx.node.find_providers(_dht_key(args["key"]), args["count"])
+    return {
+        "key": args["key"],
+        "providers": [{"peer_id": str(p), "addrs": list(addrs)} for p, addrs in providers],
+    }
+
+
+async def _routing_stats(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {"stats": jsonable(ctx.node.routing_stats())}
+
+
+async def _config_show(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    on_disk = ctx.config_file.read()
+    return {
+        "path": str(ctx.config_file.path),
+        "config": on_disk.to_mapping(),
+        "restart_required": on_disk != ctx.running_config,
+    }
+
+
+async def _config_set(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    new = ctx.config_file.set(args["key"], args["value"])
+    value = new[args["key"]]
+    return {
+        "key": args["key"],
+        "value": list(value) if isinstance(value, tuple) else value,
+        "restart_required": new != ctx.running_config,
+    }
+
+
+async def _node_status(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    node = ctx.node
+    return {
+        "peer_id": str(node.peer_id),
+        "org": None if node.org is None else str(node.org),
+        "version": ctx.version,
+        "pid": ctx.pid,
+        "uptime_s": round(time.monotonic() - ctx.started_monotonic, 3),
+        "api_url": ctx.api_url,
+        "peers": len(node.peers()),
+        "node": jsonable(node.status()),
+    }
+
+
+async def _node_stop(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    ctx.request_stop()
+    return {"stopping": True}
+
+
+# --- the table ----------------------------------------------------------------------
+
+_TEXT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+_PEER_ID: dict[str, Any] = {"type": "string", "description": "peer id, 12D3KooW…"}
+_ORG_OR_NULL: dict[str, Any] = {"type": ["string", "null"], "description": "did:key:z6Mk…"}
+
+
+def _object(properties: Mapping[str, Any], *, extra: bool = False) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(properties),
+        "properties": dict(properties),
+        "additionalProperties": extra,
+    }
+
+
+_CERTIFICATE = _object(
+    {
+        "org": {"type": "string"},
+        "org_name": {"type": "string"},
+        "node": _PEER_ID,
+        "roles": _TEXT_LIST,
+        "serial": {"type": "integer"},
+        "not_before": {"type": "integer"},
+        "not_after": {"type": "integer"},
+    }
+)
+
+_KEY_FIELD = Field(
+    "key",
+    _string(MAX_KEY_SIZE, 4, DHT_KEY_PATTERN),
+    "DHT key as text, e.g. /dn/did:key:z6Mk…/name",
+    True,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: ``POST {API_PREFIX}{path}``."""
+
+    path: str
+    summary: str
+    handler: Handler
+    response: Mapping[str, Any]
+    fields: tuple[Field, ...] = ()
+    body: Literal["json", "octet-stream"] = "json"
+    tag: str = "node"
+    description: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        """A stable OpenAPI operationId (``routing_findprovs``)."""
+        return self.path.strip("/").replace("/", "_")
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "/id",
+        "This node's identity and addresses",
+        _id,
+        _object(
+            {
+                "peer_id": _PEER_ID,
+                "org": _ORG_OR_NULL,
+                "addrs": _TEXT_LIST,
+                "agent": {"type": "string"},
+            }
+        ),
+    ),
+    Operation(
+        "/peers",
+        "Connected peers",
+        _peers,
+        _object(
+            {
+                "peers": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "peer_id": _PEER_ID,
+                            "addrs": _TEXT_LIST,
+                            "org": _ORG_OR_NULL,
+                            "latency_ms": {"type": ["number", "null"]},
+                        }
+                    ),
+                }
+            }
+        ),
+    ),
+    Operation(
+        "/publish",
+        "Publish a signed descriptor",
+        _publish,
+        _object(
+            {
+                "dataset_id": {"type": "string"},
+                "sequence": {"type": "integer"},
+                "replicas": {"type": "integer"},
+            }
+        ),
+        body="octet-stream",
+        tag="datasets",
+        description="The body is the signed descriptor file exactly as `datanet descriptor "
+        "sign` wrote it (Content-Type: application/octet-stream). The node verifies it, "
+        "stores it in its catalog and on the closest peers, and answers with the replica count.",
+    ),
+    Operation(
+        "/resolve",
+        "Resolve a dataset id to its newest valid descriptor",
+        _resolve,
+        _object(
+            {
+                "dataset_id": {"type": "string"},
+                "sequence": {"type": "integer"},
+                "descriptor": {"type": "object"},
+                "certificate": _CERTIFICATE,
+                "raw": {"type": "string", "description": "the signed bytes, base64"},
+            }
+        ),
+        fields=(
+            Field(
+                "id",
+                _string(400, 1, DATASET_ID_PATTERN),
+                "dataset id, dn://did:key:z6Mk…/name",
+                True,
+            ),
+            Field(
+                "refresh",
+                _BOOLEAN,
+                "ask the network even if the catalog holds a copy",
+                False,
+                False,
+            ),
+        ),
+        tag="datasets",
+    ),
+    Operation(
+        "/search",
+        "Full-text search of the local catalog",
+        _search,
+        _object(
+            {
+                "query": {"type": "string"},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"},
+                "hits": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["dataset_id", "title"],
+                        "properties": {
+                            "dataset_id": {"type": "string"},
+                            "title": {"type": "string"},
+                            "org": {"type": "string"},
+                            "sequence": {"type": "integer"},
+                            "modified": {"type": "integer"},
+                            "keywords": _TEXT_LIST,
+                            "description": {"type": "string"},
+                            "score": {"type": ["number", "null"]},
+                        },
+                    },
+                },
+            }
+        ),
+        fields=(
+            Field("query", _string(1024), "words to find; empty lists the newest", False, ""),
+            Field("limit", _integer(1, 100), "most hits to return", False, 20),
+            Field("offset", _integer(0, 10_000), "hits to skip", False, 0),
+        ),
+        tag="datasets",
+    ),
+    Operation(
+        "/routing/get",
+        "Get the best valid DHT value under a key",
+        _routing_get,
+        _object({"key": {"type": "string"}, "value": {"type": "string"}}),
+        fields=(_KEY_FIELD,),
+        tag="routing",
+    ),
+    Operation(
+        "/routing/put",
+        "Validate a value and store it on the closest peers",
+        _routing_put,
+        _object({"key": {"type": "string"}, "replicas": {"type": "integer"}}),
+        fields=(
+            _KEY_FIELD,
+            Field("value", _string(32_768, 1, BASE64_PATTERN), "the value, standard base64", True),
+        ),
+        tag="routing",
+    ),
+    Operation(
+        "/routing/findpeer",
+        "Find a peer's addresses",
+        _routing_findpeer,
+        _object({"peer_id": _PEER_ID, "addrs": _TEXT_LIST}),
+        fields=(Field("peer", _string(80, 1, PEER_ID_PATTERN), "peer id, 12D3KooW…", True),),
+        tag="routing",
+    ),
+    Operation(
+        "/routing/findprovs",
+        "Find providers of a key",
+        _routing_findprovs,
+        _object(
+            {
+                "key": {"type": "string"},
+                "providers": {
+                    "type": "array",
+                    "items": _object({"peer_id": _PEER_ID, "addrs": _TEXT_LIST}),
+                },
+            }
+        ),
+        fields=(_KEY_FIELD, Field("count", _integer(1, 100), "most providers", False, 20)),
+        tag="routing",
+    ),
+    Operation(
+        "/routing/stats",
+        "Routing table and store statistics",
+        _routing_stats,
+        _object({"stats": {"type": "object"}}),
+        tag="routing",
+    ),
+    Operation(
+        "/config/show",
+        "The config file's settings",
+        _config_show,
+        _object(
+            {
+                "path": {"type": "string"},
+                "config": {"type": "object"},
+                "restart_required": {"type": "boolean"},
+            }
+        ),
+        tag="config",
+        description="`restart_required` is true when the file differs from the settings the "
+        "node is running with.",
+    ),
+    Operation(
+        "/config/set",
+        "Change one setting in the config file",
+        _config_set,
+        _object({"key": {"type": "string"}, "value": {}, "restart_required": {"type": "boolean"}}),
+        fields=(
+            Field(
+                "key",
+                _string(64, 1),
+                "dotted key: " + ", ".join(s.key for s in SETTINGS),
+                True,
+            ),
+            Field("value", {}, "new value (typed JSON, or text as on the command line)", True),
+        ),
+        tag="config",
+        description="The file is checked and replaced atomically; the node applies it on restart.",
+    ),
+    Operation(
+        "/node/status",
+        "Node status",
+        _node_status,
+        _object(
+            {
+                "peer_id": _PEER_ID,
+                "org": _ORG_OR_NULL,
+                "version": {"type": "string"},
+                "pid": {"type": "integer"},
+                "uptime_s": {"type": "number"},
+                "api_url": {"type": "string"},
+                "peers": {"type": "integer"},
+                "node": {"type": "object"},
+            }
+        ),
+    ),
+    Operation(
+        "/node/stop",
+        "Stop the daemon cleanly",
+        _node_stop,
+        _object({"stopping": {"type": "boolean"}}),
+        description="Answers first, then shuts the node down as on SIGTERM.",
+    ),
+)

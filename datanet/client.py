@@ -1,0 +1,738 @@
+"""Python client of a datanet daemon's control API: :class:`Client` and :class:`AsyncClient`.
+
+Example::
+
+    from datanet.client import Client
+
+    with Client() as dn:                      # reads api.url and api.token from the data dir
+        found = dn.resolve("dn://did:key:z6Mk…/weather/daily")
+        print(found.descriptor["title"], found.sequence)
+
+Both clients have the same methods (the async one's are coroutines) and return
+the same frozen dataclasses. Errors come back as the very ``DatanetError``
+subclass the daemon raised (``NotFound``, ``StaleRecord``, ``ConfigError``…),
+chosen by the error body's ``code``; :class:`~datanet.api.errors.DaemonUnreachable`
+means nothing answered.
+
+Invariants:
+* This module imports httpx and light datanet modules only (never trio, libp2p or
+  starlette), so command-line tools that use it start fast.
+* Every request carries the bearer token; a missing token file is reported
+  before any request is sent.
+* No httpx exception escapes: connection failures become ``DaemonUnreachable``,
+  timeouts ``Timeout``, other transport errors ``NetworkError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import httpx
+
+import datanet.config  # also loads ConfigError so error codes map back to it
+import datanet.ids  # loads UnknownAlias so error codes map back to it
+from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for
+from datanet.errors import DatanetError, NetworkError, Timeout
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "CertificateInfo",
+    "Client",
+    "ConfigChange",
+    "ConfigView",
+    "NodeInfo",
+    "NodeStatus",
+    "PeerInfo",
+    "ProviderInfo",
+    "PublishResult",
+    "Resolved",
+    "SearchHit",
+    "api_endpoint",
+]
+
+DEFAULT_TIMEOUT = 60.0
+_MAX_TOKEN_FILE = 4096
+T = TypeVar("T")
+
+
+# --- results ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """``id``: the node's identity."""
+
+    peer_id: str
+    org: str | None
+    addrs: tuple[str, ...]
+    agent: str
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """One connected peer; ``latency_ms`` is ``None`` until measured."""
+
+    peer_id: str
+    addrs: tuple[str, ...]
+    org: str | None
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """``publish``: what was stored and on how many peers."""
+
+    dataset_id: str
+    sequence: int
+    replicas: int
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """The publishing node's membership certificate, as the daemon verified it."""
+
+    org: str
+    org_name: str
+    node: str
+    roles: tuple[str, ...]
+    serial: int
+    not_before: int
+    not_after: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """``resolve``: the newest valid descriptor.
+
+    ``raw`` is the signed envelope, so a caller that does not trust its daemon can
+    verify it again with ``datanet.descriptor.verify_descriptor``.
+    """
+
+    dataset_id: str
+    sequence: int
+    descriptor: Mapping[str, Any]
+    certificate: CertificateInfo
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One catalog hit; ``fields`` holds everything the catalog returned for it."""
+
+    dataset_id: str
+    title: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """``find_providers``: a peer that provides a key."""
+
+    peer_id: str
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """``config_show``: the config file and whether the node runs something else."""
+
+    path: str
+    config: Mapping[str, Mapping[str, Any]]
+    restart_required: bool
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """``config_set``: the value written (canonical form)."""
+
+    key: str
+    value: Any
+    restart_required: bool
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """``status``: a summary of the running daemon; ``node`` is the node's own report."""
+
+    peer_id: str
+    org: str | None
+    version: str
+    pid: int
+    uptime_s: float
+    api_url: str
+    peers: int
+    node: Mapping[str, Any]
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+def _bad(what: str) -> ApiError:
+    return ApiError(f"the daemon sent a malformed {what} response")
+
+
+def _get(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+        raise _bad(f"{name!r} in the")
+    return value
+
+
+def _texts(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    values = _get(doc, name, list)
+    if not all(isinstance(v, str) for v in values):
+        raise _bad(name)
+    return tuple(values)
+
+
+def _opt_text(doc: Mapping[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _bad(name)
+    return value
+
+
+def _node_info(doc: Mapping[str, Any]) -> NodeInfo:
+    return NodeInfo(
+        _get(doc, "peer_id", str),
+        _opt_text(doc, "org"),
+        _texts(doc, "addrs"),
+        _get(doc, "agent", str),
+    )
+
+
+def _peers(doc: Mapping[str, Any]) -> list[PeerInfo]:
+    out = []
+    for item in _get(doc, "peers", list):
+        if not isinstance(item, dict):
+            raise _bad("peers")
+        latency = item.get("latency_ms")
+        if latency is not None and (
+            isinstance(latency, bool) or not isinstance(latency, int | float)
+        ):
+            raise _bad("latency_ms")
+        out.append(
+            PeerInfo(
+                _get(item, "peer_id", str),
+                _texts(item, "addrs"),
+                _opt_text(item, "org"),
+                None if latency is None else float(latency),
+            )
+        )
+    return out
+
+
+def _publish(doc: Mapping[str, Any]) -> PublishResult:
+    return PublishResult(
+        _get(doc, "dataset_id", str), _get(doc, "sequence", int), _get(doc, "replicas", int)
+    )
+
+
+def _b64(doc: Mapping[str, Any], name: str) -> bytes:
+    try:
+        return base64.b64decode(_get(doc, name, str), validate=True)
+    except binascii.Error:
+        raise _bad(name) from None
+
+
+def _resolved(doc: Mapping[str, Any]) -> Resolved:
+    cert = _get(doc, "certificate", dict)
+    return Resolved(
+        dataset_id=_get(doc, "dataset_id", str),
+        sequence=_get(doc, "sequence", int),
+        descriptor=_get(doc, "descriptor", dict),
+        certificate=CertificateInfo(
+            org=_get(cert, "org", str),
+            org_name=_get(cert, "org_name", str),
+            node=_get(cert, "node", str),
+            roles=_texts(cert, "roles"),
+            serial=_get(cert, "serial", int),
+            not_before=_get(cert, "not_before", int),
+            not_after=_get(cert, "not_after", int),
+        ),
+        raw=_b64(doc, "raw"),
+    )
+
+
+def _hits(doc: Mapping[str, Any]) -> list[SearchHit]:
+    out = []
+    for item in _get(doc, "hits", list):
+        if not isinstance(item, dict):
+            raise _bad("hits")
+        title = item.get("title", "")
+        out.append(
+            SearchHit(_get(item, "dataset_id", str), title if isinstance(title, str) else "", item)
+        )
+    return out
+
+
+def _providers(doc: Mapping[str, Any]) -> list[ProviderInfo]:
+    out = []
+    for item in _get(doc, "providers", list):
+        if not isinstance(item, dict):
+            raise _bad("providers")
+        out.append(ProviderInfo(_get(item, "peer_id", str), _texts(item, "addrs")))
+    return out
+
+
+def _status(doc: Mapping[str, Any]) -> NodeStatus:
+    return NodeStatus(
+        peer_id=_get(doc, "peer_id", str),
+        org=_opt_text(doc, "org"),
+        version=_get(doc, "version", str),
+        pid=_get(doc, "pid", int),
+        uptime_s=float(_get(doc, "uptime_s", (int, float))),
+        api_url=_get(doc, "api_url", str),
+        peers=_get(doc, "peers", int),
+        node=_get(doc, "node", dict),
+    )
+
+
+def _key_text(key: str | bytes) -> str:
+    if isinstance(key, bytes):
+        try:
+            return key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatanetError("DHT keys are sent as UTF-8 text") from None
+    return key
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    """One API call: where, what, and how to read the answer."""
+
+    path: str
+    parse: Callable[[Mapping[str, Any]], T]
+    json_body: Mapping[str, Any] | None = None
+    content: bytes | None = None
+
+
+class _Calls:
+    """The calls, shared by the sync and the async client."""
+
+    @staticmethod
+    def id() -> _Call[NodeInfo]:
+        return _Call("/id", _node_info)
+
+    @staticmethod
+    def peers() -> _Call[list[PeerInfo]]:
+        return _Call("/peers", _peers)
+
+    @staticmethod
+    def publish(data: bytes) -> _Call[PublishResult]:
+        return _Call("/publish", _publish, content=bytes(data))
+
+    @staticmethod
+    def resolve(dataset_id: object, refresh: bool) -> _Call[Resolved]:
+        return _Call("/resolve", _resolved, {"id": str(dataset_id), "refresh": refresh})
+
+    @staticmethod
+    def search(query: str, limit: int, offset: int) -> _Call[list[SearchHit]]:
+        return _Call("/search", _hits, {"query": query, "limit": limit, "offset": offset})
+
+    @staticmethod
+    def routing_get(key: str | bytes) -> _Call[bytes]:
+        return _Call("/routing/get", lambda d: _b64(d, "value"), {"key": _key_text(key)})
+
+    @staticmethod
+    def routing_put(key: str | bytes, value: bytes) -> _Call[int]:
+        body = {"key": _key_text(key), "value": base64.b64encode(value).decode("ascii")}
+        return _Call("/routing/put", lambda d: int(_get(d, "replicas", int)), body)
+
+    @staticmethod
+    def find_peer(peer: object) -> _Call[list[str]]:
+        return _Call("/routing/findpeer", lambda d: list(_texts(d, "addrs")), {"peer": str(peer)})
+
+    @staticmethod
+    def find_providers(key: str | bytes, count: int) -> _Call[list[ProviderInfo]]:
+        return _Call("/routing/findprovs", _providers, {"key": _key_text(key), "count": count})
+
+    @staticmethod
+    def routing_stats() -> _Call[dict[str, Any]]:
+        return _Call("/routing/stats", lambda d: dict(_get(d, "stats", dict)))
+
+    @staticmethod
+    def config_show() -> _Call[ConfigView]:
+        return _Call(
+            "/config/show",
+            lambda d: ConfigView(
+                _get(d, "path", str), _get(d, "config", dict), _get(d, "restart_required", bool)
+            ),
+        )
+
+    @staticmethod
+    def config_set(key: str, value: object) -> _Call[ConfigChange]:
+        return _Call(
+            "/config/set",
+            lambda d: ConfigChange(
+                _get(d, "key", str), d.get("value"), _get(d, "restart_required", bool)
+            ),
+            {"key": key, "value": value},
+        )
+
+    @staticmethod
+    def status() -> _Call[NodeStatus]:
+        return _Call("/node/status", _status)
+
+    @staticmethod
+    def stop() -> _Call[bool]:
+        return _Call("/node/stop", lambda d: bool(d.get("stopping")))
+
+
+# --- connection settings ------------------------------------------------------------
+
+
+def _read_small(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_TOKEN_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DaemonUnreachable(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > _MAX_TOKEN_FILE:
+        raise DaemonUnreachable(f"{path} is not a datanet API file (too large)")
+    return data.decode("utf-8", "replace").strip() or None
+
+
+def api_endpoint(
+    data_dir: str | Path | None = None,
+    *,
+    base_url: str | None = None,
+    token: str | None = None,
+) -> tuple[str, str]:
+    """The API URL and token to use: explicit values, else the data directory's files.
+
+    The URL is ``<data_dir>/api.url`` (written by the running daemon), else
+    ``api.address`` from the data directory's config file. The token is
+    ``<data_dir>/api.token``. ``data_dir`` defaults as everywhere (``$DATANET_HOME``,
+    then the platform's user data directory).
+
+    Raises:
+        DaemonUnreachable: no token was given and the data directory has none
+            (the daemon is not running there).
+        ConfigError: the config file is invalid.
+    """
+    if base_url is not None and token is not None:
+        return base_url.rstrip("/"), token
+    from datanet.home import resolve_data_dir  # noqa: PLC0415 - only when needed
+
+    directory = resolve_data_dir(data_dir)
+    if base_url is None:
+        base_url = _read_small(directory / datanet.config.API_URL_FILE)
+    if base_url is None:
+        config = datanet.config.load_config(directory / datanet.config.CONFIG_FILE_NAME)
+        host, port = config.api_host_port
+        base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if token is None:
+        token = _read_small(directory / datanet.config.TOKEN_FILE)
+        if token is None:
+            raise DaemonUnreachable(
+                f"no API token in {directory} (is the daemon running? start it with "
+                "`datanet node start`)"
+            )
+    return base_url.rstrip("/"), token
+
+
+def _error_from(response: httpx.Response) -> DatanetError:
+    try:
+        doc = response.json()
+        error = doc["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return ApiError(f"the daemon answered HTTP {response.status_code} without a JSON error")
+    cls = error_class_for(code)
+    try:
+        exc = cls(message)
+    except TypeError:  # a class with a custom constructor
+        exc = ApiError(message)
+    if type(exc).__dict__.get("code") != code:
+        exc.code = code
+    return exc
+
+
+def _parse(call: _Call[T], response: httpx.Response) -> T:
+    if response.status_code != 200:
+        raise _error_from(response)
+    try:
+        doc = response.json()
+    except (ValueError, UnicodeDecodeError):
+        raise _bad("non-JSON") from None
+    if not isinstance(doc, dict):
+        raise _bad(call.path)
+    return call.parse(doc)
+
+
+def _transport_error(exc: httpx.HTTPError, url: str) -> DatanetError:
+    if isinstance(exc, httpx.ConnectError):
+        return DaemonUnreachable(
+            f"no datanet daemon answers at {url} (start one with `datanet node start`)"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout(f"the daemon at {url} did not answer in time")
+    return NetworkError(f"talking to the daemon at {url} failed: {exc}")
+
+
+def _request_kwargs(call: _Call[Any]) -> dict[str, Any]:
+    if call.content is not None:
+        return {
+            "content": call.content,
+            "headers": {"content-type": "application/octet-stream"},
+        }
+    return {
+        "content": json.dumps(call.json_body or {}).encode("utf-8"),
+        "headers": {"content-type": "application/json"},
+    }
+
+
+class _Settings:
+    def __init__(
+        self,
+        data_dir: str | Path | None,
+        base_url: str | None,
+        token: str | None,
+    ) -> None:
+        self.base_url, self.token = api_endpoint(data_dir, base_url=base_url, token=token)
+        self.headers = {"authorization": f"Bearer {self.token}", "accept": "application/json"}
+        # Certificates are verified for https URLs. For plain http (the loopback default)
+        # there is nothing to verify, and skipping the CA bundle saves ~150 ms per start.
+        self.tls = self.base_url.startswith("https://")
+
+
+# --- the clients --------------------------------------------------------------------
+
+
+class Client:
+    """Synchronous client of a datanet daemon.
+
+    Args:
+        data_dir: where to read ``api.url``/``api.token`` (default: as everywhere).
+        base_url: the API URL, e.g. ``http://127.0.0.1:5080`` (default: from the data dir).
+        token: the bearer token (default: from the data dir).
+        timeout: seconds to wait for an answer.
+        transport: an httpx transport (tests: ``httpx.MockTransport``).
+
+    Raises:
+        DaemonUnreachable: no token given and none in the data directory.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        s = _Settings(data_dir, base_url, token)
+        self.base_url = s.base_url
+        self._http = httpx.Client(
+            base_url=s.base_url + "/api/v0",
+            headers=s.headers,
+            timeout=timeout,
+            transport=transport,
+            verify=s.tls,
+        )
+
+    def _run(self, call: _Call[T]) -> T:
+        try:
+            response = self._http.post(call.path, **_request_kwargs(call))
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
+        return _parse(call, response)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def id(self) -> NodeInfo:
+        """The node's peer id, organization and addresses."""
+        return self._run(_Calls.id())
+
+    def peers(self) -> list[PeerInfo]:
+        """Connected peers."""
+        return self._run(_Calls.peers())
+
+    def publish(self, data: bytes) -> PublishResult:
+        """Publish a signed descriptor (the bytes of a ``.dnd`` file).
+
+        Raises:
+            DecodeError, VerificationError, StaleRecord: the daemon refused it.
+        """
+        return self._run(_Calls.publish(data))
+
+    def resolve(self, dataset_id: object, *, refresh: bool = False) -> Resolved:
+        """The newest valid descriptor of ``dataset_id`` (``dn://…`` text or a DatasetId).
+
+        Raises:
+            NotFound: no valid descriptor was found.
+            DecodeError: ``dataset_id`` is malformed.
+        """
+        return self._run(_Calls.resolve(dataset_id, refresh))
+
+    def search(self, query: str = "", *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        """Full-text search of the node's catalog."""
+        return self._run(_Calls.search(query, limit, offset))
+
+    def routing_get(self, key: str | bytes) -> bytes:
+        """The best valid DHT value under ``key``.
+
+        Raises:
+            NotFound: no valid value was found.
+        """
+        return self._run(_Calls.routing_get(key))
+
+    def routing_put(self, key: str | bytes, value: bytes) -> int:
+        """Store a value on the closest peers; returns how many acknowledged it."""
+        return self._run(_Calls.routing_put(key, value))
+
+    def find_peer(self, peer: object) -> list[str]:
+        """The multiaddrs of ``peer`` (``12D3KooW…`` text or a PeerId)."""
+        return self._run(_Calls.find_peer(peer))
+
+    def find_providers(self, key: str | bytes, count: int = 20) -> list[ProviderInfo]:
+        """Up to ``count`` providers of ``key``."""
+        return self._run(_Calls.find_providers(key, count))
+
+    def routing_stats(self) -> dict[str, Any]:
+        """Routing table and store statistics."""
+        return self._run(_Calls.routing_stats())
+
+    def config_show(self) -> ConfigView:
+        """The daemon's config file."""
+        return self._run(_Calls.config_show())
+
+    def config_set(self, key: str, value: object) -> ConfigChange:
+        """Change one setting in the daemon's config file (applied on restart).
+
+        Raises:
+            ConfigError: unknown key or refused value; the file is unchanged.
+        """
+        return self._run(_Calls.config_set(key, value))
+
+    def status(self) -> NodeStatus:
+        """The daemon's status."""
+        return self._run(_Calls.status())
+
+    def stop(self) -> bool:
+        """Ask the daemon to shut down cleanly; True once it has accepted."""
+        return self._run(_Calls.stop())
+
+
+class AsyncClient:
+    """Asynchronous client (asyncio or trio); the same methods as :class:`Client`.
+
+    Raises:
+        DaemonUnreachable: no token given and none in the data directory.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        s = _Settings(data_dir, base_url, token)
+        self.base_url = s.base_url
+        self._http = httpx.AsyncClient(
+            base_url=s.base_url + "/api/v0",
+            headers=s.headers,
+            timeout=timeout,
+            transport=transport,
+            verify=s.tls,
+        )
+
+    async def _run(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.post(call.path, **_request_kwargs(call))
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
+        return _parse(call, response)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def id(self) -> NodeInfo:
+        """See :meth:`Client.id`."""
+        return await self._run(_Calls.id())
+
+    async def peers(self) -> list[PeerInfo]:
+        """See :meth:`Client.peers`."""
+        return await self._run(_Calls.peers())
+
+    async def publish(self, data: bytes) -> PublishResult:
+        """See :meth:`Client.publish`."""
+        return await self._run(_Calls.publish(data))
+
+    async def resolve(self, dataset_id: object, *, refresh: bool = False) -> Resolved:
+        """See :meth:`Client.resolve`."""
+        return await self._run(_Calls.resolve(dataset_id, refresh))
+
+    async def search(self, query: str = "", *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        """See :meth:`Client.search`."""
+        return await self._run(_Calls.search(query, limit, offset))
+
+    async def routing_get(self, key: str | bytes) -> bytes:
+        """See :meth:`Client.routing_get`."""
+        return await self._run(_Calls.routing_get(key))
+
+    async def routing_put(self, key: str | bytes, value: bytes) -> int:
+        """See :meth:`Client.routing_put`."""
+        return await self._run(_Calls.routing_put(key, value))
+
+    async def find_peer(self, peer: object) -> list[str]:
+        """See :meth:`Client.find_peer`."""
+        return await self._run(_Calls.find_peer(peer))
+
+    async def find_providers(self, key: str | bytes, count: int = 20) -> list[ProviderInfo]:
+        """See :meth:`Client.find_providers`."""
+        return await self._run(_Calls.find_providers(key, count))
+
+    async def routing_stats(self) -> dict[str, Any]:
+        """See :meth:`Client.routing_stats`."""
+        return await self._run(_Calls.routing_stats())
+
+    async def config_show(self) -> ConfigView:
+        """See :meth:`Client.config_show`."""
+        return await self._run(_Calls.config_show())
+
+    async def config_set(self, key: str, value: object) -> ConfigChange:
+        """See :meth:`Client.config_set`."""
+        return await self._run(_Calls.config_set(key, value))
+
+    async def status(self) -> NodeStatus:
+        """See :meth:`Client.status`."""
+        return await self._run(_Calls.status())
+
+    async def stop(self) -> bool:
+        """See :meth:`Client.stop`."""
+        return await self._run(_Calls.stop())

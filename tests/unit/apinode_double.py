@@ -1,0 +1,162 @@
+"""An in-memory implementation of ``datanet.api._node_protocol.NodeAPI`` for HTTP-layer tests.
+
+It is a test double for the *network*, not for the records: descriptors are real
+signed envelopes checked with ``verify_descriptor``, DHT values are checked with
+the real validators. Only the DHT and the peers are replaced by dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from datanet.catalog import Hit
+from datanet.descriptor import Descriptor, VerifiedDescriptor, sign_descriptor, verify_descriptor
+from datanet.errors import NotFound, StaleRecord
+from datanet.ids import DatasetId
+from datanet.validators import default_validator
+from identity.certs import Role, TrustStore, issue_certificate
+from identity.keys import KeyPair, OrgId, PeerId
+
+NOW = 1_750_000_000
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    peer_id: PeerId
+    addrs: tuple[str, ...]
+    org: OrgId | None
+    latency: float | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    dataset_id: DatasetId
+    sequence: int
+    replicas: int
+
+
+@dataclass
+class MemoryNode:
+    """A node whose network is a dict. Deterministic: keys from fixed seeds."""
+
+    node_key: KeyPair = field(default_factory=lambda: KeyPair.from_seed(b"\x01" * 32))
+    org_key: KeyPair = field(default_factory=lambda: KeyPair.from_seed(b"\x02" * 32))
+    now: int = NOW
+    catalog: dict[DatasetId, VerifiedDescriptor] = field(default_factory=dict)
+    values: dict[bytes, bytes] = field(default_factory=dict)
+    providers: dict[bytes, list[tuple[PeerId, list[str]]]] = field(default_factory=dict)
+    known_peers: list[PeerInfo] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.trust = TrustStore()
+        self.trust.trust(self.org_key.org_id)
+        self.chain = [
+            issue_certificate(
+                self.org_key,
+                self.node_key.peer_id,
+                [Role.PUBLISHER, Role.GATEWAY],
+                not_before=self.now - 10,
+                not_after=self.now + 365 * 86400,
+                serial=1,
+                org_name="test-org",
+            )
+        ]
+        self.validator = default_validator(self.trust)
+
+    # -- helpers for tests --------------------------------------------------------
+    def make_descriptor(
+        self, name: str = "weather/daily", *, sequence: int = 1, **kw: Any
+    ) -> bytes:
+        desc = Descriptor(
+            dataset_id=DatasetId(self.org_key.org_id, name),
+            title=kw.pop("title", f"Dataset {name}"),
+            description=kw.pop("description", "test data"),
+            keywords=kw.pop("keywords", ("test",)),
+            publisher_node=self.node_key.peer_id,
+            issued=self.now - 100,
+            modified=self.now - 50,
+            sequence=sequence,
+            expires=self.now + 30 * 86400,
+            **kw,
+        )
+        return sign_descriptor(desc, self.node_key, self.chain)
+
+    # -- NodeAPI -------------------------------------------------------------------
+    @property
+    def peer_id(self) -> PeerId:
+        return self.node_key.peer_id
+
+    @property
+    def org(self) -> OrgId | None:
+        return self.org_key.org_id
+
+    def listen_addrs(self) -> list[str]:
+        return [f"/ip4/127.0.0.1/tcp/4001/p2p/{self.peer_id}"]
+
+    def peers(self) -> Sequence[PeerInfo]:
+        return list(self.known_peers)
+
+    async def publish(self, raw: bytes) -> PublishResult:
+        verified = verify_descriptor(raw, self.trust, self.now)
+        desc = verified.descriptor
+        held = self.catalog.get(desc.dataset_id)
+        if held is not None and held.descriptor.sequence > desc.sequence:
+            raise StaleRecord(f"holding sequence {held.descriptor.sequence}")
+        self.catalog[desc.dataset_id] = verified
+        self.values[desc.dataset_id.dht_key()] = raw
+        return PublishResult(desc.dataset_id, desc.sequence, len(self.known_peers))
+
+    async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
+        try:
+            return self.catalog[dataset_id]
+        except KeyError:
+            raise NotFound(f"no descriptor for {dataset_id}") from None
+
+    def search(self, query: str, *, limit: int, offset: int) -> list[Hit]:
+        words = query.lower().split()
+        hits = []
+        for v in sorted(self.catalog.values(), key=lambda v: str(v.descriptor.dataset_id)):
+            d = v.descriptor
+            text = " ".join([d.title, d.description, *d.keywords]).lower()
+            if all(w in text for w in words):
+                hits.append(
+                    Hit(
+                        str(d.dataset_id),
+                        d.title,
+                        str(d.dataset_id.org),
+                        d.sequence,
+                        d.modified,
+                        d.keywords,
+                        d.description[:200],
+                        0.0,
+                    )
+                )
+        return hits[offset : offset + limit]
+
+    async def routing_get(self, key: bytes) -> bytes:
+        try:
+            return self.values[key]
+        except KeyError:
+            raise NotFound(f"no value under {key[:80]!r}") from None
+
+    async def routing_put(self, key: bytes, value: bytes) -> int:
+        self.validator.validate(key, value, self.now)
+        self.values[key] = value
+        return len(self.known_peers)
+
+    async def find_peer(self, peer: PeerId) -> list[str]:
+        for info in self.known_peers:
+            if info.peer_id == peer:
+                return list(info.addrs)
+        raise NotFound(f"peer {peer} not found")
+
+    async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:
+        return self.providers.get(key, [])[:count]
+
+    def routing_stats(self) -> Mapping[str, Any]:
+        return {"table_size": len(self.known_peers), "records": len(self.values), "buckets": [1, 2]}
+
+    def status(self) -> Mapping[str, Any]:
+        return {"catalog": len(self.catalog), "admission": "members", "started": True}
