@@ -1,0 +1,687 @@
+"""The node: the routing state machines driven over a real libp2p host.
+
+One :class:`Node` per process. It owns the pure parts (the Kademlia
+:class:`~routing.coordinator.Coordinator` with its record and provider stores)
+and the I/O parts (the :mod:`datanet.p2p` host, the SQLite :class:`Storage` and
+:class:`Catalog`), and carries out what the coordinator asks for:
+
+* a **driver** task polls the coordinator and sends each ``OutboundRequest`` in
+  its own task, reporting exactly one outcome per request;
+* the kad stream handler answers inbound requests with the coordinator;
+* peer events from the host feed the routing table (only DHT servers) and the
+  address book;
+* a **maintenance** task expires stores, refreshes stale buckets, republishes
+  this node's own descriptors and snapshots the routing table.
+
+Invariants:
+* The coordinator is only touched from trio tasks of this node (one thread),
+  and after every event the driver is woken so new actions go out at once.
+* ``now`` is wall-clock Unix seconds everywhere (stores and certificates use it);
+  coordinator deadlines are converted to trio's clock only to sleep.
+* Writes are persisted by the stores' sink (``Storage``) *before* they are
+  acknowledged to a peer or to the API caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from datanet.catalog import Catalog, Hit
+from datanet.config import Config
+from datanet.descriptor import VerifiedDescriptor, verify_descriptor
+from datanet.errors import DatanetError, InvalidInput, NotFound, Timeout
+from datanet.home import Home
+from datanet.ids import DatasetId
+from datanet.p2p import (
+    Admission,
+    AdmissionMode,
+    Host,
+    HostLimits,
+    KadServer,
+    PeerConnected,
+    PeerDisconnected,
+    addr_from_bytes,
+    addr_to_bytes,
+    open_host,
+)
+from datanet.storage import Storage
+from datanet.validators import default_validator
+from identity.certs import TrustStore, parse_certificate
+from identity.keys import KeyPair, OrgId, PeerId
+from routing.coordinator import (
+    Coordinator,
+    CoordinatorConfig,
+    OutboundRequest,
+    QueryDone,
+)
+from routing.lookup import ClosestPeers, LookupResult, ProvidersResult, PutResult, ValueResult
+from routing.records import namespace_of
+from routing.stores import ProviderStore, PutOutcome, RecordStore
+from routing.wire import Message, MessageType, Peer
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+__all__ = ["Node", "PeerInfo", "PublishResult", "open_node"]
+
+log = logging.getLogger("datanet.node")
+
+#: How often the maintenance task runs.
+MAINTENANCE_INTERVAL = 30.0
+#: Own descriptors are re-put to the k closest this often (well inside every expiry).
+REPUBLISH_INTERVAL = 3600.0
+#: How long one operation (a whole lookup) may take before it is cancelled.
+QUERY_TIMEOUT = 30.0
+#: Address-book peers dialled at start when no bootstrap peer answers.
+ADDRESS_BOOK_DIALS = 20
+#: An isolated node (empty routing table) tries to join again after this many
+#: seconds, doubling up to MAINTENANCE_INTERVAL.
+REJOIN_FIRST_DELAY = 1.0
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _number(config: Config, key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"config {key} must be a number")
+    return float(value)
+
+
+def _strings(config: Config, key: str) -> list[str]:
+    value = config[key]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, tuple | list):
+        raise InvalidInput(f"config {key} must be a list of strings")
+    return [str(v) for v in value]
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A connected peer as this node sees it."""
+
+    peer_id: PeerId
+    addrs: tuple[str, ...]
+    org: OrgId | None
+    latency: float | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """The outcome of publishing one descriptor."""
+
+    dataset_id: DatasetId
+    sequence: int
+    replicas: int
+
+
+def _split_p2p(addr: str) -> tuple[PeerId, str]:
+    """``/ip4/…/tcp/…/p2p/<id>`` -> (peer id, transport address)."""
+    head, sep, tail = addr.rpartition("/p2p/")
+    if not sep or not head:
+        raise InvalidInput(f"bootstrap address must end in /p2p/<peer id>: {addr}")
+    return PeerId.parse(tail), head
+
+
+class Node:
+    """A running datanet node; create it with :func:`open_node`.
+
+    Args:
+        key: the node's key (its peer id).
+        host: the started libp2p host.
+        storage: the node's database.
+        catalog: the searchable catalog of verified descriptors.
+        trust: the trust store records are verified against.
+        config: the node's configuration.
+        org: the organization of this node's certificate, if installed.
+        rng: randomness for bucket refresh targets.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: KeyPair,
+        host: Host,
+        storage: Storage,
+        catalog: Catalog,
+        trust: TrustStore,
+        config: Config,
+        org: OrgId | None,
+        rng: random.Random,
+    ) -> None:
+        self._key = key
+        self._host = host
+        self._storage = storage
+        self._catalog = catalog
+        self._trust = trust
+        self._config = config
+        self._org = org
+        self.validator = default_validator(trust)
+        self.records = RecordStore(
+            self.validator,
+            max_total_bytes=int(_number(config, "limits.record_store_bytes")),
+            sink=storage,
+        )
+        self.providers = ProviderStore(sink=storage)
+        self_peer = Peer(key.peer_id.to_bytes(), self._own_addrs())
+        self.coordinator = Coordinator(
+            self_peer,
+            validator=self.validator,
+            records=self.records,
+            providers=self.providers,
+            rng=rng,
+            config=CoordinatorConfig(request_timeout=_number(config, "limits.request_timeout")),
+        )
+        self._waiters: dict[int, tuple[trio.Event, list[LookupResult]]] = {}
+        self._wake = trio.Event()
+        self._latency: dict[bytes, float] = {}
+        self._started_at = _now()
+        self._last_republish = 0.0
+        self._nursery: trio.Nursery | None = None
+
+    # -- identity -------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> PeerId:
+        """This node's peer id."""
+        return self._key.peer_id
+
+    @property
+    def org(self) -> OrgId | None:
+        """The organization of this node's certificate, if installed."""
+        return self._org
+
+    @property
+    def host(self) -> Host:
+        """The node's libp2p host (for diagnostics and adversarial tests)."""
+        return self._host
+
+    def listen_addrs(self) -> list[str]:
+        """Full multiaddrs (with ``/p2p/``) the node listens on."""
+        return self._host.listen_addrs()
+
+    def _own_addrs(self) -> tuple[bytes, ...]:
+        out = []
+        for addr in self._host.listen_addrs():
+            head, _, _ = addr.rpartition("/p2p/")
+            out.append(addr_to_bytes(head or addr))
+        return tuple(out)
+
+    def peers(self) -> list[PeerInfo]:
+        """Connected peers."""
+        out = []
+        for peer in self._host.connected_peers():
+            org = self._host.peer_org(peer)
+            out.append(
+                PeerInfo(
+                    peer,
+                    tuple(self._host.peer_addrs(peer)),
+                    org if isinstance(org, OrgId) else None,
+                    self._latency.get(peer.to_bytes()),
+                )
+            )
+        return out
+
+    # -- running ----------------------------------------------------------------------
+
+    async def _run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._host.kad.set_handler(self._handle_kad)
+            events = self._host.subscribe()
+            nursery.start_soon(self._peer_events, events)
+            nursery.start_soon(self._driver)
+            self._restore()
+            await self._join()
+            nursery.start_soon(self._maintenance)
+            task_status.started()
+
+    def _restore(self) -> None:
+        now = _now()
+        self.records.restore(self._storage.load_records(), now=now)
+        self.providers.restore(self._storage.load_providers(), now=now)
+        for own in self._storage.load_own_descriptors():
+            self._catalog_add(own.raw, now)
+
+    async def _join(self) -> None:
+        """Connect to the bootstrap peers, else the address book, then look ourselves up.
+
+        The address book (peers seen as DHT servers before, persisted in SQLite)
+        is dialled when no bootstrap peer is configured *or none answered*, so a
+        restarted node rejoins while its bootstrap peers are down.
+        """
+        tried: set[bytes] = {self.peer_id.to_bytes()}
+        bootstrap = _strings(self._config, "network.bootstrap")
+        async with trio.open_nursery() as nursery:
+            for addr in bootstrap:
+                try:
+                    peer, transport = _split_p2p(str(addr))
+                except DatanetError as exc:
+                    log.warning("bad bootstrap address", extra={"kv": {"error": str(exc)}})
+                    continue
+                if peer.to_bytes() in tried:
+                    continue
+                tried.add(peer.to_bytes())
+                nursery.start_soon(self._dial, peer, [transport])
+        if not len(self.coordinator.table):
+            async with trio.open_nursery() as nursery:
+                for entry in self._storage.load_peers(limit=ADDRESS_BOOK_DIALS + len(tried)):
+                    if entry.peer_id in tried or not entry.addrs:
+                        continue
+                    tried.add(entry.peer_id)
+                    try:
+                        peer = PeerId.from_bytes(entry.peer_id)
+                        addrs = [addr_from_bytes(a) for a in entry.addrs]
+                    except DatanetError:
+                        continue
+                    nursery.start_soon(self._dial, peer, addrs)
+        if len(self.coordinator.table):
+            try:
+                await self._query(self.coordinator.bootstrap)
+            except DatanetError as exc:
+                log.warning("bootstrap lookup failed", extra={"kv": {"error": str(exc)}})
+
+    async def _dial(self, peer: PeerId, addrs: Sequence[str]) -> None:
+        try:
+            with trio.fail_after(10):
+                await self._host.connect(peer, addrs)
+            # Bootstrap peers are DHT servers by configuration: vouch for them now
+            # rather than wait for their hello, so the self-lookup can start.
+            self.coordinator.peer_seen(
+                Peer(peer.to_bytes(), tuple(addr_to_bytes(a) for a in addrs)),
+                is_server=True,
+                now=_now(),
+            )
+            self._wake.set()
+        except (DatanetError, trio.TooSlowError) as exc:
+            log.info("dial failed", extra={"kv": {"peer": str(peer), "error": str(exc)}})
+
+    async def _peer_events(self, events: trio.MemoryReceiveChannel[Any]) -> None:
+        async for event in events:
+            now = _now()
+            if isinstance(event, KadServer):
+                addrs = tuple(addr_to_bytes(a) for a in event.addrs)
+                self.coordinator.peer_seen(
+                    Peer(event.peer.to_bytes(), addrs), is_server=True, now=now
+                )
+                if addrs:
+                    try:
+                        self._storage.upsert_peer(event.peer.to_bytes(), addrs, now=now, ok=True)
+                    except DatanetError as exc:
+                        log.warning("address book write failed", extra={"kv": {"error": str(exc)}})
+                self._wake.set()
+            elif isinstance(event, PeerConnected | PeerDisconnected):
+                log.debug(type(event).__name__, extra={"kv": {"peer": str(event.peer)}})
+
+    async def _handle_kad(self, msg: Message, from_peer: bytes) -> Message | None:
+        response = self.coordinator.handle_request(msg, from_peer=from_peer, now=_now())
+        if msg.type is MessageType.PUT_VALUE and response is not None and msg.record is not None:
+            self._catalog_add_key(msg.record.key, msg.record.value)
+        self._wake.set()
+        return response
+
+    async def _driver(self) -> None:
+        assert self._nursery is not None
+        while True:
+            for action in self.coordinator.poll(_now()):
+                if isinstance(action, OutboundRequest):
+                    self._nursery.start_soon(self._send, action)
+                elif isinstance(action, QueryDone):
+                    waiter = self._waiters.pop(action.query_id, None)
+                    if waiter is not None:
+                        waiter[1].append(action.result)
+                        waiter[0].set()
+            deadline = self.coordinator.next_deadline()
+            wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - _now()))
+            with trio.move_on_after(wait):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    async def _send(self, action: OutboundRequest) -> None:
+        peer = action.peer
+        addrs = [addr_from_bytes(a) for a in peer.addrs[:8]]
+        started = trio.current_time()
+        try:
+            if action.message.type is MessageType.ADD_PROVIDER:
+                await self._host.kad.send(peer.id, action.message, addrs=addrs)
+                response = None
+            else:
+                response = await self._host.kad.request(peer.id, action.message, addrs=addrs)
+        except DatanetError as exc:
+            log.debug("kad request failed", extra={"kv": {"error": str(exc)}})
+            self.coordinator.request_failed(action.request_id, _now())
+        else:
+            self._latency[peer.id] = trio.current_time() - started
+            self.coordinator.response_received(action.request_id, response, _now())
+        self._wake.set()
+
+    async def _query(self, start: Callable[[float], int]) -> LookupResult:
+        """Start a coordinator query and wait for its result (cancelled after QUERY_TIMEOUT)."""
+        query_id = start(_now())
+        done = trio.Event()
+        box: list[LookupResult] = []
+        self._waiters[query_id] = (done, box)
+        self._wake.set()
+        with trio.move_on_after(QUERY_TIMEOUT):
+            await done.wait()
+        if not box:
+            self.coordinator.cancel(query_id, _now())
+            self._wake.set()
+            with trio.move_on_after(1.0):
+                await done.wait()
+        self._waiters.pop(query_id, None)
+        if not box:
+            raise Timeout(f"the DHT lookup did not finish within {QUERY_TIMEOUT:.0f} s")
+        return box[0]
+
+    async def _maintenance(self) -> None:
+        rejoin_delay = REJOIN_FIRST_DELAY
+        while True:
+            if not len(self.coordinator.table):
+                # Isolated: every join dial failed (peers down or overloaded) or every
+                # peer was evicted. Try to join again soon, backing off.
+                await trio.sleep(rejoin_delay)
+                rejoin_delay = min(rejoin_delay * 2, MAINTENANCE_INTERVAL)
+                try:
+                    await self._join()
+                except DatanetError as exc:
+                    log.warning("rejoin failed", extra={"kv": {"error": str(exc)}})
+                continue
+            rejoin_delay = REJOIN_FIRST_DELAY
+            await trio.sleep(MAINTENANCE_INTERVAL)
+            now = _now()
+            try:
+                self.records.expire(now)
+                self.providers.expire(now)
+                self.coordinator.refresh(now)
+                self._wake.set()
+                self._storage.save_routing_snapshot(
+                    (p.id for p in self.coordinator.table.peers()), now=now
+                )
+                if now - self._last_republish >= REPUBLISH_INTERVAL:
+                    await self.republish()
+            except DatanetError as exc:
+                log.warning("maintenance step failed", extra={"kv": {"error": str(exc)}})
+
+    async def bootstrap(self) -> int:
+        """Look ourselves up again (then refresh stale buckets) to learn peers that joined later.
+
+        Returns:
+            The routing table size once the self-lookup finished.
+
+        Raises:
+            InvalidInput: the routing table is empty (no peer to ask).
+            Timeout: the lookup did not finish within ``QUERY_TIMEOUT``.
+        """
+        await self._query(self.coordinator.bootstrap)
+        return len(self.coordinator.table)
+
+    async def republish(self) -> int:
+        """Put every own, unexpired descriptor to the k closest peers again.
+
+        Returns:
+            How many descriptors were republished.
+        """
+        self._last_republish = _now()
+        count = 0
+        for own in self._storage.load_own_descriptors():
+            if own.expires_at <= _now():
+                continue
+            key, raw = own.key, own.raw
+            await self._query(lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
+            count += 1
+        return count
+
+    # -- catalog --------------------------------------------------------------------
+
+    def _catalog_add(self, raw: bytes, now: float) -> VerifiedDescriptor | None:
+        try:
+            verified = verify_descriptor(raw, self._trust, int(now))
+        except DatanetError:
+            return None
+        self._catalog.upsert(raw, verified.descriptor)
+        return verified
+
+    def _catalog_add_key(self, key: bytes, value: bytes) -> None:
+        try:
+            if namespace_of(key) == "dn":
+                self._catalog_add(value, _now())
+        except DatanetError:
+            return
+
+    def search(self, query: str, *, limit: int, offset: int) -> list[Hit]:
+        """Full-text search of the local catalog."""
+        return self._catalog.search(query, limit=limit, offset=offset)
+
+    # -- operations -----------------------------------------------------------------
+
+    async def publish(self, raw: bytes) -> PublishResult:
+        """Verify, store, and put a signed descriptor on the k closest peers.
+
+        Raises:
+            DatanetError: the descriptor is invalid or older than the one held.
+        """
+        now = _now()
+        verified = verify_descriptor(raw, self._trust, int(now))
+        desc = verified.descriptor
+        key = desc.dataset_id.dht_key()
+        self.records.put(key, raw, now=now, from_peer=None, expires_at=verified.valid_until)
+        self._storage.put_own_descriptor(
+            key, raw, sequence=desc.sequence, expires_at=verified.valid_until, now=now
+        )
+        self._catalog.upsert(raw, desc)
+        result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
+        assert isinstance(result, PutResult)
+        return PublishResult(desc.dataset_id, desc.sequence, len(result.acked))
+
+    async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
+        """The newest valid descriptor for ``dataset_id``: the catalog first, else the DHT.
+
+        Args:
+            dataset_id: what to resolve.
+            refresh: skip the local catalog and ask the network.
+
+        Raises:
+            NotFound: no valid descriptor was found.
+        """
+        if not refresh:
+            raw = self._catalog.get(str(dataset_id))
+            if raw is not None:
+                try:
+                    return verify_descriptor(raw, self._trust, int(_now()))
+                except DatanetError:
+                    pass  # expired or revoked since: ask the network
+        key = dataset_id.dht_key()
+        result = await self._query(lambda t: self.coordinator.get_value(key, t))
+        assert isinstance(result, ValueResult)
+        if result.best is None:
+            raise NotFound(f"no valid descriptor found for {dataset_id}")
+        verified = self._catalog_add(result.best, _now())
+        if verified is None:
+            raise NotFound(f"no valid descriptor found for {dataset_id}")
+        self._correct(key, result)
+        return verified
+
+    def _correct(self, key: bytes, result: ValueResult) -> None:
+        """Put the best value back to peers that held an outdated copy (in the background)."""
+        stale = [*result.outdated]
+        if not stale or result.best is None or self._nursery is None:
+            return
+        best = result.best
+
+        async def correct() -> None:
+            try:
+                await self._query(lambda t: self.coordinator.put_value(key, best, t, targets=stale))
+            except DatanetError as exc:
+                log.debug("correction failed", extra={"kv": {"error": str(exc)}})
+
+        self._nursery.start_soon(correct)
+
+    async def routing_get(self, key: bytes) -> bytes:
+        """The best valid DHT value under ``key``.
+
+        Raises:
+            NotFound: no valid value was found.
+        """
+        namespace_of(key)
+        result = await self._query(lambda t: self.coordinator.get_value(key, t))
+        assert isinstance(result, ValueResult)
+        if result.best is None:
+            raise NotFound(f"no valid value under {key[:80]!r}")
+        self._correct(key, result)
+        return result.best
+
+    async def routing_put(self, key: bytes, value: bytes) -> int:
+        """Validate and store a value here and on the k closest peers; returns replicas.
+
+        Raises:
+            DatanetError: the value is invalid for its namespace, or stale.
+        """
+        outcome = self.records.put(key, value, now=_now(), from_peer=None)
+        if outcome is PutOutcome.STORED or outcome is PutOutcome.REPLACED_OLDER:
+            self._catalog_add_key(key, value)
+        result = await self._query(lambda t: self.coordinator.put_value(key, value, t))
+        assert isinstance(result, PutResult)
+        return len(result.acked)
+
+    async def find_peer(self, peer: PeerId) -> list[str]:
+        """Known or discovered multiaddrs of ``peer``.
+
+        Raises:
+            NotFound: the peer could not be found.
+        """
+        if peer == self.peer_id:
+            return self.listen_addrs()
+        known = self._host.peer_addrs(peer)
+        if known:
+            return known
+        result = await self._query(lambda t: self.coordinator.find_node(peer.to_bytes(), t))
+        assert isinstance(result, ClosestPeers)
+        for found in result.closest:
+            if found.id == peer.to_bytes() and found.addrs:
+                return [addr_from_bytes(a) for a in found.addrs]
+        raise NotFound(f"peer {peer} was not found")
+
+    async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:
+        """Up to ``count`` providers of ``key`` with their addresses."""
+        result = await self._query(lambda t: self.coordinator.get_providers(key, t, count=count))
+        assert isinstance(result, ProvidersResult)
+        out = []
+        for provider in result.providers[:count]:
+            try:
+                out.append(
+                    (PeerId.from_bytes(provider.id), [addr_from_bytes(a) for a in provider.addrs])
+                )
+            except DatanetError:
+                continue
+        return out
+
+    def routing_stats(self) -> Mapping[str, Any]:
+        """Routing table and store statistics (JSON-safe)."""
+        table = self.coordinator.table
+        return {
+            "routing_table_size": len(table),
+            "buckets": {str(k): v for k, v in sorted(table.bucket_sizes().items())},
+            "records": len(self.records),
+            "record_bytes": self.records.total_bytes,
+            "providers": len(self.providers),
+            "running_queries": len(self.coordinator.running()),
+            "outstanding_requests": self.coordinator.outstanding_requests(),
+            "open_kad_streams": self._host.kad.open_streams(),
+        }
+
+    def status(self) -> Mapping[str, Any]:
+        """A summary of the node's state (JSON-safe)."""
+        return {
+            "peer_id": str(self.peer_id),
+            "org": str(self._org) if self._org else None,
+            "addresses": self.listen_addrs(),
+            "admission": self._config.admission,
+            "peers": len(self._host.connected_peers()),
+            "routing_table_size": len(self.coordinator.table),
+            "records": len(self.records),
+            "own_descriptors": len(self._storage.load_own_descriptors()),
+            "catalog_size": len(self._catalog),
+            "uptime_seconds": round(_now() - self._started_at, 3),
+        }
+
+
+def _trust_for(home: Home, mode: AdmissionMode) -> TrustStore:
+    trust = home.trust_store()
+    if mode is not AdmissionMode.CLOSED:
+        # Records are verified regardless of the admission mode; in members/open
+        # networks a valid chain from any organization is acceptable.
+        trust.accept_any = True
+    return trust
+
+
+@asynccontextmanager
+async def open_node(
+    data_dir: Path, config: Config, node_key: KeyPair, *, rng: random.Random | None = None
+) -> AsyncIterator[Node]:
+    """Run a node for the duration of an ``async with`` block (the daemon's node factory).
+
+    Joins the network (bootstrap peers, else the address book) before yielding.
+
+    Raises:
+        DatanetError: the data directory, database or listen addresses are unusable.
+    """
+    home = Home(data_dir)
+    now = int(_now())
+    mode = AdmissionMode(config.admission)
+    trust = _trust_for(home, mode)
+    try:
+        chain = home.membership_chain(now)
+    except NotFound:
+        chain = []
+        log.warning("no valid membership certificate installed; peers may refuse this node")
+    org = parse_certificate(chain[0]).org if chain else None
+    admission = Admission(mode=mode, trust=home.trust_store(), chain=tuple(chain))
+    limits = HostLimits(
+        max_connections=int(_number(config, "limits.max_connections")),
+        inbound_streams_per_peer=int(_number(config, "limits.inbound_streams_per_peer")),
+        request_timeout=_number(config, "limits.request_timeout"),
+    )
+    storage = Storage(home.database_path)
+    try:
+        catalog = Catalog(home.path / "catalog.sqlite")
+        try:
+            async with open_host(
+                node_key,
+                _strings(config, "network.listen"),
+                admission,
+                limits=limits,
+                announce=_strings(config, "network.announce"),
+            ) as host:
+                node = Node(
+                    key=node_key,
+                    host=host,
+                    storage=storage,
+                    catalog=catalog,
+                    trust=trust,
+                    config=config,
+                    org=org,
+                    rng=rng or random.Random(),
+                )
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node._run)
+                    try:
+                        yield node
+                    finally:
+                        nursery.cancel_scope.cancel()
+        finally:
+            catalog.close()
+    finally:
+        storage.close()
