@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -212,6 +213,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    load_start = os.getloadavg()[0]
 
     orgs = [KeyPair.from_seed(bytes([7, o]) + bytes(30)) for o in range(args.orgs)]
     nodes = [KeyPair.from_seed(bytes([8, o]) + bytes(30)) for o in range(args.orgs)]
@@ -327,6 +329,8 @@ def main() -> int:
         "resolve_p50_ms": round(statistics.median(resolve_ms), 4),
         "resolve_p99_ms": round(percentile(resolve_ms, 0.99), 4),
         "median_descriptor_bytes": sorted(sizes)[len(sizes) // 2],
+        # Other processes share this machine's two cores: a load above ~1 inflates figures.
+        "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "database_bytes": db_bytes,
         "targets": {
             "search_p50_ms": SEARCH_P50_TARGET_MS,
