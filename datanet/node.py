@@ -127,6 +127,19 @@ class PublishResult:
     replicas: int
 
 
+def _dialable(addrs: Sequence[bytes], limit: int = 8) -> list[str]:
+    """The first ``limit`` well-formed addresses of ``addrs`` (binary multiaddrs from peers)."""
+    out: list[str] = []
+    for raw in addrs:
+        try:
+            out.append(addr_from_bytes(raw))
+        except DatanetError:
+            continue
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _split_p2p(addr: str) -> tuple[PeerId, str]:
     """``/ip4/…/tcp/…/p2p/<id>`` -> (peer id, transport address)."""
     head, sep, tail = addr.rpartition("/p2p/")
@@ -283,10 +296,11 @@ class Node:
                     tried.add(entry.peer_id)
                     try:
                         peer = PeerId.from_bytes(entry.peer_id)
-                        addrs = [addr_from_bytes(a) for a in entry.addrs]
                     except DatanetError:
                         continue
-                    nursery.start_soon(self._dial, peer, addrs)
+                    addrs = _dialable(entry.addrs)
+                    if addrs:
+                        nursery.start_soon(self._dial, peer, addrs)
         if len(self.coordinator.table):
             try:
                 await self._query(self.coordinator.bootstrap)
@@ -351,9 +365,11 @@ class Node:
 
     async def _send(self, action: OutboundRequest) -> None:
         peer = action.peer
-        addrs = [addr_from_bytes(a) for a in peer.addrs[:8]]
         started = trio.current_time()
         try:
+            # Addresses only matter for dialling. They come from other peers, so a
+            # malformed one is skipped, never allowed to raise out of this task.
+            addrs = [] if self._host.is_connected(peer.id) else _dialable(peer.addrs)
             if action.message.type is MessageType.ADD_PROVIDER:
                 await self._host.kad.send(peer.id, action.message, addrs=addrs)
                 response = None
@@ -570,8 +586,8 @@ class Node:
         result = await self._query(lambda t: self.coordinator.find_node(peer.to_bytes(), t))
         assert isinstance(result, ClosestPeers)
         for found in result.closest:
-            if found.id == peer.to_bytes() and found.addrs:
-                return [addr_from_bytes(a) for a in found.addrs]
+            if found.id == peer.to_bytes() and _dialable(found.addrs):
+                return _dialable(found.addrs)
         raise NotFound(f"peer {peer} was not found")
 
     async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:

@@ -1,0 +1,436 @@
+"""Benchmark: publish and cold resolve on a real network of N nodes over several processes.
+
+Every node is a full datanet node (libp2p over TCP on 127.0.0.1 with Noise and
+Yamux, SQLite in WAL mode, signed descriptors) hosted by ``python -m
+datanet.localnet`` worker processes, driven over their stdin/stdout:
+
+1. provision ``--nodes`` data directories of ``--orgs`` organizations (plus one
+   more for the idle-memory probe); the first ``--bootstraps`` nodes are
+   everyone's bootstrap peers;
+2. start the worker holding the bootstrap nodes, then the other workers
+   (``--processes`` in all, contiguous blocks of nodes); every node then looks
+   itself up once more, so that early joiners learn the late ones;
+3. idle memory: one more node joins alone in its own process; after
+   ``--settle`` seconds its VmRSS is read, then it leaves (so the measured
+   network has exactly ``--nodes`` nodes);
+4. publish ``--datasets`` descriptors, one at a time, each from a random node
+   (latency = ``Node.publish``: verify, store, PUT_VALUE to the k closest);
+5. ``--resolves`` cold resolves, one at a time: a random dataset from a random
+   node that holds no copy of it (``refresh=True``: a full DHT lookup); success
+   means the very bytes that were published came back.
+
+Latencies are measured inside the worker (``time.perf_counter`` around the
+operation), so pipe latency between this script and the workers is not in them.
+CPU seconds are the workers' user+system time from ``/proc/<pid>/stat`` over the
+whole run (start, join, publish, resolve), divided by the node count.
+
+Targets (the brief, 100 nodes): resolve p50 <= 30 ms, p99 <= 150 ms, success
+100%; publish p50 <= 200 ms; idle node RSS <= 100 MB.
+
+Run: ``python benchmarks/bench_net.py`` (50 nodes) or ``--nodes 100``. Results go
+to ``benchmarks/results/net.json`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from _machine import REPO_ROOT, results_header
+
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from datanet.descriptor import Descriptor, sign_descriptor
+from datanet.devnet import DevnetNode, provision
+from datanet.home import Home
+from datanet.ids import DatasetId
+from datanet.localnet import Localnet, OpFailed, check, stop_all
+
+#: py-spy next to this interpreter (``pip install py-spy``), else on PATH.
+PY_SPY = (
+    str(Path(sys.executable).with_name("py-spy"))
+    if Path(sys.executable).with_name("py-spy").exists()
+    else (shutil.which("py-spy") or "py-spy")
+)
+
+TARGETS = {
+    "resolve_p50_ms": 30.0,
+    "resolve_p99_ms": 150.0,
+    "success_rate": 1.0,
+    "publish_p50_ms": 200.0,
+    "idle_rss_mb": 100.0,
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p90": round(percentile(values, 90), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values), 2),
+        "mean": round(statistics.fmean(values), 2),
+    }
+
+
+class Net:
+    """The workers and which (worker, slot) hosts each node."""
+
+    def __init__(self) -> None:
+        self.workers: list[Localnet] = []
+        self.where: dict[int, tuple[Localnet, int]] = {}
+
+    def submit(self, node: int, op: str, **fields: Any) -> Future[dict[str, Any]]:
+        worker, slot = self.where[node]
+        return worker.submit(op, node=slot, **fields)
+
+    def call(self, node: int, op: str, **fields: Any) -> dict[str, Any]:
+        return check(self.submit(node, op, **fields), 120.0)
+
+    def cpu_seconds(self) -> float:
+        return sum(w.cpu_seconds() for w in self.workers)
+
+
+def sign(spec: DevnetNode, name: str, sequence: int) -> bytes:
+    now = int(time.time())
+    desc = Descriptor(
+        dataset_id=DatasetId(spec.org.org_id, name),
+        title=f"Benchmark dataset {name}",
+        description="A dataset published by bench_net.",
+        keywords=("benchmark", "network"),
+        publisher_node=spec.peer_id,
+        issued=now,
+        modified=now,
+        sequence=sequence,
+        expires=now + 6 * 3600,
+    )
+    home = Home(spec.home)
+    return sign_descriptor(desc, home.load_node_key(), home.membership_chain(now))
+
+
+def start_network(
+    specs: list[DevnetNode], args: argparse.Namespace, workdir: Path, log: Any
+) -> tuple[Net, dict[str, float]]:
+    """Start the workers (bootstrap block first); every node then bootstraps again."""
+    n, p = len(specs), args.processes
+    blocks = [list(range(i * n // p, (i + 1) * n // p)) for i in range(p)]
+    net = Net()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def spawn(index: int, block: list[int]) -> Localnet:
+        worker = Localnet(
+            [specs[i].home for i in block],
+            seed=args.seed * 100 + index,
+            stderr=(workdir / f"worker{index}.log").open("wb"),
+            join_concurrency=args.join_concurrency,
+            gc_freeze=args.gc_freeze,
+        )
+        net.workers.append(worker)
+        for slot, node in enumerate(block):
+            net.where[node] = (worker, slot)
+        return worker
+
+    first = spawn(0, blocks[0])
+    first.wait_ready(300)
+    rest = [spawn(i, block) for i, block in enumerate(blocks[1:], start=1)]
+    for worker in rest:
+        worker.wait_ready(300)
+    timings["join_s"] = round(time.perf_counter() - started, 2)
+    log(f"{n} nodes in {p} processes joined in {timings['join_s']} s")
+
+    started = time.perf_counter()
+    sizes = [bootstrap(net, i) for i in range(n)]
+    timings["bootstrap_s"] = round(time.perf_counter() - started, 2)
+    timings["routing_table_min"] = min(sizes)
+    timings["routing_table_median"] = statistics.median(sizes)
+    log(f"self-lookups done in {timings['bootstrap_s']} s; table sizes min {min(sizes)}")
+    if args.gc_freeze:
+        for worker in net.workers:
+            worker.call("gc_freeze", timeout=120)
+    return net, timings
+
+
+@contextlib.contextmanager
+def profiled(net: Net, directory: Path | None, phase: str) -> Iterator[None]:
+    """Sample every worker with py-spy during the block (``--profile DIR``), if asked."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                PY_SPY,
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(directory / f"{phase}-worker{i}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, worker in enumerate(net.workers)
+    ]
+    time.sleep(1.0)  # let py-spy attach
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(30)
+
+
+def bootstrap(net: Net, node: int, tries: int = 10) -> int:
+    """Have ``node`` look itself up again; an isolated node rejoins by itself, so retry."""
+    for attempt in range(tries):
+        try:
+            return int(net.call(node, "bootstrap")["routing_table_size"])
+        except OpFailed as exc:
+            if exc.remote_code != "invalid_input" or attempt == tries - 1:
+                raise
+            time.sleep(2.0)  # an empty routing table: the node retries its join
+    raise AssertionError("unreachable")
+
+
+def idle_rss(spec: DevnetNode, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """VmRSS of one node alone in its own process, after it joined and settled."""
+    worker = Localnet(
+        [spec.home], seed=args.seed, stderr=(workdir / "idle.log").open("wb"), join_concurrency=1
+    )
+    try:
+        worker.wait_ready(120)
+        joined = worker.rss_mb()
+        time.sleep(args.settle)
+        settled = worker.rss_mb()
+        usage = worker.call("usage")
+        table = worker.call("status", node=0)["routing"]["routing_table_size"]
+    finally:
+        worker.quit()
+    return {
+        "idle_rss_mb": round(settled, 1),
+        "rss_just_joined_mb": round(joined, 1),
+        "idle_node_routing_table": table,
+        "idle_node_cpu_seconds": round(usage["cpu_seconds"], 2),
+    }
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+
+    def log(msg: str) -> None:
+        print(f"[bench_net] {msg}", file=sys.stderr, flush=True)
+
+    n = args.nodes
+    _, specs = provision(
+        workdir / "nodes",
+        orgs=min(args.orgs, n),
+        nodes=n + 1,
+        bootstrap_count=args.bootstraps,
+    )
+    idle_spec, specs = specs[-1], specs[:-1]
+    wall = time.perf_counter()
+    net, timings = start_network(specs, args, workdir, log)
+    try:
+        cpu_joined = net.cpu_seconds()
+        memory = idle_rss(idle_spec, args, workdir)
+        log(f"idle node RSS {memory['idle_rss_mb']} MB")
+        worker_rss = [round(w.rss_mb(), 1) for w in net.workers]
+
+        # publish
+        published: dict[str, tuple[int, str]] = {}  # dataset id -> (publisher, raw b64)
+        publish_ms: list[float] = []
+        replicas: list[int] = []
+        signed = []
+        for d in range(args.datasets):
+            publisher = rng.randrange(n)
+            raw = base64.b64encode(sign(specs[publisher], f"bench/set{d}", 1)).decode()
+            signed.append((publisher, raw))
+        cpu_before = net.cpu_seconds()
+        with profiled(net, args.profile, "publish"):
+            for publisher, raw in signed:
+                answer = net.call(publisher, "publish", raw=raw)
+                publish_ms.append(answer["ms"])
+                replicas.append(answer["replicas"])
+                published[answer["dataset_id"]] = (publisher, raw)
+        cpu_publish = net.cpu_seconds() - cpu_before
+        log(f"published {args.datasets}: p50 {statistics.median(publish_ms):.1f} ms")
+
+        # cold resolves
+        datasets = sorted(published)
+        keys = {d: base64.b64encode(DatasetId.parse(d).dht_key()).decode() for d in datasets}
+        resolve_ms: list[float] = []
+        failures: list[dict[str, Any]] = []
+        warm_skips = 0
+        warm_resolves = 0
+        cpu_before = net.cpu_seconds()
+        plan = []  # (dataset, reader): a cold reader holds no copy
+        for r in range(args.resolves):
+            ident = datasets[r % len(datasets)]
+            readers = [i for i in range(n) if i != published[ident][0]]
+            rng.shuffle(readers)
+            # on networks of k+1 nodes or fewer every node is a replica: then a
+            # replica resolves (still a full lookup, its copy does not end it)
+            chosen = readers[0]
+            for reader in readers[: args.cold_tries]:
+                if not net.call(reader, "held", key=keys[ident])["held"]:
+                    chosen = reader
+                    break
+                warm_skips += 1
+            plan.append((ident, chosen))
+        with profiled(net, args.profile, "resolve"):
+            for ident, chosen in plan:
+                try:
+                    answer = net.call(chosen, "resolve", dataset_id=ident, refresh=True)
+                except OpFailed as exc:
+                    failures.append({"dataset": ident, "node": chosen, "error": str(exc)})
+                    resolve_ms.append(float(exc.answer.get("ms", 0.0)))
+                    continue
+                resolve_ms.append(answer["ms"])
+                warm_resolves += answer["held_before"]
+                if answer["raw"] != published[ident][1]:
+                    failures.append({"dataset": ident, "node": chosen, "error": "wrong bytes"})
+        cpu_resolve = net.cpu_seconds() - cpu_before
+        attempts = len(resolve_ms)
+        log(f"resolved {attempts}: p50 {summary(resolve_ms)['p50']} ms, {len(failures)} failed")
+        cpu_total = net.cpu_seconds()
+        gc_stats = [w.call("usage")["gc"] for w in net.workers]
+        wall_s = time.perf_counter() - wall
+    finally:
+        stop_all(net.workers)
+
+    pub, res = summary(publish_ms), summary(resolve_ms)
+    results = {
+        "nodes": n,
+        "processes": args.processes,
+        "publish_p50_ms": pub["p50"],
+        "publish_p99_ms": pub["p99"],
+        "resolve_p50_ms": res["p50"],
+        "resolve_p99_ms": res["p99"],
+        "success_rate": round((attempts - len(failures)) / attempts, 4) if attempts else 0.0,
+        "idle_rss_mb": memory["idle_rss_mb"],
+        "cpu_seconds_per_node": round(cpu_total / n, 3),
+    }
+    return {
+        **results,
+        "targets": TARGETS,
+        "meets_targets": {
+            key: (results[key] >= goal if key == "success_rate" else results[key] <= goal)
+            for key, goal in TARGETS.items()
+        },
+        "publish_ms": pub,
+        "resolve_ms": res,
+        "replicas": {"min": min(replicas), "median": statistics.median(replicas)},
+        "resolves": attempts,
+        "resolve_ms_halves": {
+            "first": summary(resolve_ms[: attempts // 2]),
+            "second": summary(resolve_ms[attempts // 2 :]),
+        },
+        "resolve_failures": failures[:20],
+        "warm_readers_skipped": warm_skips,
+        "resolves_by_a_replica": warm_resolves,
+        "memory": {**memory, "worker_rss_mb": worker_rss},
+        "cpu_seconds": {
+            "total": round(cpu_total, 2),
+            "start_and_join": round(cpu_joined, 2),
+            "publish_phase": round(cpu_publish, 2),
+            "resolve_phase": round(cpu_resolve, 2),
+        },
+        "timings": {**timings, "wall_s": round(wall_s, 1)},
+        "worker_gc": gc_stats,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--orgs", type=int, default=8)
+    parser.add_argument("--bootstraps", type=int, default=3)
+    parser.add_argument("--datasets", type=int, default=50)
+    parser.add_argument("--resolves", type=int, default=200)
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before reading RSS")
+    parser.add_argument("--join-concurrency", type=int, default=4)
+    parser.add_argument("--cold-tries", type=int, default=40, help="readers tried per resolve")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="workers do not gc.freeze() after joining (see datanet.localnet)",
+    )
+    parser.add_argument("--workdir", type=Path, default=None, help="keep data dirs and logs here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write py-spy samples of each phase here"
+    )
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/net.json")
+    args = parser.parse_args()
+    if args.nodes < 2 or not 1 <= args.processes <= args.nodes:
+        parser.error("need at least 2 nodes and 1..nodes processes")
+    if args.bootstraps < 1 or args.bootstraps > args.nodes // args.processes:
+        parser.error("the bootstrap nodes must all fit in the first process")
+
+    started = time.perf_counter()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        body = run(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
+            body = run(args, Path(tmp))
+    out = {
+        **results_header(),
+        **body,
+        "parameters": {
+            "orgs": min(args.orgs, args.nodes),
+            "bootstraps": args.bootstraps,
+            "datasets": args.datasets,
+            "resolves": args.resolves,
+            "settle_s": args.settle,
+            "seed": args.seed,
+            "k": 20,
+            "alpha": 3,
+            "admission": "members",
+            "gc_freeze": args.gc_freeze,
+            "transport": "TCP on 127.0.0.1, Noise, Yamux",
+            "latency": "measured inside the worker process around the node operation",
+            "cold": "refresh=True from a node holding no copy (not the publisher, no replica)",
+        },
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: out[k] for k in ("nodes", "processes", *TARGETS, "cpu_seconds_per_node")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
