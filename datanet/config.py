@@ -294,6 +294,13 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes of DHT records held for other peers before the oldest are evicted",
         _in_range(1024 * 1024, 1 << 40),
     ),
+    Setting(
+        "dht.value_quorum",
+        int,
+        4,
+        "a DHT get stops once this many peers returned a valid value (0: ask all k closest)",
+        _in_range(0, 20),
+    ),
 )
 
 _BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import gc
 import json
 import logging
 import os
@@ -345,6 +346,10 @@ async def _run(
         started = time.monotonic()
         try:
             async with node_factory(data_dir, config, node_key) as node:
+                # Everything allocated while starting lives as long as the daemon:
+                # move it out of the collector's way so later pauses stay short.
+                gc.collect()
+                gc.freeze()
                 log.info(
                     "node_started",
                     extra={

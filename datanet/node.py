@@ -195,7 +195,10 @@ class Node:
             records=self.records,
             providers=self.providers,
             rng=rng,
-            config=CoordinatorConfig(request_timeout=_number(config, "limits.request_timeout")),
+            config=CoordinatorConfig(
+                request_timeout=_number(config, "limits.request_timeout"),
+                value_quorum=int(_number(config, "dht.value_quorum")),
+            ),
         )
         self._waiters: dict[int, tuple[trio.Event, list[LookupResult]]] = {}
         self._wake = trio.Event()

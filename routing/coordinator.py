@@ -94,6 +94,8 @@ class CoordinatorConfig:
     ping_timeout: float = 10.0
     refresh_interval: float = 600.0
     max_failures: int = 2
+    #: GET_VALUE ends once this many remote peers returned a valid value (0: walk to the end).
+    value_quorum: int = 0
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,7 @@ class Coordinator:
             self_id=self.self_peer.id,
             now=now,
             local=self.records.get(key, now=now),
+            quorum=c.value_quorum,
             k=c.k,
             alpha=c.alpha,
             request_timeout=c.request_timeout,

@@ -572,15 +572,24 @@ class GetValueLookup(_IterativeLookup):
         self_id: bytes,
         now: float,
         local: bytes | None = None,
+        quorum: int = 0,
         k: int = 20,
         alpha: int = DEFAULT_ALPHA,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         """Look ``key`` up; ``local`` is our own copy, which competes but never ends the walk.
 
+        ``quorum`` > 0 ends the walk once that many *remote* peers returned a valid
+        value (the best of what was collected wins); 0 walks until the k closest
+        answered. A quorum trades a small window of staleness right after an
+        update for latency, as go-libp2p-kad-dht's quorum option does.
+
         Raises:
-            InvalidInput: ``k``, ``alpha`` or ``request_timeout`` is not positive.
+            InvalidInput: ``quorum`` is negative, or ``k``, ``alpha`` or
+                ``request_timeout`` is not positive.
         """
+        if quorum < 0:
+            raise InvalidInput("quorum must be >= 0")
         super().__init__(
             query_id,
             key,
@@ -595,6 +604,8 @@ class GetValueLookup(_IterativeLookup):
         self._message = Message(MessageType.GET_VALUE, key=key)
         self._values: list[bytes] = []  # distinct valid values, first seen first
         self._from: dict[bytes, tuple[Peer, bytes | None]] = {}  # peer -> value (None: invalid)
+        self._quorum = quorum
+        self._valid_answers = 0
         if local is not None and self._valid(local, now):
             self._values.append(local)
 
@@ -618,10 +629,14 @@ class GetValueLookup(_IterativeLookup):
             value: bytes | None = None
             if record.key == self._target and self._valid(record.value, now):
                 value = record.value
+                self._valid_answers += 1
                 if value not in self._values:
                     self._values.append(value)
             self._from[peer_id] = (self._iter.peer(peer_id), value)
         return response.closer_peers
+
+    def _satisfied(self) -> bool:
+        return self._quorum > 0 and self._valid_answers >= self._quorum
 
     def _result(self, stats: QueryStats) -> ValueResult:
         closest = tuple(self._iter.closest(self.k))
