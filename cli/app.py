@@ -220,8 +220,8 @@ class DatanetGroup(click.Group):
         """Run the command; translate DatanetError and OSError into exit codes."""
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise
+        except (click.ClickException, BrokenPipeError):
+            raise  # click ends quietly on a closed pipe (datanet … | head)
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             raise CliError(
