@@ -42,6 +42,7 @@ NOISY_PATTERNS: tuple[tuple[str, str], ...] = (
     ("libp2p.transport.upgrader", ""),
     ("libp2p.protocol_muxer", ""),
     ("libp2p.utils.connection_shutdown", ""),
+    ("libp2p.network.stream.net_stream", "Stream entered"),
 )
 
 
