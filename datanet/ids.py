@@ -22,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,6 +187,15 @@ class DatasetId:
     def dht_key(self) -> bytes:
         """The DHT key of this dataset's descriptor: ``/dn/<org did>/<name>``."""
         return DHT_NAMESPACE + f"{self.org}/{self.name}".encode("ascii")
+
+    def provider_key(self) -> bytes:
+        """The DHT provider key of this dataset: the sha2-256 multihash of :meth:`dht_key`.
+
+        Nodes that publish the dataset announce themselves under it (ADD_PROVIDER),
+        so ``find_providers`` tells who answers for the data. A multihash keeps it
+        short and shaped like every other libp2p provider key.
+        """
+        return b"\x12\x20" + hashlib.sha256(self.dht_key()).digest()
 
     @classmethod
     def from_dht_key(cls, key: bytes) -> DatasetId:

@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -460,6 +461,8 @@ class Node:
                 continue
             key, raw = own.key, own.raw
             await self._query(lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
+            with contextlib.suppress(DatanetError):  # a damaged row: republish the value only
+                self._provide_soon(DatasetId.from_dht_key(key))
             count += 1
         return count
 
@@ -503,7 +506,22 @@ class Node:
         self._catalog.upsert(raw, desc)
         result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
+        self._provide_soon(desc.dataset_id)
         return PublishResult(desc.dataset_id, desc.sequence, len(result.acked))
+
+    def _provide_soon(self, dataset_id: DatasetId) -> None:
+        """Announce this node as a provider of ``dataset_id`` in the background."""
+        if self._nursery is None:
+            return
+        key = dataset_id.provider_key()
+
+        async def provide() -> None:
+            try:
+                await self._query(lambda t: self.coordinator.add_provider(key, t))
+            except DatanetError as exc:
+                log.debug("provide failed", extra={"kv": {"error": str(exc)}})
+
+        self._nursery.start_soon(provide)
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
         """The newest valid descriptor for ``dataset_id``: the catalog first, else the DHT.
@@ -594,7 +612,16 @@ class Node:
         raise NotFound(f"peer {peer} was not found")
 
     async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:
-        """Up to ``count`` providers of ``key`` with their addresses."""
+        """Up to ``count`` providers of ``key`` with their addresses.
+
+        ``key`` may also be a dataset id (``dn://…``): its :meth:`DatasetId.provider_key`
+        is asked for, which lists the nodes that published the dataset.
+
+        Raises:
+            InvalidInput: ``key`` starts with ``dn://`` but is not a dataset id.
+        """
+        if key.startswith(b"dn://"):
+            key = DatasetId.parse(key.decode("utf-8", "replace")).provider_key()
         result = await self._query(lambda t: self.coordinator.get_providers(key, t, count=count))
         assert isinstance(result, ProvidersResult)
         out = []

@@ -64,6 +64,13 @@ async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
         assert got.raw == raw
         assert specs[3].org != specs[1].org
 
+        # the publisher announced itself as the dataset's provider (in the background)
+        dataset = str(DatasetId(specs[1].org.org_id, "weather/daily")).encode()
+        with trio.fail_after(10):
+            while not (providers := await nodes[4].find_providers(dataset, 5)):
+                await trio.sleep(0.05)
+        assert [p for p, _ in providers] == [specs[1].peer_id]
+
         newer = _descriptor(specs[1], "weather/daily", 2, "Daily weather v2")
         await nodes[1].publish(newer)
         for node in nodes:
