@@ -938,14 +938,22 @@ class Host:
         for channel in self._subscribers:
             channel.close()
         self._subscribers.clear()
+        closing: weakref.WeakSet[Any] = weakref.WeakSet()
         with trio.move_on_after(3):
             async with trio.open_nursery() as nursery:
-                for conn in self._swarm.get_connections():
-                    nursery.start_soon(self._close_conn, conn)
-            # Connections the peer closed may still be closing in the swarm's own
-            # tasks, which swarm.close() cancels: let them finish first.
-            while self._swarm.get_connections():
-                await trio.sleep(0.02)
+                # Until swarm.close() stops the listeners, peers can still dial
+                # in (a routing table refreshing, a peer redialling when it saw
+                # us go), and dials of our own may still complete. Nobody admits
+                # those connections any more, so close each newcomer too, rather
+                # than wait for the peer to hang up. Connections the peer closed
+                # may still be closing in the swarm's own tasks, which
+                # swarm.close() cancels: let them finish first.
+                while conns := self._swarm.get_connections():
+                    for conn in conns:
+                        if conn not in closing:
+                            closing.add(conn)
+                            nursery.start_soon(self._close_conn, conn)
+                    await trio.sleep(0.02)
         with trio.move_on_after(2):
             try:
                 with translate("close swarm"):
@@ -1012,11 +1020,14 @@ async def serve_host(
             task_status.started(host)
             await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True):
-                await host._shutdown()
-            swarm_scope.shield = False
-            swarm_scope.cancel()
-            nursery.cancel_scope.cancel()
+            try:
+                with trio.CancelScope(shield=True):
+                    await host._shutdown()
+            finally:
+                # Even if the shutdown failed, the swarm must not outlive the host.
+                swarm_scope.shield = False
+                swarm_scope.cancel()
+                nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
