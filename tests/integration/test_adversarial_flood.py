@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import trio
-from adversarial_support import forge_body, in_process_network, signed
+from net_support import forge_body, in_process_network, signed
 
 from datanet.errors import DatanetError
 from datanet.ids import DatasetId

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from adversarial_support import (
+from net_support import (
     descriptor,
     forge_body,
     in_process_network,

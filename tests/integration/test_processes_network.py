@@ -9,38 +9,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from net_support import signed
 
-from datanet.descriptor import Descriptor, sign_descriptor
 from datanet.devnet import DevnetNode, provision
-from datanet.home import Home
 from datanet.ids import DatasetId
 from datanet.localnet import Localnet, NodeInfo, OpFailed, check, stop_all
 
 READY_TIMEOUT = 60.0
 
 
-def signed(node: DevnetNode, name: str, sequence: int, title: str) -> str:
+def signed_b64(node: DevnetNode, name: str, sequence: int, title: str) -> str:
     """A descriptor of ``node``'s organization, signed by ``node``, as base64."""
-    now = int(time.time())
-    desc = Descriptor(
-        dataset_id=DatasetId(node.org.org_id, name),
-        title=title,
-        description="multi-process test dataset",
-        keywords=("test",),
-        publisher_node=node.peer_id,
-        issued=now,
-        modified=now,
-        sequence=sequence,
-        expires=now + 3600,
-    )
-    home = Home(node.home)
-    raw = sign_descriptor(desc, home.load_node_key(), home.membership_chain(now))
-    return base64.b64encode(raw).decode()
+    return base64.b64encode(signed(node, name, sequence, title)).decode()
 
 
 def dataset(node: DevnetNode, name: str) -> str:
@@ -112,7 +96,7 @@ def test_publish_update_and_survive_the_publisher_crash(tmp_path: Path) -> None:
         name = "sensors/air"
         ident = dataset(specs[publisher], name)
 
-        v1 = signed(specs[publisher], name, 1, "Air v1")
+        v1 = signed_b64(specs[publisher], name, 1, "Air v1")
         first = net.proc(publisher).call("publish", node=0, raw=v1)
         assert first["dataset_id"] == ident
         assert first["replicas"] >= 3
@@ -120,7 +104,7 @@ def test_publish_update_and_survive_the_publisher_crash(tmp_path: Path) -> None:
         got = net.proc(reader).call("resolve", node=0, dataset_id=ident, refresh=True)
         assert got["raw"] == v1  # the very bytes that were signed
 
-        v2 = signed(specs[publisher], name, 2, "Air v2")
+        v2 = signed_b64(specs[publisher], name, 2, "Air v2")
         assert net.proc(publisher).call("publish", node=0, raw=v2)["sequence"] == 2
         others = [i for i in range(9) if i != publisher]
         answers = net.on_all("resolve", others, dataset_id=ident, refresh=True)
@@ -146,8 +130,8 @@ def test_kill9_and_restart_keeps_identity_records_and_rejoins_without_bootstraps
         specs = net.specs
         victim, other = 5, 3
         assert specs[victim].org != specs[other].org
-        own = signed(specs[victim], "stock/daily", 1, "Stock")
-        foreign = signed(specs[other], "rail/delays", 1, "Rail")
+        own = signed_b64(specs[victim], "stock/daily", 1, "Stock")
+        foreign = signed_b64(specs[other], "rail/delays", 1, "Rail")
         net.proc(victim).call("publish", node=0, raw=own)
         net.proc(other).call("publish", node=0, raw=foreign)
         foreign_key = key_b64(specs[other], "rail/delays")
@@ -182,7 +166,7 @@ def test_kill9_and_restart_keeps_identity_records_and_rejoins_without_bootstraps
             "resolve", node=0, dataset_id=dataset(specs[other], "rail/delays"), refresh=True
         )
         assert fresh["raw"] == foreign
-        newer = signed(specs[victim], "stock/daily", 2, "Stock v2")
+        newer = signed_b64(specs[victim], "stock/daily", 2, "Stock v2")
         assert net.proc(victim).call("publish", node=0, raw=newer)["replicas"] >= 3
         readers = [i for i in net.alive() if i != victim]
         answers = net.on_all(

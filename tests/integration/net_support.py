@@ -1,4 +1,4 @@
-"""Helpers of the adversarial tests: an in-process network and forged descriptors.
+"""Shared helpers of the integration tests: an in-process network, genuine and forged descriptors.
 
 The network is real: libp2p hosts on 127.0.0.1, SQLite files, signatures. The
 attacker is one of its nodes, a *member* with a valid certificate (the strongest
@@ -43,7 +43,7 @@ def descriptor(
     return Descriptor(
         dataset_id=DatasetId(org_of.org.org_id, name),
         title=title,
-        description="adversarial test dataset",
+        description="integration test dataset",
         publisher_node=(publisher or org_of).peer_id,
         issued=now,
         modified=now,
