@@ -38,7 +38,11 @@ import trio
 
 from datanet.catalog import Catalog, Hit
 from datanet.config import Config
-from datanet.descriptor import VerifiedDescriptor, verify_descriptor
+from datanet.descriptor import (
+    VerifiedDescriptor,
+    decode_descriptor_unverified,
+    verify_descriptor,
+)
 from datanet.errors import DatanetError, InvalidInput, NotFound, Timeout
 from datanet.home import Home
 from datanet.ids import DatasetId
@@ -477,9 +481,11 @@ class Node:
         return verified
 
     def _catalog_add_key(self, key: bytes, value: bytes) -> None:
+        """Index a value the record store just accepted (so already validated) if it
+        is a descriptor; decoding is enough, the signature was checked on the way in."""
         try:
             if namespace_of(key) == "dn":
-                self._catalog_add(value, _now())
+                self._catalog.upsert(value, decode_descriptor_unverified(value))
         except DatanetError:
             return
 

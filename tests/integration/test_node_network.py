@@ -20,6 +20,9 @@ async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
         got = await nodes[3].resolve(DatasetId(specs[1].org.org_id, "weather/daily"))
         assert got.raw == raw
         assert specs[3].org != specs[1].org
+        # a replica indexes what it stores: searchable without any resolve
+        hits = nodes[2].search("daily weather", limit=5, offset=0)
+        assert [str(h.dataset_id) for h in hits] == [str(result.dataset_id)]
 
         # the publisher announced itself as the dataset's provider (in the background)
         dataset = str(DatasetId(specs[1].org.org_id, "weather/daily")).encode()
