@@ -39,9 +39,9 @@ from _machine import REPO_ROOT, results_header
 if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from datanet.catalog import Catalog
-from datanet.descriptor import Descriptor, sign_descriptor, verify_descriptor
-from datanet.ids import DatasetId
+from datanet.records.descriptor import Descriptor, sign_descriptor, verify_descriptor
+from datanet.records.ids import DatasetId
+from datanet.store.catalog import Catalog
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.keys import KeyPair
 

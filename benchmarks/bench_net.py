@@ -2,7 +2,7 @@
 
 Every node is a full datanet node (libp2p over TCP on 127.0.0.1 with Noise and
 Yamux, SQLite in WAL mode, signed descriptors) hosted by ``python -m
-datanet.localnet`` worker processes, driven over their stdin/stdout:
+datanet.testing.localnet`` worker processes, driven over their stdin/stdout:
 
 1. provision ``--nodes`` data directories of ``--orgs`` organizations (plus one
    more for the idle-memory probe); the first ``--bootstraps`` nodes are
@@ -55,11 +55,11 @@ from _machine import REPO_ROOT, results_header
 if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from datanet.descriptor import Descriptor, sign_descriptor
 from datanet.devnet import DevnetNode, provision
-from datanet.home import Home
-from datanet.ids import DatasetId
-from datanet.localnet import Localnet, OpFailed, check, stop_all
+from datanet.node.home import Home
+from datanet.records.descriptor import Descriptor, sign_descriptor
+from datanet.records.ids import DatasetId
+from datanet.testing.localnet import Localnet, OpFailed, check, stop_all
 
 #: py-spy next to this interpreter (``pip install py-spy``), else on PATH.
 PY_SPY = (
@@ -386,7 +386,7 @@ def main() -> int:
         "--no-gc-freeze",
         dest="gc_freeze",
         action="store_false",
-        help="workers do not gc.freeze() after joining (see datanet.localnet)",
+        help="workers do not gc.freeze() after joining (see datanet.testing.localnet)",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep data dirs and logs here")
     parser.add_argument(

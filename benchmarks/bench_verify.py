@@ -1,7 +1,7 @@
 """Benchmark: full descriptor verification per second on one core.
 
 Builds ``--count`` distinct signed descriptors from a few organizations and
-nodes, then times :func:`datanet.descriptor.verify_descriptor` (decode +
+nodes, then times :func:`datanet.records.descriptor.verify_descriptor` (decode +
 certificate chain + signature + expiry) over all of them:
 
 * ``warm``: one trust store for the whole run, as a node has: each node's
@@ -31,14 +31,14 @@ from _machine import REPO_ROOT, results_header
 if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from datanet.descriptor import (
+from datanet.records.descriptor import (
     AccessPolicy,
     Descriptor,
     Distribution,
     sign_descriptor,
     verify_descriptor,
 )
-from datanet.ids import DatasetId
+from datanet.records.ids import DatasetId
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.keys import KeyPair, OrgId
 

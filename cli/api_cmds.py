@@ -290,8 +290,8 @@ def _local_only(app: CliContext) -> Path | None:
     """The local config file when no daemon runs here and no API URL was given."""
     if os.environ.get(API_URL_ENV):
         return None
-    from datanet.config import CONFIG_FILE_NAME, TOKEN_FILE
-    from datanet.home import resolve_data_dir
+    from datanet.node.config import CONFIG_FILE_NAME, TOKEN_FILE
+    from datanet.node.home import resolve_data_dir
 
     directory = resolve_data_dir(app.data_dir)
     if (directory / TOKEN_FILE).exists():
@@ -316,7 +316,7 @@ def config_show(app: CliContext, key: str | None) -> None:
             view = client.config_show()
         path, settings, restart = view.path, view.config, view.restart_required
     else:
-        from datanet.config import load_config
+        from datanet.node.config import load_config
 
         path, settings, restart = str(local), load_config(local).to_mapping(), False
     flat = {
@@ -325,7 +325,7 @@ def config_show(app: CliContext, key: str | None) -> None:
         for name, value in table.items()
     }
     if key is not None:
-        from datanet.config import ConfigError
+        from datanet.node.config import ConfigError
 
         if key not in flat:
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(flat)}")
@@ -356,7 +356,7 @@ def config_set(app: CliContext, key: str, value: str) -> None:
             change = client.config_set(key, value)
         new_value, restart = change.value, change.restart_required
     else:
-        from datanet.config import ConfigFile
+        from datanet.node.config import ConfigFile
 
         updated = ConfigFile(local).set(key, value)[key]
         new_value = list(updated) if isinstance(updated, tuple) else updated

@@ -36,7 +36,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from datanet.home import Home
+    from datanet.node.home import Home
     from identity.keys import KeyPair
     from identity.keystore import KdfParams
 
@@ -121,7 +121,7 @@ class CliContext:
     def home(self) -> Home:
         """The data directory chosen by ``--data-dir`` / ``$DATANET_HOME`` / the default."""
         if self._home is None:
-            from datanet.home import Home, resolve_data_dir
+            from datanet.node.home import Home, resolve_data_dir
 
             path = resolve_data_dir(self.data_dir)
             self._home = Home(path) if self.kdf is None else Home(path, kdf=self.kdf)

@@ -31,7 +31,7 @@ from cli.app import (
 )
 
 if TYPE_CHECKING:
-    from datanet.descriptor import Descriptor, VerifiedDescriptor
+    from datanet.records.descriptor import Descriptor, VerifiedDescriptor
     from identity.certs import TrustStore
 
 __all__ = ["descriptor"]
@@ -57,8 +57,8 @@ def descriptor_new(app: CliContext, org: str, name: str, out: Path | None, force
     ORG_OR_DID is a did:key, a local org (datanet org list) or a trusted org's
     name (datanet trust list). Edit the file, then `datanet descriptor sign FILE`.
     """
-    from datanet.descriptor_file import descriptor_template
-    from datanet.ids import DatasetId
+    from datanet.records.descriptor_file import descriptor_template
+    from datanet.records.ids import DatasetId
 
     dataset_id = DatasetId(app.home().find_org(org), name)
     text = descriptor_template(dataset_id, now=app.now())
@@ -83,9 +83,9 @@ def descriptor_sign(
 
     The certificate must be of the dataset's org and grant the publisher role.
     """
-    from datanet.descriptor import sign_descriptor
-    from datanet.descriptor_file import descriptor_from_toml
     from datanet.errors import InvalidInput
+    from datanet.records.descriptor import sign_descriptor
+    from datanet.records.descriptor_file import descriptor_from_toml
     from identity.certs import Role
 
     home = app.home()
@@ -163,7 +163,7 @@ def descriptor_verify(app: CliContext, file: Path, accept_any_org: bool) -> None
 
     Exits 0 if it is valid, 4 if a check fails, 3 if FILE is not a descriptor.
     """
-    from datanet.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
+    from datanet.records.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
 
     data = read_input_file(file, max_size=MAX_DESCRIPTOR_SIZE)
     v = verify_descriptor(data, _trust(app, accept_any_org), app.now())
@@ -218,12 +218,12 @@ def descriptor_show(app: CliContext, file: Path, accept_any_org: bool) -> None:
     A descriptor whose signature is broken is refused (exit 4); one that fails
     only trust, certificate or expiry checks is shown, marked NOT VERIFIED.
     """
-    from datanet.descriptor import (
+    from datanet.errors import VerificationError
+    from datanet.records.descriptor import (
         MAX_DESCRIPTOR_SIZE,
         decode_descriptor_unverified,
         verify_descriptor,
     )
-    from datanet.errors import VerificationError
 
     data = read_input_file(file, max_size=MAX_DESCRIPTOR_SIZE)
     desc = decode_descriptor_unverified(data)
@@ -261,8 +261,8 @@ def descriptor_export(
     """
     if not dcat:
         raise click.UsageError("choose an export format: --dcat")
-    from datanet.dcat import to_dcat_jsonld
-    from datanet.descriptor import (
+    from datanet.records.dcat import to_dcat_jsonld
+    from datanet.records.descriptor import (
         MAX_DESCRIPTOR_SIZE,
         decode_descriptor_unverified,
         verify_descriptor,

@@ -66,7 +66,7 @@ def init(app: CliContext, passphrase_file: Path | None, no_passphrase: bool) -> 
 @pass_app
 def id_command(app: CliContext) -> None:
     """Show this node's peer id, memberships, local orgs and trust settings."""
-    from datanet.home import certificate_status
+    from datanet.node.home import certificate_status
 
     home = app.home()
     peer = home.node_peer_id()

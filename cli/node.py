@@ -125,9 +125,9 @@ def node_start(app: CliContext, config_path: Path | None, passphrase_file: Path 
 @pass_app
 def node_stop(app: CliContext, timeout: float) -> None:
     """Stop the running daemon cleanly (as SIGTERM would) and wait until it is gone."""
-    from datanet.config import API_URL_FILE, PID_FILE
     from datanet.errors import Timeout
-    from datanet.home import resolve_data_dir
+    from datanet.node.config import API_URL_FILE, PID_FILE
+    from datanet.node.home import resolve_data_dir
 
     with client_for(app) as client:
         pid = client.status().pid

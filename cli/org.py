@@ -48,7 +48,7 @@ def org_create(
     app: CliContext, name: str, passphrase_file: Path | None, no_passphrase: bool
 ) -> None:
     """Create an organization root key NAME (a-z 0-9 . _ -) on this machine."""
-    from datanet.home import check_org_name
+    from datanet.node.home import check_org_name
 
     home = app.home()
     check_org_name(name)

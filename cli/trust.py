@@ -65,7 +65,7 @@ def cert_install(app: CliContext, file: Path) -> None:
 @pass_app
 def cert_list(app: CliContext) -> None:
     """List the installed certificates of this node and their state."""
-    from datanet.home import certificate_status
+    from datanet.node.home import certificate_status
 
     home = app.home()
     now = app.now()
@@ -117,7 +117,7 @@ def trust() -> None:
 @pass_app
 def trust_add(app: CliContext, org_id: str, name: str) -> None:
     """Trust organization ORGID (did:key:z6Mk…): accept its certificates."""
-    from datanet.home import check_org_name
+    from datanet.node.home import check_org_name
     from identity.keys import OrgId
 
     org_value = OrgId.parse(org_id)

@@ -36,8 +36,8 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
-import datanet.config  # also loads ConfigError so error codes map back to it
-import datanet.ids  # loads UnknownAlias so error codes map back to it
+import datanet.node.config  # also loads ConfigError so error codes map back to it
+import datanet.records.ids  # loads UnknownAlias so error codes map back to it
 from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for
 from datanet.errors import DatanetError, NetworkError, Timeout
 
@@ -113,7 +113,7 @@ class Resolved:
     """``resolve``: the newest valid descriptor.
 
     ``raw`` is the signed envelope, so a caller that does not trust its daemon can
-    verify it again with ``datanet.descriptor.verify_descriptor``.
+    verify it again with ``datanet.records.descriptor.verify_descriptor``.
     """
 
     dataset_id: str
@@ -423,17 +423,17 @@ def api_endpoint(
     """
     if base_url is not None and token is not None:
         return base_url.rstrip("/"), token
-    from datanet.home import resolve_data_dir  # noqa: PLC0415 - only when needed
+    from datanet.node.home import resolve_data_dir  # noqa: PLC0415 - only when needed
 
     directory = resolve_data_dir(data_dir)
     if base_url is None:
-        base_url = _read_small(directory / datanet.config.API_URL_FILE)
+        base_url = _read_small(directory / datanet.node.config.API_URL_FILE)
     if base_url is None:
-        config = datanet.config.load_config(directory / datanet.config.CONFIG_FILE_NAME)
+        config = datanet.node.config.load_config(directory / datanet.node.config.CONFIG_FILE_NAME)
         host, port = config.api_host_port
         base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if token is None:
-        token = _read_small(directory / datanet.config.TOKEN_FILE)
+        token = _read_small(directory / datanet.node.config.TOKEN_FILE)
         if token is None:
             raise DaemonUnreachable(
                 f"no API token in {directory} (is the daemon running? start it with "

@@ -46,8 +46,15 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import trio
 
 from datanet.api._node_protocol import NodeAPI
-from datanet.config import API_URL_FILE, CONFIG_FILE_NAME, PID_FILE, TOKEN_FILE, Config, ConfigFile
 from datanet.errors import DatanetError
+from datanet.node.config import (
+    API_URL_FILE,
+    CONFIG_FILE_NAME,
+    PID_FILE,
+    TOKEN_FILE,
+    Config,
+    ConfigFile,
+)
 from identity.keys import KeyPair
 
 if TYPE_CHECKING:
@@ -394,7 +401,7 @@ def run_daemon(
     Args:
         data_dir: the node's data directory (initialised, holding ``node.key``).
         node_key: the unlocked node key.
-        node_factory: opens the node (``datanet.node`` in production).
+        node_factory: opens the node (``datanet.node.driver`` in production).
         config_path: the config file; ``<data_dir>/config.toml`` by default.
         log_stream: where log lines go (stderr by default).
         on_ready: called with the API URL once the API accepts requests.
@@ -448,7 +455,7 @@ def load_node_factory() -> NodeFactory:
     the daemon actually starts. Assigning it to :class:`NodeFactory` also makes
     mypy check that the real ``Node`` satisfies the API's ``NodeAPI`` protocol.
     """
-    from datanet.node import open_node  # noqa: PLC0415 - heavy: only when starting
+    from datanet.node.driver import open_node  # noqa: PLC0415 - heavy: only when starting
 
     factory: NodeFactory = open_node
     return factory

@@ -2,7 +2,7 @@
 
 A DHT key is bytes of the form ``/<namespace>/<rest>``. Each namespace has a
 :class:`Validator`; the concrete ones (descriptors ``/dn/``, org records
-``/dn-org/``, revocations ``/dn-rev/``) live in :mod:`datanet.validators` because
+``/dn-org/``, revocations ``/dn-rev/``) live in :mod:`datanet.records.validators` because
 they need the record formats, while ``routing`` stays free of them.
 
 Invariants:

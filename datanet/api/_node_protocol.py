@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from datanet.ids import DatasetId
+from datanet.records.ids import DatasetId
 from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 
@@ -65,7 +65,7 @@ class PublishResultLike(Protocol):
 
 
 class DescriptorLike(Protocol):
-    """The parts of ``datanet.descriptor.Descriptor`` the API shows."""
+    """The parts of ``datanet.records.descriptor.Descriptor`` the API shows."""
 
     @property
     def dataset_id(self) -> DatasetId:
@@ -80,7 +80,7 @@ class DescriptorLike(Protocol):
 
 
 class VerifiedDescriptorLike(Protocol):
-    """``datanet.descriptor.VerifiedDescriptor``: a descriptor whose checks passed."""
+    """``datanet.records.descriptor.VerifiedDescriptor``: a descriptor whose checks passed."""
 
     @property
     def descriptor(self) -> DescriptorLike:
@@ -96,7 +96,7 @@ class VerifiedDescriptorLike(Protocol):
 
 
 class HitLike(Protocol):
-    """One catalog search result (``datanet.catalog.Hit``); every dataclass field is shown."""
+    """One catalog search result (``datanet.store.catalog.Hit``); every dataclass field is shown."""
 
     @property
     def dataset_id(self) -> str:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from datanet.api._node_protocol import NodeAPI
 from datanet.api.errors import InvalidRequest
-from datanet.config import SETTINGS, Config, ConfigFile
-from datanet.ids import DatasetId
+from datanet.node.config import SETTINGS, Config, ConfigFile
+from datanet.records.ids import DatasetId
 from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 from routing.records import MAX_KEY_SIZE

@@ -18,8 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import datanet
-from datanet.config import load_config
-from datanet.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
 from datanet.devnet import (
     CERT_DAYS,
     MANIFEST_FILE,
@@ -41,7 +39,9 @@ from datanet.devnet import (
     sign_for_node,
 )
 from datanet.errors import NotFound
-from datanet.home import Home
+from datanet.node.config import load_config
+from datanet.node.home import Home
+from datanet.records.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
 
 NOW = 1_770_000_000
 

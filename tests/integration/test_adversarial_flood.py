@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 import trio
-from net_support import forge_body, in_process_network, signed
 
 from datanet.errors import DatanetError
-from datanet.ids import DatasetId
-from datanet.localnet import send_raw_kad
-from datanet.node import Node
+from datanet.node.driver import Node
 from datanet.p2p import addr_to_bytes, parse_addr
+from datanet.records.ids import DatasetId
+from datanet.testing.localnet import send_raw_kad
+from datanet.testing.network import forge_body, in_process_network, signed
 from identity.keys import KeyPair
 from routing.wire import Message, MessageType, Peer, Record
 

@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 import trio
-from net_support import (
+
+from datanet.errors import (
+    NotFound,
+    ScopeError,
+    SignatureError,
+    StaleRecord,
+)
+from datanet.node.driver import Node
+from datanet.node.home import Home
+from datanet.records.descriptor import verify_descriptor
+from datanet.records.ids import DatasetId
+from datanet.testing.network import (
     descriptor,
     forge_body,
     in_process_network,
@@ -21,17 +32,6 @@ from net_support import (
     sign_as,
     signed,
 )
-
-from datanet.descriptor import verify_descriptor
-from datanet.errors import (
-    NotFound,
-    ScopeError,
-    SignatureError,
-    StaleRecord,
-)
-from datanet.home import Home
-from datanet.ids import DatasetId
-from datanet.node import Node
 
 OWNER, ATTACKER = 1, 2  # nodes of two different organizations
 

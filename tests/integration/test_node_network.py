@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from net_support import in_process_network, signed
 
 from datanet.errors import NotFound, StaleRecord
-from datanet.ids import DatasetId
+from datanet.records.ids import DatasetId
+from datanet.testing.network import in_process_network, signed
 
 
 async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:

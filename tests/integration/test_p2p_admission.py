@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 import trio
-from p2p_support import (
+
+from datanet.errors import NetworkError
+from datanet.p2p import AdmissionRefused, Host, KadServer, PeerConnected, open_host
+from datanet.p2p.streams import FramedStream
+from datanet.testing.p2p import (
     FAST,
     LOCAL,
     NOW,
@@ -16,10 +20,6 @@ from p2p_support import (
     plain_host,
     plain_kad_request,
 )
-
-from datanet.errors import NetworkError
-from datanet.p2p import AdmissionRefused, Host, KadServer, PeerConnected, open_host
-from datanet.p2p.streams import FramedStream
 from identity import TrustStore, issue_revocation, parse_revocation
 from routing.wire import Message, MessageType
 

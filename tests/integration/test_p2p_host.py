@@ -6,15 +6,6 @@ import time
 
 import pytest
 import trio
-from p2p_support import (
-    FAST,
-    LOCAL,
-    admission,
-    node_key,
-    org_key,
-    plain_addrs,
-    plain_host,
-)
 
 from datanet.errors import InvalidInput, PeerUnreachable
 from datanet.p2p import (
@@ -26,6 +17,15 @@ from datanet.p2p import (
     PeerEvent,
     open_host,
     parse_addr,
+)
+from datanet.testing.p2p import (
+    FAST,
+    LOCAL,
+    admission,
+    node_key,
+    org_key,
+    plain_addrs,
+    plain_host,
 )
 from identity import KeyPair
 from routing.wire import Message, MessageType

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import pytest
 import trio
-from p2p_support import FAST, LOCAL, admission, node_key, org_key
 
 from datanet.errors import (
     NetworkError,
@@ -19,6 +18,7 @@ from datanet.errors import (
 )
 from datanet.p2p import KAD_PROTOCOL, Host, HostLimits, ProtocolNotSupported, open_host
 from datanet.p2p.streams import FramedStream
+from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
 from routing.wire import Message, MessageType, Record, encode_frame, encode_message
 
 ORG = org_key(1)

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import trio
-from p2p_support import FAST, LOCAL, admission, node_key, org_key
 
 from datanet.errors import InvalidInput, NetworkError, ScopeError
 from datanet.p2p import ProtocolNotSupported, RemoteError, open_host
 from datanet.p2p._libp2p import to_libp2p_id
 from datanet.p2p.streams import MULTISTREAM_ID
+from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
 from routing.wire import Message, MessageType, encode_frame
 
 ORG = org_key(1)

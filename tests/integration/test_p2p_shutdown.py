@@ -12,10 +12,10 @@ from functools import partial
 
 import pytest
 import trio
-from p2p_support import FAST, LOCAL, admission, node_key, org_key, plain_host
 
 from datanet.errors import NetworkError
 from datanet.p2p import KAD_PROTOCOL, Host, PeerEvent, open_host, parse_addr, serve_host
+from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key, plain_host
 from routing.wire import Message, MessageType, encode_frame
 
 ORG = org_key(1)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from datanet.descriptor import Descriptor, sign_descriptor
 from datanet.devnet import DevnetNode, provision
-from datanet.home import Home
-from datanet.ids import DatasetId
-from datanet.localnet import MAX_LINE, Localnet, OpFailed, check, running
+from datanet.node.home import Home
+from datanet.records.descriptor import Descriptor, sign_descriptor
+from datanet.records.ids import DatasetId
+from datanet.testing.localnet import MAX_LINE, Localnet, OpFailed, check, running
 
 
 def b64(data: bytes) -> str:

@@ -1,6 +1,6 @@
 """A network of node *processes* on 127.0.0.1: publish, update, crash, restart.
 
-Every node runs in its own ``python -m datanet.localnet`` process (real libp2p
+Every node runs in its own ``python -m datanet.testing.localnet`` process (real libp2p
 over TCP, real SQLite files, real signatures), driven over its stdin/stdout.
 Crashes are SIGKILL, restarts reuse the same data directory.
 """
@@ -13,11 +13,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from net_support import signed
 
 from datanet.devnet import DevnetNode, provision
-from datanet.ids import DatasetId
-from datanet.localnet import Localnet, NodeInfo, OpFailed, check, stop_all
+from datanet.records.ids import DatasetId
+from datanet.testing.localnet import Localnet, NodeInfo, OpFailed, check, stop_all
+from datanet.testing.network import signed
 
 READY_TIMEOUT = 60.0
 

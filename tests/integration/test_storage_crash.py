@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from datanet.storage import DB_FILENAME, Storage
+from datanet.store.db import DB_FILENAME, Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
     import sys
-    from datanet.storage import Storage
+    from datanet.store.db import Storage
     from routing.stores import ProviderStore, RecordStore
     from routing.wire import Peer
 

@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datanet.dcat import to_dcat_jsonld
-from datanet.descriptor import (
+from datanet.errors import DatanetError
+from datanet.records.dcat import to_dcat_jsonld
+from datanet.records.descriptor import (
     DESCRIPTOR_TAG,
     MAX_DESCRIPTOR_SIZE,
     AccessPolicy,
@@ -22,10 +23,9 @@ from datanet.descriptor import (
     sign_descriptor,
     verify_descriptor,
 )
-from datanet.descriptor_file import descriptor_from_toml, descriptor_to_toml
-from datanet.errors import DatanetError
-from datanet.ids import DatasetId
-from datanet.validators import default_validator
+from datanet.records.descriptor_file import descriptor_from_toml, descriptor_to_toml
+from datanet.records.ids import DatasetId
+from datanet.records.validators import default_validator
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.encoding import pack, unpack
 from identity.envelope import seal

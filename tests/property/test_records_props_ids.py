@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datanet.errors import DecodeError
-from datanet.ids import MAX_NAME_LEN, DatasetId
+from datanet.records.ids import MAX_NAME_LEN, DatasetId
 from identity.keys import KeyPair, OrgId
 
 SETTINGS = settings(derandomize=True, max_examples=300, deadline=None)

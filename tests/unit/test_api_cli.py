@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apinode_double import MemoryNode
 from click.testing import CliRunner, Result
 
 from cli.main import datanet
-from datanet.config import API_URL_FILE, PID_FILE, TOKEN_FILE, load_config
+from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE, load_config
+from datanet.testing.doubles import MemoryNode
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -29,7 +29,7 @@ ROOT = HERE.parents[1]
 def running(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "config.toml").write_text('[api]\naddress = "127.0.0.1:0"\n')
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "apinode_daemon.py"), str(tmp_path)],
+        [sys.executable, "-m", "datanet.testing.memory_daemon", str(tmp_path)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,

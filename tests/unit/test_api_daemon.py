@@ -20,11 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from apinode_double import MemoryNode
 
 from datanet.api.errors import DaemonUnreachable, Unauthorized
 from datanet.client import AsyncClient, Client
-from datanet.config import API_URL_FILE, PID_FILE, TOKEN_FILE, Config, ConfigFile, save_config
 from datanet.daemon import (
     DaemonAlreadyRunning,
     DaemonError,
@@ -36,6 +34,8 @@ from datanet.daemon import (
     write_token,
 )
 from datanet.errors import NotFound
+from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE, Config, ConfigFile, save_config
+from datanet.testing.doubles import MemoryNode
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -178,7 +178,7 @@ class Daemon:
         self.data_dir = data_dir
         env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "apinode_daemon.py"), str(data_dir)],
+            [sys.executable, "-m", "datanet.testing.memory_daemon", str(data_dir)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

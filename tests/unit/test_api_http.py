@@ -14,12 +14,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from apinode_double import MemoryNode, PeerInfo
 
 from datanet.api.app import create_app
 from datanet.api.routes import OPERATIONS, ApiContext
-from datanet.config import Config, ConfigFile
 from datanet.errors import NetworkError, NotFound, Timeout
+from datanet.node.config import Config, ConfigFile
+from datanet.testing.doubles import MemoryNode, PeerInfo
 from identity.keys import KeyPair
 
 TOKEN = "test-token-0123456789abcdef"

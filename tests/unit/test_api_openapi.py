@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apinode_double import MemoryNode
 from hypothesis import HealthCheck, settings
 from starlette.routing import Route
 
 from datanet.api.app import create_app
 from datanet.api.openapi import OPENAPI_PATH, openapi_document
 from datanet.api.routes import API_PREFIX, OPERATIONS, ApiContext, check_args
-from datanet.config import Config, ConfigFile
+from datanet.node.config import Config, ConfigFile
+from datanet.testing.doubles import MemoryNode
 
 schemathesis = pytest.importorskip("schemathesis")
 spec_validator = pytest.importorskip("openapi_spec_validator")

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datanet.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
-from datanet.descriptor import Descriptor, sign_descriptor, verify_descriptor
 from datanet.errors import InvalidInput
-from datanet.ids import DatasetId
-from datanet.storage import DB_FILENAME, Storage
+from datanet.records.descriptor import Descriptor, sign_descriptor, verify_descriptor
+from datanet.records.ids import DatasetId
+from datanet.store.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
+from datanet.store.db import DB_FILENAME, Storage
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.keys import KeyPair
 
@@ -265,7 +265,7 @@ def test_title_matches_come_before_description_matches(cat: Catalog) -> None:
 def test_common_words_rank_only_the_most_recent_window(
     cat: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("datanet.catalog.SEARCH_WINDOW", 3)
+    monkeypatch.setattr("datanet.store.catalog.SEARCH_WINDOW", 3)
     for i in range(6):
         d = desc(f"a/d{i}", f"Common word {i}", keywords=("tagged",) if i == 0 else ())
         cat.upsert(raw(d), d)

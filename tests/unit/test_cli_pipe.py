@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datanet.descriptor import Descriptor, sign_descriptor
-from datanet.home import Home
-from datanet.ids import DatasetId
+from datanet.node.home import Home
+from datanet.records.descriptor import Descriptor, sign_descriptor
+from datanet.records.ids import DatasetId
 from identity.certs import Role
 
 F_SETPIPE_SZ = 1031  # Linux

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apinode_double import MemoryNode, PeerInfo
 
 from datanet.api.app import create_app
 from datanet.api.errors import (
@@ -35,9 +34,10 @@ from datanet.client import (
     Resolved,
     api_endpoint,
 )
-from datanet.config import API_URL_FILE, TOKEN_FILE, Config, ConfigError, ConfigFile
-from datanet.descriptor import verify_descriptor
 from datanet.errors import DatanetError, DecodeError, NotFound, StaleRecord
+from datanet.node.config import API_URL_FILE, TOKEN_FILE, Config, ConfigError, ConfigFile
+from datanet.records.descriptor import verify_descriptor
+from datanet.testing.doubles import MemoryNode, PeerInfo
 from identity.keys import KeyPair
 
 TOKEN = "client-test-token-0123456789"

@@ -1,4 +1,4 @@
-"""datanet.config: defaults, loading, validation, set, render round trip, docs in step."""
+"""datanet.node.config: defaults, loading, validation, set, render round trip, docs in step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datanet.config import (
+from datanet.errors import InvalidInput
+from datanet.node.config import (
     SETTINGS,
     Config,
     ConfigError,
@@ -20,7 +21,6 @@ from datanet.config import (
     render_config,
     save_config,
 )
-from datanet.errors import InvalidInput
 
 PEER = "12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
 ROOT = Path(__file__).resolve().parents[2]

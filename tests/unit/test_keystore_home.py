@@ -1,4 +1,4 @@
-"""datanet.home: the data directory (layout, node key, certificates, trust, orgs)."""
+"""datanet.node.home: the data directory (layout, node key, certificates, trust, orgs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from datanet.config import load_config
 from datanet.errors import (
     CertificateExpired,
     CertificateRevoked,
@@ -21,7 +20,8 @@ from datanet.errors import (
     StaleRecord,
     WrongPassphrase,
 )
-from datanet.home import (
+from datanet.node.config import load_config
+from datanet.node.home import (
     AlreadyInitialized,
     Home,
     HomeError,
@@ -71,7 +71,7 @@ def test_init_layout(tmp_path: Path) -> None:
     assert h.node_peer_id() == key.peer_id
     assert h.load_node_key().seed() == key.seed()
     assert not h.node_key_encrypted()
-    # config.toml is the documented defaults and loads with datanet.config.
+    # config.toml is the documented defaults and loads with datanet.node.config.
     config = load_config(h.config_path)
     assert config.values["network.admission"] == "members"
     assert config.values["api.address"] == "127.0.0.1:5080"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from datanet.dcat import DCAT_CONTEXT, to_dcat_jsonld
-from datanet.descriptor import AccessPolicy, Descriptor, Distribution
-from datanet.ids import DatasetId
+from datanet.records.dcat import DCAT_CONTEXT, to_dcat_jsonld
+from datanet.records.descriptor import AccessPolicy, Descriptor, Distribution
+from datanet.records.ids import DatasetId
 from identity.keys import KeyPair
 
 ORG = KeyPair.from_seed(b"o" * 32).org_id

@@ -7,17 +7,6 @@ import json
 
 import pytest
 
-from datanet.descriptor import (
-    DESCRIPTOR_TAG,
-    MAX_DESCRIPTOR_SIZE,
-    MAX_LIFETIME,
-    AccessPolicy,
-    Descriptor,
-    Distribution,
-    decode_descriptor_unverified,
-    sign_descriptor,
-    verify_descriptor,
-)
 from datanet.errors import (
     CertificateError,
     CertificateExpired,
@@ -34,7 +23,18 @@ from datanet.errors import (
     UntrustedOrganization,
     VerificationError,
 )
-from datanet.ids import DatasetId
+from datanet.records.descriptor import (
+    DESCRIPTOR_TAG,
+    MAX_DESCRIPTOR_SIZE,
+    MAX_LIFETIME,
+    AccessPolicy,
+    Descriptor,
+    Distribution,
+    decode_descriptor_unverified,
+    sign_descriptor,
+    verify_descriptor,
+)
+from datanet.records.ids import DatasetId
 from identity.certs import (
     Revocation,
     Role,

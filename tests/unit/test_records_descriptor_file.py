@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from datanet.descriptor import AccessPolicy, Descriptor, Distribution
-from datanet.descriptor_file import (
+from datanet.errors import DecodeError, InvalidInput, RecordTooLarge
+from datanet.records.descriptor import AccessPolicy, Descriptor, Distribution
+from datanet.records.descriptor_file import (
     DEFAULT_LIFETIME,
     descriptor_from_toml,
     descriptor_template,
     descriptor_to_toml,
 )
-from datanet.errors import DecodeError, InvalidInput, RecordTooLarge
-from datanet.ids import DatasetId
+from datanet.records.ids import DatasetId
 from identity.keys import KeyPair
 
 NOW = 1_750_000_000

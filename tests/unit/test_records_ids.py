@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from datanet.errors import DatanetError, DecodeError, InvalidInput
-from datanet.ids import DatasetId, UnknownAlias, check_alias, resolve_alias
+from datanet.records.ids import DatasetId, UnknownAlias, check_alias, resolve_alias
 from identity.keys import KeyPair
 
 ORG = KeyPair.from_seed(bytes(range(32))).org_id

@@ -6,8 +6,7 @@ import dataclasses
 
 import pytest
 
-import datanet.validators as validators_module
-from datanet.descriptor import Descriptor, open_descriptor, sign_descriptor
+import datanet.records.validators as validators_module
 from datanet.errors import (
     CertificateRevoked,
     DatanetError,
@@ -17,8 +16,9 @@ from datanet.errors import (
     SignatureError,
     VerificationError,
 )
-from datanet.ids import DatasetId
-from datanet.validators import (
+from datanet.records.descriptor import Descriptor, open_descriptor, sign_descriptor
+from datanet.records.ids import DatasetId
+from datanet.records.validators import (
     DescriptorValidator,
     OrgRecordValidator,
     RevocationValidator,

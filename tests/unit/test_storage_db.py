@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datanet.errors import DecodeError, SignatureError, StorageError
-from datanet.storage import (
+from datanet.store.db import (
     DB_FILENAME,
     SCHEMA_VERSION,
     Storage,

@@ -36,16 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from datanet.catalog import Catalog, Hit
-from datanet.config import Config
-from datanet.descriptor import (
-    VerifiedDescriptor,
-    decode_descriptor_unverified,
-    verify_descriptor,
-)
 from datanet.errors import DatanetError, InvalidInput, NotFound, Timeout
-from datanet.home import Home
-from datanet.ids import DatasetId
+from datanet.node.config import Config
+from datanet.node.home import Home
 from datanet.p2p import (
     Admission,
     AdmissionMode,
@@ -58,8 +51,15 @@ from datanet.p2p import (
     addr_to_bytes,
     open_host,
 )
-from datanet.storage import Storage
-from datanet.validators import default_validator
+from datanet.records.descriptor import (
+    VerifiedDescriptor,
+    decode_descriptor_unverified,
+    verify_descriptor,
+)
+from datanet.records.ids import DatasetId
+from datanet.records.validators import default_validator
+from datanet.store.catalog import Catalog, Hit
+from datanet.store.db import Storage
 from identity.certs import TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.coordinator import (

@@ -25,7 +25,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from datanet.descriptor import Descriptor
+from datanet.records.descriptor import Descriptor
 
 __all__ = ["DCAT_CONTEXT", "to_dcat_jsonld"]
 

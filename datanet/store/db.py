@@ -4,7 +4,7 @@ Tables: DHT values and providers (write-through from the pure stores in
 :mod:`routing.stores`), the address book, a routing-table snapshot, membership
 certificates and revocation lists learned from the network, and this node's
 own descriptors (to republish). The node's own keys, certificates and trust
-store are files in the data directory (:mod:`datanet.home`), not rows here.
+store are files in the data directory (:mod:`datanet.node.home`), not rows here.
 
 Durability: WAL journal with ``synchronous=FULL``. A method that writes returns
 only after its transaction committed and the WAL was fsynced, so anything a
@@ -115,7 +115,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # ---------------------------------------------------------------------------
-# connection helpers (shared with datanet.catalog)
+# connection helpers (shared with datanet.store.catalog)
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from datanet.errors import (
     ScopeError,
     VerificationError,
 )
-from datanet.ids import DatasetId
+from datanet.records.ids import DatasetId
 from identity.certs import MembershipCertificate, Role, TrustStore, parse_certificate
 from identity.encoding import pack, unpack_map
 from identity.envelope import SignedEnvelope, open_envelope, seal

@@ -28,7 +28,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from datanet.descriptor import Descriptor, check_descriptor, open_descriptor
 from datanet.errors import (
     DatanetError,
     DecodeError,
@@ -36,6 +35,7 @@ from datanet.errors import (
     ScopeError,
     VerificationError,
 )
+from datanet.records.descriptor import Descriptor, check_descriptor, open_descriptor
 from identity.certs import Revocation, TrustStore, parse_revocation
 from identity.envelope import SignedEnvelope
 from identity.keys import OrgId
@@ -141,7 +141,7 @@ class DescriptorValidator:
             ScopeError: the key is not the descriptor's dataset key, or the
                 certificate is of another org or node.
             CertificateError, ExpiredRecord, VerificationError: see
-                :func:`datanet.descriptor.verify_descriptor`.
+                :func:`datanet.records.descriptor.verify_descriptor`.
         """
         desc, env = self._cache.get(value)
         expected = desc.dataset_id.dht_key()

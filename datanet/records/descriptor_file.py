@@ -29,9 +29,9 @@ from typing import Any, cast
 
 import tomli_w
 
-from datanet.descriptor import AccessMode, AccessPolicy, Descriptor, Distribution
 from datanet.errors import DecodeError, InvalidInput
-from datanet.ids import DatasetId
+from datanet.records.descriptor import AccessMode, AccessPolicy, Descriptor, Distribution
+from datanet.records.ids import DatasetId
 from identity.keys import OrgId, PeerId
 
 __all__ = [

@@ -3,7 +3,7 @@
 The network is real: libp2p hosts on 127.0.0.1, SQLite files, signatures. The
 attacker is one of its nodes, a *member* with a valid certificate (the strongest
 position short of owning a victim's key), sending raw kad frames through
-:func:`datanet.localnet.send_raw_kad`, past its own client's checks.
+:func:`datanet.testing.localnet.send_raw_kad`, past its own client's checks.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from datanet.config import load_config
-from datanet.descriptor import DESCRIPTOR_TAG, Descriptor, open_descriptor, sign_descriptor
 from datanet.devnet import DevnetNode, provision
-from datanet.home import Home
-from datanet.ids import DatasetId
-from datanet.localnet import put_value_payload, send_raw_kad
-from datanet.node import Node, open_node
+from datanet.node.config import load_config
+from datanet.node.driver import Node, open_node
+from datanet.node.home import Home
+from datanet.records.descriptor import DESCRIPTOR_TAG, Descriptor, open_descriptor, sign_descriptor
+from datanet.records.ids import DatasetId
+from datanet.testing.localnet import put_value_payload, send_raw_kad
 from identity.envelope import SignedEnvelope, seal
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -76,6 +76,7 @@ def _plain_swarm(security: str, key: KeyPair) -> Any:
     peer = ID.from_pubkey(kp.public_key)
     store = PeerStore()
     store.add_key_pair(peer, kp)
+    sec: dict[Any, Any]
     if security == "noise":
         sec = {NOISE_ID: Noise(kp, noise_privkey=create_new_key_pair().private_key)}
     elif security == "plaintext":
@@ -86,7 +87,8 @@ def _plain_swarm(security: str, key: KeyPair) -> Any:
         sec = {secio.ID: secio.Transport(kp)}
     else:
         raise ValueError(security)
-    upgrader = TransportUpgrader(sec, {YAMUX_ID: Yamux})
+    muxers: dict[Any, Any] = {YAMUX_ID: Yamux}
+    upgrader = TransportUpgrader(sec, muxers)
     return Swarm(peer, store, upgrader, transports=[TCP()], retry_config=RetryConfig(max_retries=0))
 
 
@@ -121,7 +123,7 @@ async def plain_host(
             except Exception:
                 await stream.reset()
 
-        host.set_stream_handler("/datanet/kad/1.0.0", serve)
+        host.set_stream_handler(cast(Any, "/datanet/kad/1.0.0"), serve)
     async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         yield host
         with trio.move_on_after(2):

@@ -52,11 +52,11 @@ from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
 from datanet.client import Client, NodeStatus, Resolved
-from datanet.config import API_URL_FILE, PID_FILE, TOKEN_FILE, Config, save_config
-from datanet.descriptor import AccessPolicy, Descriptor, Distribution, sign_descriptor
 from datanet.errors import DatanetError, InvalidInput, NotFound
-from datanet.home import Home
-from datanet.ids import DatasetId
+from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE, Config, save_config
+from datanet.node.home import Home
+from datanet.records.descriptor import AccessPolicy, Descriptor, Distribution, sign_descriptor
+from datanet.records.ids import DatasetId
 from identity.certs import Role
 from identity.keys import KeyPair, OrgId, PeerId
 from identity.keystore import atomic_write

@@ -11,11 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datanet.catalog import Hit
-from datanet.descriptor import Descriptor, VerifiedDescriptor, sign_descriptor, verify_descriptor
 from datanet.errors import NotFound, StaleRecord
-from datanet.ids import DatasetId
-from datanet.validators import default_validator
+from datanet.records.descriptor import (
+    Descriptor,
+    VerifiedDescriptor,
+    sign_descriptor,
+    verify_descriptor,
+)
+from datanet.records.ids import DatasetId
+from datanet.records.validators import default_validator
+from datanet.store.catalog import Hit
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 

@@ -1,6 +1,6 @@
 """A local network runner: several datanet nodes in one process, driven by JSON lines.
 
-``python -m datanet.localnet --home DIR [--home DIR ...]`` opens one node per
+``python -m datanet.testing.localnet --home DIR [--home DIR ...]`` opens one node per
 provisioned data directory (see :func:`datanet.devnet.provision`), joins them
 to the network, prints a ``ready`` line, then serves commands read as JSON lines
 on stdin, answering each with one JSON line on stdout. Multi-process tests and
@@ -60,7 +60,7 @@ from typing import IO, TYPE_CHECKING, Any
 from datanet.errors import DatanetError, InvalidInput, Timeout
 
 if TYPE_CHECKING:
-    from datanet.node import Node
+    from datanet.node.driver import Node
     from datanet.p2p import Host
     from identity.keys import PeerId
 
@@ -312,7 +312,7 @@ class _Runner:
         }
 
     async def op_resolve(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        from datanet.ids import DatasetId  # noqa: PLC0415
+        from datanet.records.ids import DatasetId  # noqa: PLC0415
 
         node = self.node(cmd)
         dataset_id = DatasetId.parse(_field(cmd, "dataset_id", str))
@@ -479,9 +479,9 @@ async def _main_async(
 ) -> int:
     import trio  # noqa: PLC0415
 
-    from datanet.config import load_config  # noqa: PLC0415
-    from datanet.home import Home  # noqa: PLC0415
-    from datanet.node import open_node  # noqa: PLC0415
+    from datanet.node.config import load_config  # noqa: PLC0415
+    from datanet.node.driver import open_node  # noqa: PLC0415
+    from datanet.node.home import Home  # noqa: PLC0415
 
     started = time.perf_counter()
     slots: list[Node | None] = [None] * len(homes)
@@ -538,9 +538,9 @@ async def _main_async(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m datanet.localnet``; returns the exit status."""
+    """Entry point of ``python -m datanet.testing.localnet``; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m datanet.localnet",
+        prog="python -m datanet.testing.localnet",
         description="Run provisioned datanet nodes in one process, driven by JSON lines.",
     )
     parser.add_argument("--home", action="append", required=True, type=Path, metavar="DIR")
@@ -609,7 +609,7 @@ class NodeInfo:
 
 
 class Localnet:
-    """One runner process (``python -m datanet.localnet``) and its line protocol.
+    """One runner process (``python -m datanet.testing.localnet``) and its line protocol.
 
     Thread-safe: :meth:`submit` may be called from several threads; a reader
     thread matches answers to requests by ``id``.
@@ -637,7 +637,7 @@ class Localnet:
     ) -> None:
         if not homes:
             raise InvalidInput("a runner hosts at least one node")
-        cmd = [python, "-m", "datanet.localnet", "--log-level", log_level]
+        cmd = [python, "-m", "datanet.testing.localnet", "--log-level", log_level]
         cmd += ["--join-concurrency", str(join_concurrency)]
         if not gc_freeze:
             cmd.append("--no-gc-freeze")

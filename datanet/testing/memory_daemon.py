@@ -1,6 +1,6 @@
 """Run the real daemon (datanet.daemon.run_daemon) over the in-memory node, in its own process.
 
-Usage: python apinode_daemon.py DATA_DIR. Prints the API URL on stdout when ready.
+Usage: python -m datanet.testing.memory_daemon DATA_DIR. Prints the API URL on stdout when ready.
 With APINODE_SLOW_START=<seconds> the node takes that long to open (like a node
 still joining its network) and prints "opening" on stdout first.
 Used by the daemon tests for signals, pid lock and files; the real node's own
@@ -15,24 +15,23 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import trio
-from apinode_double import MemoryNode
 
-from datanet.config import Config
+from datanet.api._node_protocol import NodeAPI
 from datanet.daemon import run_daemon
 from datanet.errors import DatanetError
+from datanet.node.config import Config
+from datanet.testing.doubles import MemoryNode
 from identity.keys import KeyPair
 
 
 @contextlib.asynccontextmanager
-async def factory(data_dir: Path, config: Config, key: KeyPair) -> AsyncIterator[MemoryNode]:
+async def factory(data_dir: Path, config: Config, node_key: KeyPair) -> AsyncIterator[NodeAPI]:
     slow = float(os.environ.get("APINODE_SLOW_START", "0"))
     if slow:
         print("opening", flush=True)
         await trio.sleep(slow)
-    yield MemoryNode(node_key=key)
+    yield MemoryNode(node_key=node_key)
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ Invariants:
   tokens, each quoted as an FTS5 string, and bound as a parameter. No input
   can raise an FTS5 syntax error or select columns/operators.
 * The catalog versions its schema in its own ``catalog_meta`` table, so it can
-  share a database file with :class:`datanet.storage.Storage` (which uses
+  share a database file with :class:`datanet.store.db.Storage` (which uses
   ``PRAGMA user_version``) or live in a file of its own.
 * ``sqlite3`` errors leave as :class:`~datanet.errors.StorageError`.
 """
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Protocol
 
 from datanet.errors import InvalidInput, StorageError
-from datanet.ids import SCHEME
-from datanet.storage import connect, migrate, storage_errors, transaction
+from datanet.records.ids import SCHEME
+from datanet.store.db import connect, migrate, storage_errors, transaction
 
 __all__ = [
     "CATALOG_SCHEMA_VERSION",
@@ -102,7 +102,7 @@ _HIT_COLUMNS = (
 
 
 class DatasetIdLike(Protocol):
-    """``datanet.ids.DatasetId``: ``str()`` is ``dn://<str(org)>/<name>``."""
+    """``datanet.records.ids.DatasetId``: ``str()`` is ``dn://<str(org)>/<name>``."""
 
     @property
     def org(self) -> Hashable: ...
@@ -111,7 +111,7 @@ class DatasetIdLike(Protocol):
 
 
 class CatalogDescriptor(Protocol):
-    """What the catalog reads from a descriptor (``datanet.descriptor.Descriptor`` fits)."""
+    """What the catalog reads from a descriptor (``datanet.records.descriptor.Descriptor`` fits)."""
 
     @property
     def dataset_id(self) -> DatasetIdLike: ...

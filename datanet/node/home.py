@@ -7,7 +7,7 @@ Layout::
 
     <home>/                      mode 0700
       node.key                   the node's Ed25519 key (identity.keystore format, 0600)
-      config.toml                node settings (datanet.config), written with the defaults
+      config.toml                node settings (datanet.node.config), written with the defaults
       trust.toml                 trusted org ids (+ local names) and the accept_any flag
       certs/<org>-<serial>.cert  installed membership certificates of this node
       revocations/<org>.rev      the newest revocation list held for each org
@@ -42,7 +42,6 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from datanet.config import Config, render_config
 from datanet.errors import (
     CertificateExpired,
     CertificateRevoked,
@@ -53,6 +52,7 @@ from datanet.errors import (
     ScopeError,
     StaleRecord,
 )
+from datanet.node.config import Config, render_config
 from identity.certs import (
     MembershipCertificate,
     Revocation,
