@@ -165,12 +165,11 @@ async def send_raw_kad(
 
     from datanet.p2p import KAD_PROTOCOL  # noqa: PLC0415
 
-    if addrs:
-        host.add_addrs(peer, addrs)
     deadline = trio.current_time() + timeout
-    await host._ensure_admitted(peer, deadline)  # no public raw-stream API
-    with trio.fail_at(deadline):
-        stream = await host._open_stream(peer, KAD_PROTOCOL)
+    # open_stream turns its own deadline into Timeout, so this helper raises
+    # only DatanetError, as its callers expect (trio.TooSlowError escaped here
+    # once and failed flood tests on a busy machine).
+    stream = await host.open_stream(peer, KAD_PROTOCOL, timeout=timeout, addrs=addrs)
     responses: list[bytes] = []
     stopped: str | None = None
     try:

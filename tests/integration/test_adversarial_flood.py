@@ -15,8 +15,10 @@ import contextlib
 import random
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
 from datanet.errors import DatanetError
@@ -175,3 +177,31 @@ async def test_a_lying_responder_neither_crashes_nor_misleads_lookups(tmp_path: 
             entry = node.records.entry(dataset.dht_key())
             assert entry is not None
             assert entry.value == genuine
+
+
+async def test_send_raw_kad_raises_only_datanet_errors_when_the_peer_stalls() -> None:
+    """A peer that accepts TCP and never speaks costs a Timeout, never trio.TooSlowError.
+
+    Regression: the helper's own deadline once escaped as ``trio.TooSlowError``
+    past the ``suppress(DatanetError)`` of the flood loops, failing the flood
+    test on a busy machine.
+    """
+    from datanet.p2p import open_host
+    from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        stalled = node_key(41).peer_id
+        key = node_key(40)
+        async with open_host(
+            key, LOCAL, admission("members", key, org_key(1)), limits=FAST
+        ) as host:
+            addr = f"/ip4/127.0.0.1/tcp/{port}"
+            with pytest.raises(DatanetError) as raised:
+                await send_raw_kad(host, stalled, [b"junk"], addrs=[addr], timeout=0.3)
+            assert raised.value.code in {"timeout", "peer_unreachable"}
+        nursery.cancel_scope.cancel()
