@@ -5,7 +5,8 @@ The driver decodes a frame from an inbound ``/datanet/kad/1.0.0`` stream, calls
 on the result:
 
 * a :class:`~routing.wire.Message` - encode it and send it back on the stream;
-* ``None`` - the protocol sends no response (``ADD_PROVIDER``); keep reading;
+* ``None`` - the protocol sends no response (``ADD_PROVIDER``, see
+  :func:`routing.wire.expects_response`); keep reading;
 * a raised :class:`~identity.errors.DatanetError` - the request was refused
   (invalid, stale, oversized or expired record, rate limit, malformed request).
   Nothing was stored. The driver resets the stream, which is how the kad-dht

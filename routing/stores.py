@@ -48,7 +48,6 @@ __all__ = [
     "MAX_RECORD_SIZE",
     "PROVIDER_TTL",
     "RECORD_MAX_AGE",
-    "REPUBLISH_INTERVAL",
     "PerPeerRateLimit",
     "ProviderEntry",
     "ProviderSink",
@@ -62,13 +61,14 @@ __all__ = [
 ]
 
 PROVIDER_TTL = 48 * 3600.0
-"""How long a provider record lives without being re-provided (kad-dht spec: 48 h)."""
+"""How long a provider record lives without being re-provided (kad-dht spec: 48 h).
 
-REPUBLISH_INTERVAL = 22 * 3600.0
-"""How often a node re-provides and republishes its own records (kad-dht spec: 22 h)."""
+Nodes re-provide well before: :data:`routing.schedule.REPROVIDE_INTERVAL`."""
 
 RECORD_MAX_AGE = 48 * 3600.0
-"""How long a value held for another peer lives without being re-stored (at most)."""
+"""How long a value held for another peer lives without being re-stored (at most).
+
+Publishers re-store well before: :data:`routing.schedule.REPUBLISH_INTERVAL`."""
 
 MAX_RECORD_SIZE = 64 * 1024
 """Default bound on one value: a revocation list may be 64 KiB (descriptors are <= 16 KiB)."""

@@ -43,6 +43,7 @@ __all__ = [
     "decode_message",
     "encode_frame",
     "encode_message",
+    "expects_response",
 ]
 
 # A value may be a revocation list (up to 64 KiB, identity.certs.MAX_REVOCATION_SIZE);
@@ -59,6 +60,21 @@ class MessageType(IntEnum):
     GET_PROVIDERS = 3
     FIND_NODE = 4
     PING = 5
+
+
+_NO_RESPONSE = frozenset({MessageType.ADD_PROVIDER})
+
+
+def expects_response(message_type: MessageType) -> bool:
+    """Whether a request of ``message_type`` is answered on its stream.
+
+    The kad-dht specification gives ``ADD_PROVIDER`` no response: the sender
+    writes the request and is done (delivery without a stream error is the
+    acknowledgement). Every other request gets one response of its own type.
+    The server (:func:`routing.server.handle_request` returns ``None``) and the
+    drivers (send, or send and read the answer) both follow this one rule.
+    """
+    return message_type not in _NO_RESPONSE
 
 
 class ConnectionType(IntEnum):

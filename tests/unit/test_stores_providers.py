@@ -10,12 +10,12 @@ import pytest
 from identity.errors import DatanetError, InvalidInput, RecordTooLarge, ScopeError
 from routing.stores import (
     PROVIDER_TTL,
-    REPUBLISH_INTERVAL,
     ProviderEntry,
     ProviderStore,
     RateLimited,
     StoreFull,
 )
+from routing.schedule import REPROVIDE_INTERVAL
 from routing.wire import ConnectionType, Peer
 
 KEY = b"\x12\x20" + bytes(32)
@@ -40,7 +40,7 @@ class ListSink:
 
 def test_constants_follow_the_spec() -> None:
     assert PROVIDER_TTL == 48 * 3600
-    assert REPUBLISH_INTERVAL == 22 * 3600
+    assert REPROVIDE_INTERVAL == 22 * 3600
 
 
 def test_add_get_deduplicated_newest_addrs_win() -> None:

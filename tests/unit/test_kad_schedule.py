@@ -1,0 +1,141 @@
+"""Unit tests of the maintenance schedule (routing/schedule.py) on an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from identity.errors import InvalidInput
+from routing.schedule import (
+    MAINTENANCE_INTERVAL,
+    REFRESH_CHECK_INTERVAL,
+    REPROVIDE_INTERVAL,
+    REPUBLISH_INTERVAL,
+    Expire,
+    RefreshBuckets,
+    Reprovide,
+    Republish,
+    Schedule,
+)
+from routing.stores import PROVIDER_TTL, RECORD_MAX_AGE
+from routing.wire import MessageType, expects_response
+
+T0 = 1_700_000_000.0
+
+
+def test_intervals_fit_inside_the_lifetimes_they_renew() -> None:
+    assert REPUBLISH_INTERVAL == 3600
+    assert REPROVIDE_INTERVAL == 22 * 3600
+    assert 2 * REPROVIDE_INTERVAL < PROVIDER_TTL + REPROVIDE_INTERVAL  # one failed round fits
+    assert REPROVIDE_INTERVAL < PROVIDER_TTL / 2
+    assert REPUBLISH_INTERVAL < RECORD_MAX_AGE / 2
+
+
+def test_periodic_housekeeping() -> None:
+    s = Schedule(T0)
+    assert s.poll(T0) == []
+    assert s.next_deadline() == T0 + min(MAINTENANCE_INTERVAL, REFRESH_CHECK_INTERVAL)
+    assert set(map(type, s.poll(T0 + 30))) == {Expire, RefreshBuckets}
+    assert s.poll(T0 + 31) == []
+    assert s.next_deadline() == T0 + 60
+    # a late poll hands each action out once, not once per missed interval
+    assert sorted(type(a).__name__ for a in s.poll(T0 + 1000)) == ["Expire", "RefreshBuckets"]
+    assert s.next_deadline() == T0 + 1030
+
+
+def test_republish_one_interval_after_adding_then_every_interval() -> None:
+    s = Schedule(T0, maintenance_interval=1e9, refresh_check_interval=1e9)
+    s.add_value(b"/dn/a", T0)
+    s.add_value(b"/dn/b", T0 + 10)
+    assert s.values() == [b"/dn/a", b"/dn/b"]
+    assert s.next_deadline() == T0 + REPUBLISH_INTERVAL
+    assert s.poll(T0 + REPUBLISH_INTERVAL - 1) == []
+    assert s.poll(T0 + REPUBLISH_INTERVAL) == [Republish(b"/dn/a")]
+    assert s.poll(T0 + REPUBLISH_INTERVAL + 10) == [Republish(b"/dn/b")]
+    assert s.next_deadline() == T0 + 2 * REPUBLISH_INTERVAL
+    assert s.poll(T0 + 2 * REPUBLISH_INTERVAL + 10) == [Republish(b"/dn/a"), Republish(b"/dn/b")]
+
+
+def test_adding_again_keeps_the_turn_and_removing_stops_it() -> None:
+    s = Schedule(T0, maintenance_interval=1e9, refresh_check_interval=1e9)
+    s.add_value(b"/dn/a", T0)
+    s.add_value(b"/dn/a", T0 + 1000)  # a new sequence: same turn
+    assert s.next_deadline() == T0 + REPUBLISH_INTERVAL
+    assert s.remove_value(b"/dn/a")
+    assert not s.remove_value(b"/dn/a")
+    assert s.poll(T0 + 10 * REPUBLISH_INTERVAL) == []
+    assert s.values() == []
+    s.add_value(b"/dn/a", T0, republish_now=True)
+    assert s.poll(T0) == [Republish(b"/dn/a")]
+
+
+def test_reprovide_on_its_own_interval() -> None:
+    s = Schedule(T0, maintenance_interval=1e9, refresh_check_interval=1e9)
+    s.add_provider(b"\x12\x20pk", T0)
+    s.add_value(b"/dn/a", T0)
+    assert s.provided() == [b"\x12\x20pk"]
+    actions = [a for h in range(1, 23) for a in s.poll(T0 + h * 3600)]
+    assert actions.count(Republish(b"/dn/a")) == 22
+    assert actions.count(Reprovide(b"\x12\x20pk")) == 1
+    assert s.remove_provider(b"\x12\x20pk")
+    assert Reprovide(b"\x12\x20pk") not in s.poll(T0 + 100 * 3600)
+    s.add_provider(b"\x12\x20pk", T0, reprovide_now=True)
+    assert Reprovide(b"\x12\x20pk") in s.poll(T0 + 100 * 3600)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(InvalidInput):
+        Schedule(T0, republish_interval=0)
+    with pytest.raises(InvalidInput):
+        Schedule(T0, reprovide_interval=float("inf"))
+    with pytest.raises(InvalidInput):
+        Schedule(T0).add_value(b"", T0)
+
+
+def test_only_add_provider_has_no_response() -> None:
+    assert [t for t in MessageType if not expects_response(t)] == [MessageType.ADD_PROVIDER]
+
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add_now", "remove", "poll"]),
+        st.integers(0, 3),  # which key
+        st.floats(0, 3 * REPUBLISH_INTERVAL, allow_nan=False),  # time step
+    ),
+    max_size=60,
+)
+
+
+@given(_ops)
+def test_republish_turns_hold_under_any_sequence_of_events(ops: list[tuple[str, int, float]]) -> None:
+    """Tracked keys come out at most once per interval and never later than due (if polled);
+    untracked keys never come out."""
+    s = Schedule(T0)
+    now = T0
+    tracked: dict[bytes, float] = {}  # key -> when it is due (model)
+    last_out: dict[bytes, float] = {}
+    for op, which, step in ops:
+        now += step
+        key = b"/k/%d" % which
+        if op == "add" and key not in tracked:
+            s.add_value(key, now)
+            tracked[key] = now + REPUBLISH_INTERVAL
+        elif op == "add_now" and key not in tracked:
+            s.add_value(key, now, republish_now=True)
+            tracked[key] = now
+        elif op == "remove":
+            assert s.remove_value(key) == (key in tracked)
+            tracked.pop(key, None)
+            last_out.pop(key, None)  # a key added again is a new turn
+        elif op == "poll":
+            out = {a.key for a in s.poll(now) if isinstance(a, Republish)}
+            assert out <= set(tracked)
+            assert out == {k for k, due in tracked.items() if due <= now}
+            for k in out:
+                if k in last_out:
+                    assert now - last_out[k] >= REPUBLISH_INTERVAL
+                last_out[k] = now
+                tracked[k] = now + REPUBLISH_INTERVAL
+        assert sorted(s.values()) == sorted(tracked)
+        assert s.next_deadline() <= min([*tracked.values(), now + MAINTENANCE_INTERVAL])
