@@ -10,8 +10,13 @@ and the I/O parts (the :mod:`datanet.p2p` host, the SQLite :class:`Storage` and
 * the kad stream handler answers inbound requests with the coordinator;
 * peer events from the host feed the routing table (only DHT servers) and the
   address book;
-* a **maintenance** task expires stores, refreshes stale buckets, republishes
-  this node's own descriptors and snapshots the routing table.
+* a **maintenance** task carries out what the pure maintenance
+  :class:`~routing.schedule.Schedule` hands out: expire the stores and the
+  address book, refresh stale buckets, republish own values, re-provide;
+* every value the record store accepts (publish, ``routing put``, inbound
+  PUT_VALUE) reaches :meth:`Node._on_records_accepted` through the store's
+  change sink, right after it was made durable: it indexes descriptors into the
+  catalog and keeps the schedule's list of own values current.
 
 Invariants:
 * The coordinator is only touched from trio tasks of this node (one thread),
@@ -24,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -59,7 +63,7 @@ from datanet.records.descriptor import (
 from datanet.records.ids import DatasetId
 from datanet.records.validators import default_validator
 from datanet.store.catalog import Catalog, Hit
-from datanet.store.db import Storage
+from datanet.store.db import PEER_MAX_AGE, Storage
 from identity.certs import TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.coordinator import (
@@ -70,8 +74,16 @@ from routing.coordinator import (
 )
 from routing.lookup import ClosestPeers, LookupResult, ProvidersResult, PutResult, ValueResult
 from routing.records import namespace_of
-from routing.stores import ProviderStore, PutOutcome, RecordStore
-from routing.wire import Message, MessageType, Peer
+from routing.schedule import (
+    MAINTENANCE_INTERVAL,
+    Expire,
+    RefreshBuckets,
+    Reprovide,
+    Republish,
+    Schedule,
+)
+from routing.stores import ProviderStore, RecordStore, StoredRecord
+from routing.wire import Message, Peer, expects_response
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -80,10 +92,6 @@ __all__ = ["Node", "PeerInfo", "PublishResult", "open_node"]
 
 log = logging.getLogger("datanet.node")
 
-#: How often the maintenance task runs.
-MAINTENANCE_INTERVAL = 30.0
-#: Own descriptors are re-put to the k closest this often (well inside every expiry).
-REPUBLISH_INTERVAL = 3600.0
 #: How long one operation (a whole lookup) may take before it is cancelled.
 QUERY_TIMEOUT = 30.0
 #: Address-book peers dialled at start when no bootstrap peer answers.
@@ -130,6 +138,26 @@ class PublishResult:
     dataset_id: DatasetId
     sequence: int
     replicas: int
+
+
+class _RecordSink:
+    """The record store's sink: the database first (durability), then the node.
+
+    The store calls it before applying a change in memory; if the database
+    write raises, the node hears nothing and the store stays unchanged.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        accepted: Callable[[Sequence[StoredRecord], Sequence[bytes]], None],
+    ) -> None:
+        self._storage = storage
+        self._accepted = accepted
+
+    def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
+        self._storage.records_changed(upserted, removed)
+        self._accepted(upserted, removed)
 
 
 def _dialable(addrs: Sequence[bytes], limit: int = 8) -> list[str]:
@@ -187,10 +215,11 @@ class Node:
         self._config = config
         self._org = org
         self.validator = default_validator(trust)
+        self.schedule = Schedule(_now())
         self.records = RecordStore(
             self.validator,
             max_total_bytes=int(_number(config, "limits.record_store_bytes")),
-            sink=storage,
+            sink=_RecordSink(storage, self._on_records_accepted),
         )
         self.providers = ProviderStore(sink=storage)
         self_peer = Peer(key.peer_id.to_bytes(), self._own_addrs())
@@ -209,7 +238,6 @@ class Node:
         self._wake = trio.Event()
         self._latency: dict[bytes, float] = {}
         self._started_at = _now()
-        self._last_republish = 0.0
         self._nursery: trio.Nursery | None = None
 
     # -- identity -------------------------------------------------------------------
@@ -273,8 +301,18 @@ class Node:
         now = _now()
         self.records.restore(self._storage.load_records(), now=now)
         self.providers.restore(self._storage.load_providers(), now=now)
+        # The network may have lost our records while we were down: put them again at once.
+        for record in self.records.own_records(now):
+            self.schedule.add_value(record.key, now, republish_now=True)
+        for entry in self.providers.own_entries(now):
+            self.schedule.add_provider(entry.key, now, reprovide_now=True)
         for own in self._storage.load_own_descriptors():
             self._catalog_add(own.raw, now)
+            try:
+                provider_key = DatasetId.from_dht_key(own.key).provider_key()
+            except DatanetError:
+                continue  # a damaged row: its value is still republished
+            self.schedule.add_provider(provider_key, now, reprovide_now=True)
 
     async def _join(self) -> None:
         """Connect to the bootstrap peers, else the address book, then look ourselves up.
@@ -349,8 +387,6 @@ class Node:
 
     async def _handle_kad(self, msg: Message, from_peer: bytes) -> Message | None:
         response = self.coordinator.handle_request(msg, from_peer=from_peer, now=_now())
-        if msg.type is MessageType.PUT_VALUE and response is not None and msg.record is not None:
-            self._catalog_add_key(msg.record.key, msg.record.value)
         self._wake.set()
         return response
 
@@ -378,11 +414,11 @@ class Node:
             # Addresses only matter for dialling. They come from other peers, so a
             # malformed one is skipped, never allowed to raise out of this task.
             addrs = [] if self._host.is_connected(peer.id) else _dialable(peer.addrs)
-            if action.message.type is MessageType.ADD_PROVIDER:
+            if expects_response(action.message.type):
+                response = await self._host.kad.request(peer.id, action.message, addrs=addrs)
+            else:
                 await self._host.kad.send(peer.id, action.message, addrs=addrs)
                 response = None
-            else:
-                response = await self._host.kad.request(peer.id, action.message, addrs=addrs)
         except DatanetError as exc:
             log.debug("kad request failed", extra={"kv": {"error": str(exc)}})
             self.coordinator.request_failed(action.request_id, _now())
@@ -411,6 +447,7 @@ class Node:
         return box[0]
 
     async def _maintenance(self) -> None:
+        assert self._nursery is not None
         rejoin_delay = REJOIN_FIRST_DELAY
         while True:
             if not len(self.coordinator.table):
@@ -424,20 +461,40 @@ class Node:
                     log.warning("rejoin failed", extra={"kv": {"error": str(exc)}})
                 continue
             rejoin_delay = REJOIN_FIRST_DELAY
-            await trio.sleep(MAINTENANCE_INTERVAL)
+            await trio.sleep(max(0.0, self.schedule.next_deadline() - _now()))
             now = _now()
+            puts: list[Republish | Reprovide] = []
+            for action in self.schedule.poll(now):
+                try:
+                    if isinstance(action, Expire):
+                        self.records.expire(now)
+                        self.providers.expire(now)
+                        self._storage.prune_peers(older_than=now - PEER_MAX_AGE)
+                    elif isinstance(action, RefreshBuckets):
+                        self.coordinator.refresh(now)
+                        self._wake.set()
+                    else:
+                        puts.append(action)
+                except DatanetError as exc:
+                    log.warning("maintenance step failed", extra={"kv": {"error": str(exc)}})
+            if puts:
+                self._nursery.start_soon(self._republish, puts)
+
+    async def _republish(self, actions: Sequence[Republish | Reprovide]) -> None:
+        """Put own values and provider announcements to the k closest again, one at a time."""
+        for action in actions:
             try:
-                self.records.expire(now)
-                self.providers.expire(now)
-                self.coordinator.refresh(now)
-                self._wake.set()
-                self._storage.save_routing_snapshot(
-                    (p.id for p in self.coordinator.table.peers()), now=now
-                )
-                if now - self._last_republish >= REPUBLISH_INTERVAL:
-                    await self.republish()
+                if isinstance(action, Reprovide):
+                    await self._provide(action.key)
+                    continue
+                entry = self.records.entry(action.key)
+                if entry is None or not entry.own or entry.expires_at <= _now():
+                    self.schedule.remove_value(action.key)
+                    continue
+                key, value = entry.key, entry.value
+                await self._query(lambda t: self.coordinator.put_value(key, value, t))  # noqa: B023
             except DatanetError as exc:
-                log.warning("maintenance step failed", extra={"kv": {"error": str(exc)}})
+                log.info("republish failed", extra={"kv": {"error": str(exc)}})
 
     async def bootstrap(self) -> int:
         """Look ourselves up again (then refresh stale buckets) to learn peers that joined later.
@@ -452,24 +509,6 @@ class Node:
         await self._query(self.coordinator.bootstrap)
         return len(self.coordinator.table)
 
-    async def republish(self) -> int:
-        """Put every own, unexpired descriptor to the k closest peers again.
-
-        Returns:
-            How many descriptors were republished.
-        """
-        self._last_republish = _now()
-        count = 0
-        for own in self._storage.load_own_descriptors():
-            if own.expires_at <= _now():
-                continue
-            key, raw = own.key, own.raw
-            await self._query(lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
-            with contextlib.suppress(DatanetError):  # a damaged row: republish the value only
-                self._provide_soon(DatasetId.from_dht_key(key))
-            count += 1
-        return count
-
     # -- catalog --------------------------------------------------------------------
 
     def _catalog_add(self, raw: bytes, now: float) -> VerifiedDescriptor | None:
@@ -480,14 +519,36 @@ class Node:
         self._catalog.upsert(raw, verified.descriptor)
         return verified
 
-    def _catalog_add_key(self, key: bytes, value: bytes) -> None:
-        """Index a value the record store just accepted (so already validated) if it
-        is a descriptor; decoding is enough, the signature was checked on the way in."""
-        try:
-            if namespace_of(key) == "dn":
-                self._catalog.upsert(value, decode_descriptor_unverified(value))
-        except DatanetError:
-            return
+    def _on_records_accepted(
+        self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]
+    ) -> None:
+        """React to a record-store change that was just made durable.
+
+        Every value the store accepts comes through here, whichever way it came
+        (publish, ``routing put``, inbound PUT_VALUE; later gossip and catalog
+        sync): descriptors are indexed into the catalog (decoding is enough, the
+        store validated the signature on the way in), and the schedule learns
+        which values are this node's own. An own descriptor that was replaced by a
+        newer one from another node of its org, or that expired, is no longer
+        republished. Never raises: the change is already durable, and the store
+        applies it next.
+        """
+        for record in upserted:
+            try:
+                if record.own:
+                    self.schedule.add_value(record.key, record.received_at)
+                elif self.schedule.remove_value(record.key):
+                    self._storage.delete_own_descriptor(record.key)
+                if namespace_of(record.key) == "dn":
+                    self._catalog.upsert(record.value, decode_descriptor_unverified(record.value))
+            except DatanetError as exc:
+                log.debug("indexing an accepted record failed", extra={"kv": {"error": str(exc)}})
+        for key in removed:
+            try:
+                if self.schedule.remove_value(key):
+                    self._storage.delete_own_descriptor(key)
+            except DatanetError as exc:
+                log.warning("forgetting an own record failed", extra={"kv": {"error": str(exc)}})
 
     def search(self, query: str, *, limit: int, offset: int) -> list[Hit]:
         """Full-text search of the local catalog."""
@@ -509,7 +570,6 @@ class Node:
         self._storage.put_own_descriptor(
             key, raw, sequence=desc.sequence, expires_at=verified.valid_until, now=now
         )
-        self._catalog.upsert(raw, desc)
         result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
         self._provide_soon(desc.dataset_id)
@@ -523,11 +583,22 @@ class Node:
 
         async def provide() -> None:
             try:
-                await self._query(lambda t: self.coordinator.add_provider(key, t))
+                await self._provide(key)
             except DatanetError as exc:
                 log.debug("provide failed", extra={"kv": {"error": str(exc)}})
 
         self._nursery.start_soon(provide)
+
+    async def _provide(self, key: bytes) -> None:
+        """Hold our own provider entry for ``key`` (durably) and announce it to the k closest.
+
+        The own entry is what a restarted node re-provides; the schedule re-provides
+        it every ``REPROVIDE_INTERVAL``.
+        """
+        now = _now()
+        self.providers.add(key, self.coordinator.self_peer, now=now, from_peer=None)
+        self.schedule.add_provider(key, now)
+        await self._query(lambda t: self.coordinator.add_provider(key, t))
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
         """The newest valid descriptor for ``dataset_id``: the catalog first, else the DHT.
@@ -592,9 +663,7 @@ class Node:
         Raises:
             DatanetError: the value is invalid for its namespace, or stale.
         """
-        outcome = self.records.put(key, value, now=_now(), from_peer=None)
-        if outcome is PutOutcome.STORED or outcome is PutOutcome.REPLACED_OLDER:
-            self._catalog_add_key(key, value)
+        self.records.put(key, value, now=_now(), from_peer=None)
         result = await self._query(lambda t: self.coordinator.put_value(key, value, t))
         assert isinstance(result, PutResult)
         return len(result.acked)

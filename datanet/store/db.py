@@ -1,17 +1,18 @@
 """The node's SQLite database (``<data dir>/datanet.sqlite``): what must survive a crash.
 
 Tables: DHT values and providers (write-through from the pure stores in
-:mod:`routing.stores`), the address book, a routing-table snapshot, membership
-certificates and revocation lists learned from the network, and this node's
-own descriptors (to republish). The node's own keys, certificates and trust
-store are files in the data directory (:mod:`datanet.node.home`), not rows here.
+:mod:`routing.stores`), the address book (bounded: at most ``MAX_PEERS`` rows,
+the least recently seen go first), and this node's own descriptors. The node's
+own keys, certificates and trust store are files in the data directory
+(:mod:`datanet.node.home`), not rows here; org records and revocation lists of
+other orgs are DHT values (``/dn-org/``, ``/dn-rev/``) like any other.
 
 Durability: WAL journal with ``synchronous=FULL``. A method that writes returns
 only after its transaction committed and the WAL was fsynced, so anything a
 caller acknowledges after the call survives a crash of the process or of the
-machine. Writes that may be lost without harm (address book, routing
-snapshot) are committed with ``synchronous=NORMAL``: they survive a process
-crash, and a power loss can only lose the newest of them, never corrupt the file.
+machine. Writes that may be lost without harm (the address book) are committed
+with ``synchronous=NORMAL``: they survive a process crash, and a power loss can
+only lose the newest of them, never corrupt the file.
 
 Invariants:
 * Every method is synchronous and runs one short transaction; ``sqlite3``
@@ -29,19 +30,20 @@ import contextlib
 import math
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datanet.errors import DatanetError, StorageError
-from identity.certs import parse_certificate, parse_revocation
 from identity.encoding import pack, unpack
 from routing.stores import ProviderEntry, StoredRecord
 from routing.wire import Peer
 
 __all__ = [
     "DB_FILENAME",
+    "MAX_PEERS",
+    "PEER_MAX_AGE",
     "SCHEMA_VERSION",
     "OwnDescriptor",
     "PeerAddress",
@@ -54,6 +56,10 @@ __all__ = [
 
 DB_FILENAME = "datanet.sqlite"
 MAX_ADDRS = 32
+MAX_PEERS = 2000
+"""Rows the address book keeps; a new peer beyond it evicts the least recently seen."""
+PEER_MAX_AGE = 30 * 24 * 3600.0
+"""Address-book entries not seen for this long are pruned (the driver's maintenance)."""
 _MAX_ADDR_BLOB = 64 * 1024
 
 _V1 = """
@@ -108,7 +114,18 @@ CREATE TABLE own_descriptors (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# V2: the routing snapshot was written and never read (the address book already
+# lets a restarted node rejoin); certificates and revocations had no user (trust
+# is the home's trust store; revocation lists travel as /dn-rev/ DHT values).
+# The address book gets an index for evicting the least recently seen.
+_V2 = """
+DROP TABLE routing_snapshot;
+DROP TABLE certificates;
+DROP TABLE revocations;
+CREATE INDEX peers_by_last_seen ON peers (last_seen);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1``; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -280,13 +297,15 @@ class Storage:
 
     Args:
         path: the database file (usually ``Home.database_path``).
+        max_peers: the address book's bound (rows).
 
     Raises:
         StorageError: the file cannot be opened or migrated.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, max_peers: int = MAX_PEERS) -> None:
         self.path = Path(path)
+        self._max_peers = max_peers
         self._conn = connect(self.path)
         try:
             migrate(self._conn, MIGRATIONS)
@@ -425,6 +444,9 @@ class Storage:
     ) -> None:
         """Remember ``peer_id`` at ``addrs`` (replacing older addresses).
 
+        Peers announce themselves, so the book is bounded: a new entry beyond
+        ``max_peers`` rows evicts the least recently seen ones.
+
         Args:
             peer_id: binary peer id.
             addrs: multiaddr bytes (the first 32 are kept).
@@ -442,6 +464,13 @@ class Storage:
                 "last_ok = COALESCE(excluded.last_ok, peers.last_ok)",
                 (peer_id, _pack_addrs(addrs), now, now if ok else None),
             )
+            excess = conn.execute("SELECT COUNT(*) FROM peers").fetchone()[0] - self._max_peers
+            if excess > 0:
+                conn.execute(
+                    "DELETE FROM peers WHERE peer_id IN "
+                    "(SELECT peer_id FROM peers ORDER BY last_seen, peer_id LIMIT ?)",
+                    (excess,),
+                )
 
     def get_peer(self, peer_id: bytes) -> PeerAddress | None:
         """The address-book entry of ``peer_id``, if any."""
@@ -466,95 +495,12 @@ class Storage:
         )
         return [self._peer_row(r) for r in rows]
 
-    def forget_peer(self, peer_id: bytes) -> None:
-        """Drop ``peer_id`` from the address book."""
-        with transaction(self._conn, durable=False) as conn:
-            conn.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
-
     def prune_peers(self, *, older_than: float) -> int:
         """Drop peers not seen since ``older_than``; returns how many."""
         with transaction(self._conn, durable=False) as conn:
             return int(
                 conn.execute("DELETE FROM peers WHERE last_seen < ?", (older_than,)).rowcount
             )
-
-    # -- routing table snapshot
-
-    def save_routing_snapshot(self, peer_ids: Iterable[bytes], *, now: float) -> None:
-        """Replace the snapshot with ``peer_ids`` (in order; duplicates keep the first)."""
-        seen: dict[bytes, int] = {}
-        for pid in peer_ids:
-            seen.setdefault(bytes(pid), len(seen))
-        with transaction(self._conn, durable=False) as conn:
-            conn.execute("DELETE FROM routing_snapshot")
-            conn.executemany(
-                "INSERT INTO routing_snapshot (peer_id, position, saved_at) VALUES (?, ?, ?)",
-                [(pid, pos, now) for pid, pos in seen.items()],
-            )
-
-    def load_routing_snapshot(self) -> list[bytes]:
-        """The saved routing-table peers, in the saved order."""
-        rows = self._query("SELECT peer_id FROM routing_snapshot ORDER BY position")
-        return [bytes(r[0]) for r in rows]
-
-    # -- certificates and revocations learned from the network
-
-    def put_certificate(self, raw: bytes) -> None:
-        """Store a membership certificate (parsed and signature-checked first).
-
-        Trust, validity window and revocation are *not* judged here: the caller
-        verified the chain; this is a cache that survives restarts.
-
-        Raises:
-            DecodeError, SignatureError, CertificateError: ``raw`` is not a
-                well-signed certificate.
-            StorageError: nothing was written.
-        """
-        cert = parse_certificate(raw)
-        with transaction(self._conn) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO certificates (org, serial, node, not_after, raw) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (str(cert.org), cert.serial, cert.node.to_bytes(), cert.not_after, raw),
-            )
-
-    def certificates_for(self, node: bytes) -> list[bytes]:
-        """Certificates held for the node with binary peer id ``node`` (newest expiry first)."""
-        rows = self._query(
-            "SELECT raw FROM certificates WHERE node = ? ORDER BY not_after DESC", (node,)
-        )
-        return [bytes(r[0]) for r in rows]
-
-    def prune_certificates(self, *, now: int) -> int:
-        """Drop certificates whose ``not_after`` has passed; returns how many."""
-        with transaction(self._conn) as conn:
-            return int(
-                conn.execute("DELETE FROM certificates WHERE not_after <= ?", (now,)).rowcount
-            )
-
-    def put_revocation(self, raw: bytes) -> bool:
-        """Keep a revocation list if its sequence is higher than the one held for its org.
-
-        Returns:
-            Whether it was stored.
-
-        Raises:
-            DecodeError, SignatureError, ScopeError: not a well-signed list.
-            StorageError: nothing was written.
-        """
-        rev = parse_revocation(raw)
-        with transaction(self._conn) as conn:
-            cur = conn.execute(
-                "INSERT INTO revocations (org, sequence, raw) VALUES (?, ?, ?) "
-                "ON CONFLICT (org) DO UPDATE SET sequence = excluded.sequence, raw = excluded.raw "
-                "WHERE excluded.sequence > revocations.sequence",
-                (str(rev.org), rev.sequence, raw),
-            )
-            return bool(cur.rowcount)
-
-    def load_revocations(self) -> list[bytes]:
-        """Every revocation list held (one per org)."""
-        return [bytes(r[0]) for r in self._query("SELECT raw FROM revocations ORDER BY org")]
 
     # -- own descriptors
 
@@ -593,6 +539,11 @@ class Storage:
         ]
 
     def delete_own_descriptor(self, key: bytes) -> bool:
-        """Stop republishing ``key``; returns whether it was held."""
+        """Forget the own descriptor under ``key``; returns whether it was held.
+
+        The node calls it when its record store no longer holds the descriptor as
+        its own: replaced by a newer one from another node of the org (the dataset
+        moved), or expired.
+        """
         with transaction(self._conn) as conn:
             return bool(conn.execute("DELETE FROM own_descriptors WHERE key = ?", (key,)).rowcount)

@@ -12,7 +12,7 @@ from datanet.errors import InvalidInput
 from datanet.records.descriptor import Descriptor, sign_descriptor, verify_descriptor
 from datanet.records.ids import DatasetId
 from datanet.store.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
-from datanet.store.db import DB_FILENAME, Storage
+from datanet.store.db import DB_FILENAME, SCHEMA_VERSION, Storage
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.keys import KeyPair
 
@@ -240,7 +240,7 @@ def test_persists_and_shares_the_node_database(tmp_path: Path) -> None:
     with Storage(path) as db, Catalog(path) as cat:
         assert cat.upsert(verified.raw, verified.descriptor)
         db.upsert_peer(b"p", [b"a"], now=1)
-        assert db.schema_version == 1
+        assert db.schema_version == SCHEMA_VERSION
     with Catalog(path) as cat:
         got = cat.get(f"dn://{ORG_A.org_id}/real/one")
         assert got == signed

@@ -108,7 +108,9 @@ _ops = st.lists(
 
 
 @given(_ops)
-def test_republish_turns_hold_under_any_sequence_of_events(ops: list[tuple[str, int, float]]) -> None:
+def test_republish_turns_hold_under_any_sequence_of_events(
+    ops: list[tuple[str, int, float]],
+) -> None:
     """Tracked keys come out at most once per interval and never later than due (if polled);
     untracked keys never come out."""
     s = Schedule(T0)

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from datanet.errors import DecodeError, SignatureError, StorageError
+from datanet.errors import SignatureError, StorageError
 from datanet.store.db import (
     DB_FILENAME,
+    MIGRATIONS,
     SCHEMA_VERSION,
     Storage,
     connect,
     migrate,
     transaction,
 )
-from identity.certs import Role, issue_certificate, issue_revocation
-from identity.keys import KeyPair
 from routing.stores import ProviderStore, PutOutcome, RecordStore, StoredRecord
 from routing.wire import Peer
 
@@ -87,12 +86,12 @@ def test_not_a_database(tmp_path: Path) -> None:
 def test_transaction_rolls_back_on_error(db: Storage) -> None:
     def write_then_fail() -> None:
         with transaction(db._conn) as conn:
-            conn.execute("INSERT INTO revocations (org, sequence, raw) VALUES ('o', 1, x'00')")
+            conn.execute("INSERT INTO peers (peer_id, addrs, last_seen) VALUES (x'01', x'90', 1)")
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         write_then_fail()
-    assert db.load_revocations() == []
+    assert db.load_peers() == []
     with pytest.raises(StorageError):
         db.put_own_descriptor(b"k", None, sequence=1, expires_at=1, now=0)  # type: ignore[arg-type]
 
@@ -162,52 +161,37 @@ def test_address_book(db: Storage) -> None:
     assert len(db.get_peer(b"p3").addrs) == 32  # type: ignore[union-attr]
     assert db.get_peer(b"nobody") is None
     assert db.prune_peers(older_than=10) == 1
-    db.forget_peer(b"p2")
-    assert [p.peer_id for p in db.load_peers(limit=5)] == [b"p1"]
+    assert [p.peer_id for p in db.load_peers(limit=5)] == [b"p1", b"p2"]
 
 
-def test_routing_snapshot(db: Storage) -> None:
-    assert db.load_routing_snapshot() == []
-    db.save_routing_snapshot([b"c", b"a", b"b", b"a"], now=1)
-    assert db.load_routing_snapshot() == [b"c", b"a", b"b"]
-    db.save_routing_snapshot([b"z"], now=2)
-    assert db.load_routing_snapshot() == [b"z"]
+def test_address_book_is_bounded_least_recently_seen_go_first(tmp_path: Path) -> None:
+    with Storage(tmp_path / DB_FILENAME, max_peers=3) as db:
+        for n in range(3):
+            db.upsert_peer(b"p%d" % n, [b"a"], now=10 + n, ok=True)
+        db.upsert_peer(b"p0", [b"a"], now=20)  # seen again: now the most recent
+        db.upsert_peer(b"p3", [b"a"], now=21)  # a fourth peer evicts p1 (seen at 11)
+        assert sorted(p.peer_id for p in db.load_peers()) == [b"p0", b"p2", b"p3"]
+        for n in range(4, 50):
+            db.upsert_peer(b"p%d" % n, [b"a"], now=100 + n)
+        assert sorted(p.peer_id for p in db.load_peers()) == [b"p47", b"p48", b"p49"]
+        assert db.prune_peers(older_than=149) == 2
+        assert [p.peer_id for p in db.load_peers()] == [b"p49"]
 
 
-def test_certificates(db: Storage) -> None:
-    org = KeyPair.from_seed(bytes(range(32)))
-    node = KeyPair.from_seed(bytes(32))
-    old = issue_certificate(
-        org, node.peer_id, [Role.PUBLISHER], not_before=0, not_after=100, serial=1
-    )
-    new = issue_certificate(
-        org, node.peer_id, [Role.PUBLISHER], not_before=0, not_after=1000, serial=2
-    )
-    db.put_certificate(old)
-    db.put_certificate(new)
-    db.put_certificate(new)
-    assert db.certificates_for(node.peer_id.to_bytes()) == [new, old]
-    assert db.prune_certificates(now=100) == 1
-    assert db.certificates_for(node.peer_id.to_bytes()) == [new]
-    forged = bytearray(new)
-    forged[-5] ^= 1
-    with pytest.raises((DecodeError, SignatureError)):
-        db.put_certificate(bytes(forged))
-    with pytest.raises(DecodeError):
-        db.put_certificate(b"junk")
-
-
-def test_revocations_keep_the_highest_sequence(db: Storage) -> None:
-    org = KeyPair.from_seed(bytes(range(32)))
-    r2 = issue_revocation(org, [1, 2], sequence=2, issued_at=10)
-    r1 = issue_revocation(org, [1], sequence=1, issued_at=5)
-    assert db.put_revocation(r2)
-    assert not db.put_revocation(r1)
-    assert not db.put_revocation(r2)
-    assert db.load_revocations() == [r2]
-    r3 = issue_revocation(org, [1, 2, 3], sequence=3, issued_at=20)
-    assert db.put_revocation(r3)
-    assert db.load_revocations() == [r3]
+def test_version_1_files_migrate_and_keep_their_rows(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILENAME
+    conn = connect(path)
+    migrate(conn, MIGRATIONS[:1])
+    conn.execute("INSERT INTO peers VALUES (x'01', x'90', 1, NULL)")
+    conn.execute("INSERT INTO routing_snapshot VALUES (x'01', 0, 1)")
+    conn.execute("INSERT INTO revocations VALUES ('o', 1, x'00')")
+    conn.close()
+    with Storage(path) as db:
+        assert db.schema_version == SCHEMA_VERSION == 2
+        tables = {r[0] for r in db._query("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == {"dht_values", "dht_providers", "peers", "own_descriptors"}
+        assert [p.peer_id for p in db.load_peers()] == [b"\x01"]
+        assert db.integrity_check() == ["ok"]
 
 
 def test_own_descriptors(db: Storage) -> None:

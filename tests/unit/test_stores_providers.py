@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from identity.errors import DatanetError, InvalidInput, RecordTooLarge, ScopeError
+from routing.schedule import REPROVIDE_INTERVAL
 from routing.stores import (
     PROVIDER_TTL,
     ProviderEntry,
@@ -15,7 +16,6 @@ from routing.stores import (
     RateLimited,
     StoreFull,
 )
-from routing.schedule import REPROVIDE_INTERVAL
 from routing.wire import ConnectionType, Peer
 
 KEY = b"\x12\x20" + bytes(32)
