@@ -1,0 +1,64 @@
+"""Every record a node's store accepts reaches the catalog and the schedule through one sink.
+
+Paths: publish (own), ``routing put`` (own), an inbound PUT_VALUE (a replica).
+Later paths (gossip, catalog sync) must go through the store as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datanet.records.ids import DatasetId
+from datanet.testing.network import in_process_network, raw_put, signed
+
+
+async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: Path) -> None:
+    async with in_process_network(tmp_path, 4) as (specs, nodes):
+        publisher, putter, receiver, sender = nodes
+
+        # publish
+        published = signed(specs[0], "paths/publish", 1, "Walrus census")
+        await publisher.publish(published)
+        assert [h.title for h in publisher.search("walrus", limit=5, offset=0)] == ["Walrus census"]
+        publish_key = DatasetId(specs[0].org.org_id, "paths/publish").dht_key()
+        assert publish_key in publisher.schedule.values()
+
+        # routing put (a descriptor put as a plain DHT value by the node that signed it)
+        put_raw = signed(specs[1], "paths/put", 1, "Narwhal sightings")
+        put_key = DatasetId(specs[1].org.org_id, "paths/put").dht_key()
+        await putter.routing_put(put_key, put_raw)
+        assert [h.title for h in putter.search("narwhal", limit=5, offset=0)] == [
+            "Narwhal sightings"
+        ]
+        assert put_key in putter.schedule.values()
+
+        # inbound PUT_VALUE, sent raw so no other path can have indexed it
+        inbound = signed(specs[3], "paths/inbound", 1, "Beluga acoustics")
+        inbound_key = DatasetId(specs[3].org.org_id, "paths/inbound").dht_key()
+        echoed, _ = await raw_put(sender, receiver, inbound_key, inbound)
+        assert echoed
+        assert [h.title for h in receiver.search("beluga", limit=5, offset=0)] == [
+            "Beluga acoustics"
+        ]
+        # a replica is not ours to republish
+        assert inbound_key not in receiver.schedule.values()
+
+
+async def test_an_own_descriptor_replaced_from_elsewhere_is_no_longer_republished(
+    tmp_path: Path,
+) -> None:
+    async with in_process_network(tmp_path, 4) as (specs, nodes):
+        # specs 0 and 3 belong to the same org (provision assigns orgs round robin)
+        assert specs[0].org == specs[3].org
+        first = signed(specs[0], "moves/here", 1, "Before the move")
+        await nodes[0].publish(first)
+        key = DatasetId(specs[0].org.org_id, "moves/here").dht_key()
+        assert key in nodes[0].schedule.values()
+        assert nodes[0].status()["own_descriptors"] == 1
+
+        moved = signed(specs[3], "moves/here", 2, "After the move")
+        echoed, _ = await raw_put(nodes[3], nodes[0], key, moved)
+        assert echoed
+        assert key not in nodes[0].schedule.values()
+        assert nodes[0].status()["own_descriptors"] == 0
+        assert [h.title for h in nodes[0].search("move", limit=5, offset=0)] == ["After the move"]
