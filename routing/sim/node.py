@@ -6,6 +6,11 @@ carries out the coordinator's actions, times each outbound request out after
 the coordinator when its next deadline comes, and tells the coordinator about
 peers that contact it as kad servers (what identify would tell the real node).
 
+With :meth:`SimNode.start_maintenance` the node also runs the production
+maintenance :class:`~routing.schedule.Schedule` on the fake clock, as the real
+node's maintenance task does: expire the stores, refresh stale buckets,
+republish its own values (from its record store) and re-provide its keys.
+
 Misbehaving nodes (``Behavior``) change only what they *serve*:
 * ``FORGE`` answers every GET_VALUE with a forged record (higher sequence
   number, wrong mac) instead of what it holds;
@@ -28,6 +33,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from routing.coordinator import Coordinator, OutboundRequest, QueryDone
+from routing.schedule import Expire, RefreshBuckets, Reprovide, Republish, Schedule
 from routing.wire import Message, MessageType, Peer, Record
 
 if TYPE_CHECKING:
@@ -79,6 +85,8 @@ class SimNode:
         self._inflight: set[int] = set()
         self._identified: set[bytes] = set()
         self._wake_at = float("inf")
+        self.schedule: Schedule | None = None
+        self._maintain_at = float("inf")
         network.attach(self)
 
     # -- driving the coordinator -------------------------------------------------------
@@ -140,6 +148,62 @@ class SimNode:
         self.coordinator.request_failed(request_id, self.loop.now)
         self.flush()
 
+    # -- maintenance ------------------------------------------------------------------------
+
+    def start_maintenance(self, schedule: Schedule) -> None:
+        """Run ``schedule`` from now on, carrying out its actions when they are due."""
+        self.schedule = schedule
+        self._arm_maintenance()
+
+    def own_value(self, key: bytes, value: bytes) -> None:
+        """Store ``value`` as our own (and republish it, with maintenance running)."""
+        now = self.loop.now
+        self.coordinator.records.put(key, value, now=now, from_peer=None)
+        if self.schedule is not None:
+            self.schedule.add_value(key, now)
+            self._arm_maintenance()
+
+    def own_provider(self, key: bytes) -> None:
+        """Hold our own provider entry for ``key`` (and re-provide it, with maintenance running)."""
+        now = self.loop.now
+        self.coordinator.providers.add(key, self.peer, now=now, from_peer=None)
+        if self.schedule is not None:
+            self.schedule.add_provider(key, now)
+            self._arm_maintenance()
+
+    def _arm_maintenance(self) -> None:
+        assert self.schedule is not None
+        deadline = self.schedule.next_deadline()
+        if deadline < self._maintain_at:
+            self._maintain_at = deadline
+            self.loop.call_at(deadline, self._maintain)
+
+    def _maintain(self) -> None:
+        if self.vanished or self.schedule is None or self.loop.now < self._maintain_at:
+            return
+        self._maintain_at = float("inf")
+        now = self.loop.now
+        coordinator = self.coordinator
+        for action in self.schedule.poll(now):
+            if isinstance(action, Expire):
+                coordinator.records.expire(now)
+                coordinator.providers.expire(now)
+            elif isinstance(action, RefreshBuckets):
+                for query_id in coordinator.refresh(now):
+                    self.callbacks[query_id] = _ignore
+            elif isinstance(action, Republish):
+                entry = coordinator.records.entry(action.key)
+                if entry is None or not entry.own or entry.expires_at <= now:
+                    self.schedule.remove_value(action.key)
+                    continue
+                query_id = coordinator.put_value(entry.key, entry.value, now)
+                self.callbacks[query_id] = _ignore
+            elif isinstance(action, Reprovide):
+                coordinator.providers.add(action.key, self.peer, now=now, from_peer=None)
+                self.callbacks[coordinator.add_provider(action.key, now)] = _ignore
+        self.flush()
+        self._arm_maintenance()
+
     # -- serving --------------------------------------------------------------------------
 
     def serve(self, message: Message, from_peer: Peer) -> Message | None:
@@ -184,3 +248,7 @@ class SimNode:
         """Disappear without notice: stop serving, answering and timing anything."""
         self.vanished = True
         self._inflight.clear()
+
+
+def _ignore(done: QueryDone) -> None:
+    """The result of a maintenance query: nobody waits for it."""

@@ -26,6 +26,7 @@ from identity.errors import InvalidInput
 from routing.coordinator import Coordinator, CoordinatorConfig, QueryDone
 from routing.keyspace import KEY_BITS, key_of
 from routing.lookup import ClosestPeers, ProvidersResult, PutResult, ValueResult
+from routing.schedule import Schedule
 from routing.sim.loop import EventLoop
 from routing.sim.network import LinkModel, SimNetwork
 from routing.sim.node import Behavior, SimNode
@@ -225,6 +226,22 @@ class Simulation:
         pool.sort(key=lambda n: key_of(n.peer.id) ^ t)
         return [n.peer.id for n in pool[:count]]
 
+    # -- maintenance and time -------------------------------------------------------------
+
+    def start_maintenance(self, **intervals: float) -> None:
+        """Run the production maintenance :class:`~routing.schedule.Schedule` on every node.
+
+        Args:
+            intervals: :class:`~routing.schedule.Schedule` interval overrides
+                (e.g. ``republish_interval=600``); the defaults are production's.
+        """
+        for node in self.nodes:
+            node.start_maintenance(Schedule(self.loop.now, **intervals))
+
+    def run_for(self, seconds: float) -> None:
+        """Let ``seconds`` of fake time pass, running everything due meanwhile."""
+        self.loop.run(until=self.loop.now + seconds)
+
     # -- running operations -----------------------------------------------------------------
 
     def run(self, node: SimNode, operation: Callable[[Coordinator, float], int]) -> QueryDone:
@@ -280,15 +297,21 @@ class Simulation:
         return result
 
     def publish(self, node: SimNode, key: bytes, value: bytes) -> PutResult:
-        """Store ``value`` on ``node`` itself, then PUT_VALUE it to the k closest peers."""
-        node.coordinator.records.put(key, value, now=self.loop.now, from_peer=None)
+        """Store ``value`` on ``node`` itself, then PUT_VALUE it to the k closest peers.
+
+        With maintenance running, ``node`` republishes it from then on.
+        """
+        node.own_value(key, value)
         result = self.run(node, lambda c, now: c.put_value(key, value, now)).result
         assert isinstance(result, PutResult)
         return result
 
     def provide(self, node: SimNode, key: bytes) -> PutResult:
-        """Announce ``node`` as a provider of ``key`` to the k closest peers."""
-        node.coordinator.providers.add(key, node.peer, now=self.loop.now, from_peer=None)
+        """Announce ``node`` as a provider of ``key`` to the k closest peers.
+
+        With maintenance running, ``node`` re-provides it from then on.
+        """
+        node.own_provider(key)
         result = self.run(node, lambda c, now: c.add_provider(key, now)).result
         assert isinstance(result, PutResult)
         return result
