@@ -1,7 +1,17 @@
-"""routing: sans-I/O Kademlia, record and provider stores, gossip and request-routing policy.
+"""routing: sans-I/O Kademlia - routing table, lookups, coordinator, stores, maintenance schedule.
 
 Pure state machines: events and the current time in, actions out. No trio, no
 libp2p, no sqlite3 (enforced by import-linter). See ``docs/kademlia.md``.
+
+What is here: the kad-dht wire codec (:mod:`routing.wire`), the keyspace and
+routing table, the lookup state machines and the :class:`Coordinator` that runs
+them, the server side of a request, the bounded record and provider stores, the
+maintenance :class:`Schedule` (republish, re-provide, refresh, expire) and a
+simulator that runs all of it on a fake network and clock (:mod:`routing.sim`).
+
+This package is also the reserved home of the gossip (GossipSub) and
+anti-entropy policy and of access-request routing (``BRIEF.md``); none of them
+exists yet.
 """
 
 from routing.coordinator import (
@@ -12,6 +22,7 @@ from routing.coordinator import (
     QueryKind,
 )
 from routing.records import NamespacedValidator, Validator, namespace_of
+from routing.schedule import Schedule, ScheduleAction
 from routing.table import RoutingTable
 
 __all__ = [
@@ -22,6 +33,8 @@ __all__ = [
     "QueryDone",
     "QueryKind",
     "RoutingTable",
+    "Schedule",
+    "ScheduleAction",
     "Validator",
     "namespace_of",
 ]

@@ -1,8 +1,12 @@
 """The local, searchable catalog of verified dataset descriptors (SQLite FTS5).
 
-Every descriptor this node has verified (its own, ones resolved through the DHT,
-ones received by gossip) is kept here with its exact signed bytes, for warm
-resolves (:meth:`Catalog.get`) and full-text search (:meth:`Catalog.search`).
+Every descriptor this node has verified or whose signature its record store
+checked on the way in (its own, replicas other nodes put here, ones resolved
+through the DHT) is kept here with its exact signed bytes, for warm resolves
+(:meth:`Catalog.get`) and full-text search (:meth:`Catalog.search`). The node
+driver feeds it from one place for everything its record store accepts
+(``Node._on_records_accepted``); gossip and catalog sync do not exist yet and
+will feed it through that same path.
 
 Search: title, description, keywords and themes are indexed by an FTS5 table
 (``porter unicode61`` tokenizer: case- and accent-insensitive, English stemming)

@@ -6,10 +6,14 @@ Later paths (gossip, catalog sync) must go through the store as well.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from datanet.records.ids import DatasetId
+from datanet.records.validators import org_record_key, revocation_key
 from datanet.testing.network import in_process_network, raw_put, signed
+from identity.certs import issue_revocation
+from identity.orgs import issue_org_record
 
 
 async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: Path) -> None:
@@ -62,3 +66,21 @@ async def test_an_own_descriptor_replaced_from_elsewhere_is_no_longer_republishe
         assert key not in nodes[0].schedule.values()
         assert nodes[0].status()["own_descriptors"] == 0
         assert [h.title for h in nodes[0].search("move", limit=5, offset=0)] == ["After the move"]
+
+
+async def test_org_records_and_revocation_lists_travel_through_the_dht(tmp_path: Path) -> None:
+    """The node's validator takes /dn-org/ and /dn-rev/ values: stored, replicated, served."""
+    async with in_process_network(tmp_path, 4) as (specs, nodes):
+        org = specs[0].org
+        now = int(time.time())
+        org_record = issue_org_record(
+            org.key, name=org.name, gateways=(), sequence=1, expires=now + 3600
+        )
+        revocations = issue_revocation(org.key, [99], sequence=1, issued_at=now)
+        for key, value in (
+            (org_record_key(org.org_id), org_record),
+            (revocation_key(org.org_id), revocations),
+        ):
+            assert await nodes[0].routing_put(key, value) >= 1
+            assert key in nodes[0].schedule.values()  # own: republished like descriptors
+            assert await nodes[2].routing_get(key) == value
