@@ -462,23 +462,27 @@ class Node:
                 continue
             rejoin_delay = REJOIN_FIRST_DELAY
             await trio.sleep(max(0.0, self.schedule.next_deadline() - _now()))
-            now = _now()
-            puts: list[Republish | Reprovide] = []
-            for action in self.schedule.poll(now):
-                try:
-                    if isinstance(action, Expire):
-                        self.records.expire(now)
-                        self.providers.expire(now)
-                        self._storage.prune_peers(older_than=now - PEER_MAX_AGE)
-                    elif isinstance(action, RefreshBuckets):
-                        self.coordinator.refresh(now)
-                        self._wake.set()
-                    else:
-                        puts.append(action)
-                except DatanetError as exc:
-                    log.warning("maintenance step failed", extra={"kv": {"error": str(exc)}})
+            puts = self._housekeeping(_now())
             if puts:
                 self._nursery.start_soon(self._republish, puts)
+
+    def _housekeeping(self, now: float) -> list[Republish | Reprovide]:
+        """Carry out the schedule's due actions that need no network; return the puts."""
+        puts: list[Republish | Reprovide] = []
+        for action in self.schedule.poll(now):
+            try:
+                if isinstance(action, Expire):
+                    self.records.expire(now)
+                    self.providers.expire(now)
+                    self._storage.prune_peers(older_than=now - PEER_MAX_AGE)
+                elif isinstance(action, RefreshBuckets):
+                    self.coordinator.refresh(now)
+                    self._wake.set()
+                else:
+                    puts.append(action)
+            except DatanetError as exc:
+                log.warning("maintenance step failed", extra={"kv": {"error": str(exc)}})
+        return puts
 
     async def _republish(self, actions: Sequence[Republish | Reprovide]) -> None:
         """Put own values and provider announcements to the k closest again, one at a time."""

@@ -84,3 +84,22 @@ async def test_org_records_and_revocation_lists_travel_through_the_dht(tmp_path:
             assert await nodes[0].routing_put(key, value) >= 1
             assert key in nodes[0].schedule.values()  # own: republished like descriptors
             assert await nodes[2].routing_get(key) == value
+
+
+async def test_maintenance_prunes_the_address_book_and_forgets_expired_own_records(
+    tmp_path: Path,
+) -> None:
+    async with in_process_network(tmp_path, 3) as (specs, nodes):
+        node = nodes[0]
+        await node.publish(signed(specs[0], "short/lived", 1, "Short lived"))  # expires in 1 h
+        key = DatasetId(specs[0].org.org_id, "short/lived").dht_key()
+        assert key in node.schedule.values()
+        storage = node._storage
+        storage.upsert_peer(b"long-gone", [b"/ip4/10.0.0.1/tcp/1"], now=1.0)
+
+        node._housekeeping(time.time() + 2 * 3600)  # what the maintenance task runs when due
+
+        assert storage.get_peer(b"long-gone") is None  # not seen for PEER_MAX_AGE
+        assert len(storage.load_peers()) >= 1  # the live peers stay
+        assert key not in node.schedule.values()  # expired: nothing left to republish
+        assert node.status()["own_descriptors"] == 0
