@@ -1,4 +1,4 @@
-"""Property tests: keyspace algebra, routing-table invariants, lookup invariants."""
+"""Property tests: keyspace algebra, routing-table, lookup and schedule invariants."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from routing.lookup import (
     Poll,
     SendRequest,
 )
+from routing.schedule import MAINTENANCE_INTERVAL, REPUBLISH_INTERVAL, Republish, Schedule
 from routing.sim.scenario import random_peer_id
 from routing.table import PingPeer, RoutingTable
 from routing.wire import Message, MessageType, Peer
@@ -135,3 +136,49 @@ def test_lookup_invariants(n: int, seed: int, k: int, alpha: int, fail_share: fl
     if not failing:
         assert got == [p.id for p in by_distance[:k]]
     assert result.stats.requests == len(asked)
+
+
+schedule_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add_now", "remove", "poll"]),
+        st.integers(0, 3),  # which key
+        st.floats(0, 3 * REPUBLISH_INTERVAL, allow_nan=False),  # time step
+    ),
+    max_size=60,
+)
+
+
+@given(schedule_ops)
+def test_republish_turns_hold_under_any_sequence_of_events(
+    ops: list[tuple[str, int, float]],
+) -> None:
+    """Tracked keys come out at most once per interval and never later than due (if polled);
+    untracked keys never come out."""
+    s = Schedule(1_700_000_000.0)
+    now = 1_700_000_000.0
+    tracked: dict[bytes, float] = {}  # key -> when it is due (model)
+    last_out: dict[bytes, float] = {}
+    for op, which, step in ops:
+        now += step
+        key = b"/k/%d" % which
+        if op == "add" and key not in tracked:
+            s.add_value(key, now)
+            tracked[key] = now + REPUBLISH_INTERVAL
+        elif op == "add_now" and key not in tracked:
+            s.add_value(key, now, republish_now=True)
+            tracked[key] = now
+        elif op == "remove":
+            assert s.remove_value(key) == (key in tracked)
+            tracked.pop(key, None)
+            last_out.pop(key, None)  # a key added again is a new turn
+        elif op == "poll":
+            out = {a.key for a in s.poll(now) if isinstance(a, Republish)}
+            assert out <= set(tracked)
+            assert out == {k for k, due in tracked.items() if due <= now}
+            for k in out:
+                if k in last_out:
+                    assert now - last_out[k] >= REPUBLISH_INTERVAL
+                last_out[k] = now
+                tracked[k] = now + REPUBLISH_INTERVAL
+        assert sorted(s.values()) == sorted(tracked)
+        assert s.next_deadline() <= min([*tracked.values(), now + MAINTENANCE_INTERVAL])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from identity.errors import InvalidInput
 from routing.schedule import (
@@ -95,49 +93,3 @@ def test_bad_input() -> None:
 
 def test_only_add_provider_has_no_response() -> None:
     assert [t for t in MessageType if not expects_response(t)] == [MessageType.ADD_PROVIDER]
-
-
-_ops = st.lists(
-    st.tuples(
-        st.sampled_from(["add", "add_now", "remove", "poll"]),
-        st.integers(0, 3),  # which key
-        st.floats(0, 3 * REPUBLISH_INTERVAL, allow_nan=False),  # time step
-    ),
-    max_size=60,
-)
-
-
-@given(_ops)
-def test_republish_turns_hold_under_any_sequence_of_events(
-    ops: list[tuple[str, int, float]],
-) -> None:
-    """Tracked keys come out at most once per interval and never later than due (if polled);
-    untracked keys never come out."""
-    s = Schedule(T0)
-    now = T0
-    tracked: dict[bytes, float] = {}  # key -> when it is due (model)
-    last_out: dict[bytes, float] = {}
-    for op, which, step in ops:
-        now += step
-        key = b"/k/%d" % which
-        if op == "add" and key not in tracked:
-            s.add_value(key, now)
-            tracked[key] = now + REPUBLISH_INTERVAL
-        elif op == "add_now" and key not in tracked:
-            s.add_value(key, now, republish_now=True)
-            tracked[key] = now
-        elif op == "remove":
-            assert s.remove_value(key) == (key in tracked)
-            tracked.pop(key, None)
-            last_out.pop(key, None)  # a key added again is a new turn
-        elif op == "poll":
-            out = {a.key for a in s.poll(now) if isinstance(a, Republish)}
-            assert out <= set(tracked)
-            assert out == {k for k, due in tracked.items() if due <= now}
-            for k in out:
-                if k in last_out:
-                    assert now - last_out[k] >= REPUBLISH_INTERVAL
-                last_out[k] = now
-                tracked[k] = now + REPUBLISH_INTERVAL
-        assert sorted(s.values()) == sorted(tracked)
-        assert s.next_deadline() <= min([*tracked.values(), now + MAINTENANCE_INTERVAL])
