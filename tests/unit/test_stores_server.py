@@ -9,7 +9,15 @@ import pytest
 from identity.errors import DecodeError, ScopeError, SignatureError, StaleRecord
 from routing.server import K, handle_request
 from routing.stores import ProviderStore, RateLimited, RecordStore
-from routing.wire import Message, MessageType, Peer, Record, decode_message, encode_message
+from routing.wire import (
+    Message,
+    MessageType,
+    Peer,
+    Record,
+    decode_message,
+    encode_message,
+    expects_response,
+)
 
 ME = Peer(b"me", (b"/ip4/127.0.0.1/tcp/1",))
 ALICE = b"alice"
@@ -127,3 +135,21 @@ def test_get_providers_of_unknown_key() -> None:
     reply = Node().ask(Message(MessageType.GET_PROVIDERS, b"nothing"))
     assert reply is not None
     assert reply.provider_peers == ()
+
+
+def test_the_server_answers_exactly_the_types_that_expect_a_response() -> None:
+    """The server and the drivers follow the same rule (routing.wire.expects_response)."""
+    requests = {
+        MessageType.PING: Message(MessageType.PING),
+        MessageType.FIND_NODE: Message(MessageType.FIND_NODE, b"target"),
+        MessageType.GET_VALUE: Message(MessageType.GET_VALUE, b"/t/a"),
+        MessageType.PUT_VALUE: Message(MessageType.PUT_VALUE, b"/t/a", Record(b"/t/a", b"1:v")),
+        MessageType.GET_PROVIDERS: Message(MessageType.GET_PROVIDERS, b"pk"),
+        MessageType.ADD_PROVIDER: Message(
+            MessageType.ADD_PROVIDER, b"pk", provider_peers=(Peer(ALICE, (b"a",)),)
+        ),
+    }
+    assert set(requests) == set(MessageType)
+    node = Node()
+    for mtype, request in requests.items():
+        assert (node.ask(request) is not None) == expects_response(mtype), mtype
