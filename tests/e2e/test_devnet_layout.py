@@ -46,8 +46,7 @@ from datanet.errors import NotFound
 from datanet.node.config import load_config
 from datanet.node.home import Home
 from datanet.records.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
-
-NOW = 1_770_000_000
+from datanet.testing.clock import NOW
 
 
 def test_provision_then_load_gives_the_same_network(tmp_path: Path) -> None:
