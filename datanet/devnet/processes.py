@@ -72,8 +72,8 @@ def child_env(base: os._Environ[str] | dict[str, str] | None = None) -> dict[str
     """The environment for daemon and CLI child processes.
 
     Settings that would point a child at another data directory, daemon or
-    passphrase are removed; the source tree is put on ``PYTHONPATH`` so that
-    ``python -m cli.main`` works even where datanet is not installed.
+    passphrase are removed; the source tree is put on ``PYTHONPATH`` so that a
+    command such as ``python -m cli.main`` works even where datanet is not installed.
     """
     env = dict(os.environ if base is None else base)
     for name in ("DATANET_HOME", "DATANET_API_URL", "DATANET_API_TOKEN", "DATANET_PASSPHRASE"):

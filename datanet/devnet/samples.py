@@ -113,7 +113,7 @@ class _Reader:
             return None
         value = self.doc.get(name)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            what = "missing" if name not in self.doc else f"not a {_KINDS.get(kind, kind.__name__)}"
+            what = "missing" if name not in self.doc else f"not {_KINDS[kind]}"
             raise self.fail(f"{name!r} is {what}")
         if isinstance(value, str) and not value.strip():
             raise self.fail(f"{name!r} is empty")
@@ -142,7 +142,13 @@ class _Reader:
             raise self.fail(f"unknown field(s) {', '.join(map(repr, extra))}")
 
 
-_KINDS = {str: "string", int: "integer", list: "list", dict: "table", datetime.date: "date"}
+_KINDS = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dict: "a table",
+    datetime.date: "a date (YYYY-MM-DD)",
+}
 _SAMPLE_FIELDS = {
     "name",
     "title",

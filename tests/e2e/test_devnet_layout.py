@@ -281,7 +281,7 @@ def test_a_damaged_samples_file_is_refused_naming_the_entry_and_field() -> None:
         ): "tour.dataset \\(water/river-levels\\): access: access_policy mode",
         good.replace(
             "size = 48_200_000", "size = 1.5"
-        ): r"distributions\[0\]: 'size' is not a integer",
+        ): r"distributions\[0\]: 'size' is not an integer",
         good.replace(
             'search = "river"', 'search = "river"\nextra = 1'
         ): r"tour: unknown field\(s\) 'extra'",
