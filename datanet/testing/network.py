@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from datanet.devnet import DevnetNode, provision
@@ -37,15 +37,25 @@ async def raw_put(
 
 @contextlib.asynccontextmanager
 async def in_process_network(
-    base: Path, count: int = 5, *, seed: int = 7
+    base: Path, count: int = 5, *, seed: int = 7, settings: Mapping[str, object] | None = None
 ) -> AsyncIterator[tuple[list[DevnetNode], list[Node]]]:
-    """``count`` joined nodes of 3 organizations in this trio process."""
+    """``count`` joined nodes of 3 organizations in this trio process.
+
+    Args:
+        base: the directory that holds the nodes' data directories.
+        count: how many nodes.
+        seed: seeds each node's randomness, so runs repeat.
+        settings: config values every node runs with (``{"dht.value_quorum": 3}``),
+            over the devnet's defaults.
+    """
     _, specs = provision(base, orgs=3, nodes=count)
     async with contextlib.AsyncExitStack() as stack:
         nodes = []
         for spec in specs:
             home = Home(spec.home)
             config = load_config(home.config_path)
+            for key, value in (settings or {}).items():
+                config = config.with_value(key, value)
             rng = random.Random(seed * 1000 + spec.index)
             nodes.append(
                 await stack.enter_async_context(
