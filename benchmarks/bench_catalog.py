@@ -40,12 +40,12 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
 from datanet.records.descriptor import Descriptor, sign_descriptor, verify_descriptor
-from datanet.records.ids import DatasetId
 from datanet.store.catalog import Catalog
-from identity.certs import Role, TrustStore, issue_certificate
+from datanet.testing.clock import NOW
+from datanet.testing.records import certificate, descriptor
+from identity.certs import TrustStore
 from identity.keys import KeyPair
 
-NOW = 1_750_000_000
 SEARCH_P50_TARGET_MS = 10.0
 INGEST_TARGET = 5000
 RESOLVE_P50_TARGET_MS = 1.0
@@ -180,13 +180,14 @@ def make_descriptor(i: int, rng: random.Random, org: KeyPair, node: KeyPair) -> 
     title = f"{topic[0].capitalize()} {rng.choice(FILLER)} {topic[1]} {i}"
     words = [rng.choice(TOPICS) if rng.random() < 0.4 else rng.choice(FILLER) for _ in range(40)]
     keywords = tuple(dict.fromkeys([*topic, rng.choice(TOPICS), f"set-{i % 997}"]))
-    return Descriptor(
-        dataset_id=DatasetId(org.org_id, f"data/{topic[0]}-{i}"),
+    return descriptor(
+        f"data/{topic[0]}-{i}",
+        org=org,
+        node=node,
         title=title,
         description=" ".join(words).capitalize() + ".",
         keywords=keywords,
         themes=(rng.choice(THEMES),),
-        publisher_node=node.peer_id,
         license="CC-BY-4.0",
         issued=NOW - 86400 * 30,
         modified=NOW - rng.randrange(86400 * 30),
@@ -218,16 +219,7 @@ def main() -> int:
     orgs = [KeyPair.from_seed(bytes([7, o]) + bytes(30)) for o in range(args.orgs)]
     nodes = [KeyPair.from_seed(bytes([8, o]) + bytes(30)) for o in range(args.orgs)]
     chains = [
-        [
-            issue_certificate(
-                org,
-                node.peer_id,
-                [Role.PUBLISHER],
-                not_before=NOW - 86400,
-                not_after=NOW + 365 * 86400,
-                serial=o,
-            )
-        ]
+        [certificate(org, node, serial=o)]
         for o, (org, node) in enumerate(zip(orgs, nodes, strict=True))
     ]
     trust = TrustStore({o.org_id for o in orgs})

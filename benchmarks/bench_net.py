@@ -56,10 +56,9 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
 from datanet.devnet import DevnetNode, provision
-from datanet.node.home import Home
-from datanet.records.descriptor import Descriptor, sign_descriptor
 from datanet.records.ids import DatasetId
 from datanet.testing.localnet import Localnet, OpFailed, check, stop_all
+from datanet.testing.records import signed_by
 
 #: py-spy next to this interpreter (``pip install py-spy``), else on PATH.
 PY_SPY = (
@@ -115,20 +114,15 @@ class Net:
 
 
 def sign(spec: DevnetNode, name: str, sequence: int) -> bytes:
-    now = int(time.time())
-    desc = Descriptor(
-        dataset_id=DatasetId(spec.org.org_id, name),
-        title=f"Benchmark dataset {name}",
+    return signed_by(
+        spec,
+        name,
+        sequence,
+        f"Benchmark dataset {name}",
         description="A dataset published by bench_net.",
         keywords=("benchmark", "network"),
-        publisher_node=spec.peer_id,
-        issued=now,
-        modified=now,
-        sequence=sequence,
-        expires=now + 6 * 3600,
+        lifetime=6 * 3600,
     )
-    home = Home(spec.home)
-    return sign_descriptor(desc, home.load_node_key(), home.membership_chain(now))
 
 
 def start_network(

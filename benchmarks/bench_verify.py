@@ -33,17 +33,15 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
 
 from datanet.records.descriptor import (
     AccessPolicy,
-    Descriptor,
     Distribution,
-    sign_descriptor,
     verify_descriptor,
 )
-from datanet.records.ids import DatasetId
-from identity.certs import Role, TrustStore, issue_certificate
+from datanet.testing.clock import NOW
+from datanet.testing.records import certificate, descriptor, signed
+from identity.certs import Role, TrustStore
 from identity.keys import KeyPair, OrgId
 
 TARGET = 5000
-NOW = 1_750_000_000
 DESCRIPTION = (
     "Hourly observations from automatic weather stations: air temperature, "
     "relative humidity, pressure, wind speed and direction, precipitation. "
@@ -58,12 +56,10 @@ def build(count: int, orgs: int, nodes_per_org: int) -> tuple[list[bytes], list[
     for o, org_key in enumerate(org_keys):
         for n in range(nodes_per_org):
             node_key = KeyPair.from_seed(bytes([2, o, n]) + bytes(29))
-            cert = issue_certificate(
+            cert = certificate(
                 org_key,
-                node_key.peer_id,
+                node_key,
                 [Role.PUBLISHER, Role.GATEWAY],
-                not_before=NOW - 86400,
-                not_after=NOW + 365 * 86400,
                 serial=o * 1000 + n,
                 org_name=f"Organization {o}",
             )
@@ -71,13 +67,14 @@ def build(count: int, orgs: int, nodes_per_org: int) -> tuple[list[bytes], list[
     records = []
     for i in range(count):
         org_key, node_key, cert = publishers[i % len(publishers)]
-        desc = Descriptor(
-            dataset_id=DatasetId(org_key.org_id, f"weather/stations-{i}"),
+        desc = descriptor(
+            f"weather/stations-{i}",
+            org=org_key,
+            node=node_key,
             title=f"Weather station observations, series {i}",
             description=DESCRIPTION,
             keywords=("weather", "temperature", "precipitation", "wind", f"series-{i % 97}"),
             themes=("http://publications.europa.eu/resource/authority/data-theme/ENVI",),
-            publisher_node=node_key.peer_id,
             license="https://creativecommons.org/licenses/by/4.0/",
             version="2.1",
             issued=NOW - 30 * 86400,
@@ -93,7 +90,7 @@ def build(count: int, orgs: int, nodes_per_org: int) -> tuple[list[bytes], list[
             sequence=NOW + i,
             expires=NOW + 30 * 86400,
         )
-        records.append(sign_descriptor(desc, node_key, [cert]))
+        records.append(signed(desc, key=node_key, chain=[cert]))
     return records, org_keys
 
 

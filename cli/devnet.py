@@ -36,9 +36,18 @@ from cli.app import CliContext, cli, json_option, pass_app, print_table
 if TYPE_CHECKING:
     from datanet.devnet import DaemonProcess, Devnet, PublishedSample, TourStep
 
-__all__ = ["devnet"]
+__all__ = ["daemon_command", "devnet"]
 
 EXIT_INTERRUPTED = 130
+
+
+def daemon_command(home: Path) -> list[str]:
+    """The command that runs one devnet node's daemon: ``datanet node start``, by this Python.
+
+    The devnet (:mod:`datanet.devnet`) sits below the command line and takes this
+    from its caller, so a devnet node runs exactly what an operator runs.
+    """
+    return [sys.executable, "-m", "cli.main", "--data-dir", str(home), "node", "start"]
 
 
 class _Display:
@@ -168,7 +177,7 @@ def devnet(
     base = Path(tempfile.mkdtemp(prefix="datanet-devnet-")) if directory is None else directory
     ready = False
     with StopSignals() as signals:
-        daemons = DaemonSet(force=lambda: signals.forced)
+        daemons = DaemonSet(daemon_command, force=lambda: signals.forced)
         try:
             net = _layout(ctx, app, display, base, orgs=orgs, nodes=nodes, temporary=temporary)
             if tour and len(net.orgs) < 2:

@@ -1,43 +1,42 @@
 """Shared, deterministic fixtures: fixed keys and a fixed clock.
 
-Keys come from fixed seeds so that failures reproduce; ``now`` is a fixed Unix
-time (2024-01-01T00:00:00Z) that tests pass explicitly wherever time matters.
+They come from :mod:`datanet.testing` (the same keys and "now" the helpers
+there use by default), so that failures reproduce and test files agree.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from datanet.testing import clock, records
 from identity.keys import KeyPair
-
-NOW = 1_704_067_200  # 2024-01-01T00:00:00Z
 
 
 @pytest.fixture
 def now() -> int:
-    """A fixed current time in Unix seconds."""
-    return NOW
+    """A fixed current time in Unix seconds (:data:`datanet.testing.clock.NOW`)."""
+    return clock.NOW
 
 
 @pytest.fixture
 def org_key() -> KeyPair:
-    """An organization root key (seed 0x01…)."""
-    return KeyPair.from_seed(bytes([1]) * 32)
+    """An organization root key (:data:`datanet.testing.records.ORG_A`)."""
+    return records.ORG_A
 
 
 @pytest.fixture
 def other_org_key() -> KeyPair:
-    """A second, unrelated organization key (seed 0x02…)."""
-    return KeyPair.from_seed(bytes([2]) * 32)
+    """A second, unrelated organization key (:data:`datanet.testing.records.ORG_B`)."""
+    return records.ORG_B
 
 
 @pytest.fixture
 def node_key() -> KeyPair:
-    """A node key (seed 0x03…)."""
-    return KeyPair.from_seed(bytes([3]) * 32)
+    """A node key (:data:`datanet.testing.records.NODE_A`)."""
+    return records.NODE_A
 
 
 @pytest.fixture
 def other_node_key() -> KeyPair:
-    """A second node key (seed 0x04…)."""
-    return KeyPair.from_seed(bytes([4]) * 32)
+    """A second node key (:data:`datanet.testing.records.NODE_B`)."""
+    return records.NODE_B

@@ -25,10 +25,9 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from datanet.errors import (
     CertificateError,
@@ -40,7 +39,14 @@ from datanet.errors import (
     ScopeError,
     VerificationError,
 )
+from datanet.records.fields import MAX_U63, check_int, check_text, check_texts
 from datanet.records.ids import DatasetId
+from datanet.records.policy import (
+    ACCESS_MODES,
+    MAX_ALLOWED_ORGS,
+    AccessMode,
+    AccessPolicy,
+)
 from identity.certs import MembershipCertificate, Role, TrustStore, parse_certificate
 from identity.encoding import pack, unpack_map
 from identity.envelope import SignedEnvelope, open_envelope, seal
@@ -72,7 +78,6 @@ MAX_DESCRIPTOR_SIZE = 16 * 1024
 MAX_CLOCK_SKEW = 300
 #: The furthest in the future ``expires`` may lie, measured from ``now``.
 MAX_LIFETIME = 400 * 86400
-_MAX_U63 = 2**63 - 1
 
 # Field limits: characters for strings, items for lists.
 MAX_TITLE = 256
@@ -88,51 +93,8 @@ MAX_DISTRIBUTIONS = 16
 MAX_MEDIA_TYPE = 128
 MAX_ACCESS = 512
 MAX_SPATIAL = 512
-MAX_ALLOWED_ORGS = 64
-MAX_PURPOSES = 32
-MAX_PURPOSE = 64
-MAX_VALIDITY_DAYS = 3650
 # Largest list inside the body; bounds the MessagePack decoder.
 _MAX_ITEMS = max(MAX_ALLOWED_ORGS, MAX_KEYWORDS, 32)
-
-AccessMode = Literal["open", "request", "closed"]
-ACCESS_MODES: tuple[str, ...] = ("open", "request", "closed")
-
-# Control characters (C0, DEL, C1) would let a remote record rewrite a terminal.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _check_text(
-    name: str, value: object, limit: int, *, required: bool = False, multiline: bool = False
-) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, not {type(value).__name__}")
-    if len(value) > limit:
-        raise RecordTooLarge(f"{name} is {len(value)} characters; the limit is {limit}")
-    if required and not value.strip():
-        raise InvalidInput(f"{name} must not be empty")
-    pattern = _CONTROL_MULTILINE if multiline else _CONTROL
-    if pattern.search(value):
-        raise InvalidInput(f"{name} contains control characters")
-    return value
-
-
-def _check_texts(name: str, values: object, count: int, limit: int) -> None:
-    if not isinstance(values, tuple):
-        raise InvalidInput(f"{name} must be a tuple, not {type(values).__name__}")
-    if len(values) > count:
-        raise RecordTooLarge(f"{name} has {len(values)} items; the limit is {count}")
-    for i, value in enumerate(values):
-        _check_text(f"{name}[{i}]", value, limit, required=True)
-
-
-def _check_int(name: str, value: object, lo: int = 0, hi: int = _MAX_U63) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"{name} must be an integer, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -153,47 +115,11 @@ class Distribution:
     byte_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_text("distribution media_type", self.media_type, MAX_MEDIA_TYPE, required=True)
-        _check_text("distribution title", self.title, MAX_TITLE)
-        _check_text("distribution access", self.access, MAX_ACCESS, required=True)
+        check_text("distribution media_type", self.media_type, MAX_MEDIA_TYPE, required=True)
+        check_text("distribution title", self.title, MAX_TITLE)
+        check_text("distribution access", self.access, MAX_ACCESS, required=True)
         if self.byte_size is not None:
-            _check_int("distribution byte_size", self.byte_size)
-
-
-@dataclass(frozen=True)
-class AccessPolicy:
-    """Who may ask for the data, for what, and for how long.
-
-    Args:
-        mode: ``"open"`` (anyone may use it; requests are granted without a
-            human), ``"request"`` (requests go to the publisher for a decision)
-            or ``"closed"`` (no new grants).
-        allowed_orgs: organizations that may request; empty means any org.
-        purposes: purposes a request may declare; empty means any purpose.
-        max_validity_days: the longest grant the publisher will issue.
-    """
-
-    mode: AccessMode = "request"
-    allowed_orgs: tuple[OrgId, ...] = ()
-    purposes: tuple[str, ...] = ()
-    max_validity_days: int = 365
-
-    def __post_init__(self) -> None:
-        if self.mode not in ACCESS_MODES:
-            raise InvalidInput(
-                f"access_policy mode must be one of {', '.join(ACCESS_MODES)}, got {self.mode!r}"
-            )
-        if not isinstance(self.allowed_orgs, tuple):
-            raise InvalidInput("access_policy allowed_orgs must be a tuple")
-        if len(self.allowed_orgs) > MAX_ALLOWED_ORGS:
-            raise RecordTooLarge(
-                f"access_policy allowed_orgs has {len(self.allowed_orgs)} items; "
-                f"the limit is {MAX_ALLOWED_ORGS}"
-            )
-        if not all(isinstance(o, OrgId) for o in self.allowed_orgs):
-            raise InvalidInput("access_policy allowed_orgs must hold OrgId values")
-        _check_texts("access_policy purposes", self.purposes, MAX_PURPOSES, MAX_PURPOSE)
-        _check_int("access_policy max_validity_days", self.max_validity_days, 1, MAX_VALIDITY_DAYS)
+            check_int("distribution byte_size", self.byte_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,13 +159,13 @@ class Descriptor:
             raise InvalidInput("dataset_id must be a DatasetId")
         if not isinstance(self.publisher_node, PeerId):
             raise InvalidInput("publisher_node must be a PeerId")
-        _check_text("title", self.title, MAX_TITLE, required=True)
-        _check_text("description", self.description, MAX_DESCRIPTION, multiline=True)
-        _check_texts("keywords", self.keywords, MAX_KEYWORDS, MAX_KEYWORD)
-        _check_texts("themes", self.themes, MAX_THEMES, MAX_THEME)
-        _check_text("license", self.license, MAX_LICENSE)
-        _check_text("version", self.version, MAX_VERSION)
-        _check_text("schema", self.schema, MAX_SCHEMA)
+        check_text("title", self.title, MAX_TITLE, required=True)
+        check_text("description", self.description, MAX_DESCRIPTION, multiline=True)
+        check_texts("keywords", self.keywords, MAX_KEYWORDS, MAX_KEYWORD)
+        check_texts("themes", self.themes, MAX_THEMES, MAX_THEME)
+        check_text("license", self.license, MAX_LICENSE)
+        check_text("version", self.version, MAX_VERSION)
+        check_text("schema", self.schema, MAX_SCHEMA)
         if not isinstance(self.distributions, tuple):
             raise InvalidInput("distributions must be a tuple")
         if len(self.distributions) > MAX_DISTRIBUTIONS:
@@ -252,18 +178,18 @@ class Descriptor:
         if self.temporal is not None:
             if not isinstance(self.temporal, tuple) or len(self.temporal) != 2:
                 raise InvalidInput("temporal must be a (start, end) pair or None")
-            start = _check_int("temporal start", self.temporal[0], -_MAX_U63)
-            end = _check_int("temporal end", self.temporal[1], -_MAX_U63)
+            start = check_int("temporal start", self.temporal[0], -MAX_U63)
+            end = check_int("temporal end", self.temporal[1], -MAX_U63)
             if end < start:
                 raise InvalidInput("temporal end lies before its start")
         if self.spatial is not None:
-            _check_text("spatial", self.spatial, MAX_SPATIAL, required=True)
+            check_text("spatial", self.spatial, MAX_SPATIAL, required=True)
         if not isinstance(self.access_policy, AccessPolicy):
             raise InvalidInput("access_policy must be an AccessPolicy")
-        _check_int("issued", self.issued)
-        _check_int("modified", self.modified)
-        _check_int("sequence", self.sequence)
-        _check_int("expires", self.expires)
+        check_int("issued", self.issued)
+        check_int("modified", self.modified)
+        check_int("sequence", self.sequence)
+        check_int("expires", self.expires)
         if self.modified < self.issued:
             raise InvalidInput("modified lies before issued")
         if self.expires <= self.modified:

@@ -30,8 +30,9 @@ from typing import Any, cast
 import tomli_w
 
 from datanet.errors import DecodeError, InvalidInput
-from datanet.records.descriptor import AccessMode, AccessPolicy, Descriptor, Distribution
+from datanet.records.descriptor import Descriptor, Distribution
 from datanet.records.ids import DatasetId
+from datanet.records.policy import AccessMode, AccessPolicy
 from identity.keys import OrgId, PeerId
 
 __all__ = [

@@ -13,18 +13,16 @@ from typing import Any
 
 from datanet.errors import NotFound, StaleRecord
 from datanet.records.descriptor import (
-    Descriptor,
     VerifiedDescriptor,
-    sign_descriptor,
     verify_descriptor,
 )
 from datanet.records.ids import DatasetId
 from datanet.records.validators import default_validator
 from datanet.store.catalog import Hit
-from identity.certs import Role, TrustStore, issue_certificate
+from datanet.testing.clock import DAY, NOW
+from datanet.testing.records import certificate, descriptor, key, signed
+from identity.certs import Role, TrustStore
 from identity.keys import KeyPair, OrgId, PeerId
-
-NOW = 1_750_000_000
 
 
 @dataclass(frozen=True)
@@ -46,8 +44,8 @@ class PublishResult:
 class MemoryNode:
     """A node whose network is a dict. Deterministic: keys from fixed seeds."""
 
-    node_key: KeyPair = field(default_factory=lambda: KeyPair.from_seed(b"\x01" * 32))
-    org_key: KeyPair = field(default_factory=lambda: KeyPair.from_seed(b"\x02" * 32))
+    node_key: KeyPair = field(default_factory=lambda: key("\x01"))
+    org_key: KeyPair = field(default_factory=lambda: key("\x02"))
     now: int = NOW
     catalog: dict[DatasetId, VerifiedDescriptor] = field(default_factory=dict)
     values: dict[bytes, bytes] = field(default_factory=dict)
@@ -58,12 +56,12 @@ class MemoryNode:
         self.trust = TrustStore()
         self.trust.trust(self.org_key.org_id)
         self.chain = [
-            issue_certificate(
+            certificate(
                 self.org_key,
-                self.node_key.peer_id,
+                self.node_key,
                 [Role.PUBLISHER, Role.GATEWAY],
                 not_before=self.now - 10,
-                not_after=self.now + 365 * 86400,
+                not_after=self.now + 365 * DAY,
                 serial=1,
                 org_name="test-org",
             )
@@ -74,19 +72,17 @@ class MemoryNode:
     def make_descriptor(
         self, name: str = "weather/daily", *, sequence: int = 1, **kw: Any
     ) -> bytes:
-        desc = Descriptor(
-            dataset_id=DatasetId(self.org_key.org_id, name),
-            title=kw.pop("title", f"Dataset {name}"),
-            description=kw.pop("description", "test data"),
-            keywords=kw.pop("keywords", ("test",)),
-            publisher_node=self.node_key.peer_id,
-            issued=self.now - 100,
-            modified=self.now - 50,
-            sequence=sequence,
-            expires=self.now + 30 * 86400,
+        fields: dict[str, Any] = {
+            "title": f"Dataset {name}",
+            "description": "test data",
+            "keywords": ("test",),
+            "issued": self.now - 100,
+            "modified": self.now - 50,
+            "expires": self.now + 30 * DAY,
             **kw,
-        )
-        return sign_descriptor(desc, self.node_key, self.chain)
+        }
+        desc = descriptor(name, org=self.org_key, node=self.node_key, sequence=sequence, **fields)
+        return signed(desc, key=self.node_key, chain=self.chain)
 
     # -- NodeAPI -------------------------------------------------------------------
     @property

@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from cli.devnet import daemon_command
 from cli.main import datanet
 from datanet.devnet import (
     CERT_DAYS,
@@ -27,23 +29,24 @@ from datanet.devnet import (
     DaemonSet,
     DaemonStartError,
     DevnetError,
+    SamplesError,
     StopSignals,
-    _die_with_parent,
     build_descriptor,
     child_env,
     is_devnet,
     load_devnet,
+    parse_samples,
     provision,
     renew_certificates,
     samples_for,
     sign_for_node,
 )
+from datanet.devnet.processes import _die_with_parent
 from datanet.errors import NotFound
 from datanet.node.config import load_config
 from datanet.node.home import Home
 from datanet.records.descriptor import MAX_DESCRIPTOR_SIZE, verify_descriptor
-
-NOW = 1_770_000_000
+from datanet.testing.clock import NOW
 
 
 def test_provision_then_load_gives_the_same_network(tmp_path: Path) -> None:
@@ -181,7 +184,7 @@ def _sleeper(tmp_path: Path, *, ignore_term: bool) -> subprocess.Popen[bytes]:
 def test_stop_escalates_to_sigkill_and_reaps_everything(tmp_path: Path) -> None:
     provision(tmp_path, orgs=1, nodes=2, now=NOW)
     net = load_devnet(tmp_path)
-    daemons = DaemonSet(stop_timeout=0.5)
+    daemons = DaemonSet(daemon_command, stop_timeout=0.5)
     polite = DaemonProcess(net.nodes[0], _sleeper(tmp_path, ignore_term=False), time.monotonic())
     stubborn = DaemonProcess(net.nodes[1], _sleeper(tmp_path, ignore_term=True), time.monotonic())
     daemons.daemons += [polite, stubborn]
@@ -200,7 +203,7 @@ def test_a_daemon_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
     node = load_devnet(tmp_path).nodes[0]
     node.log_path.write_text("line one\nError: cannot listen on api.address\n")
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    with DaemonSet() as daemons:
+    with DaemonSet(daemon_command) as daemons:
         daemon = DaemonProcess(node, proc, time.monotonic())
         daemons.daemons.append(daemon)
         with pytest.raises(DaemonStartError) as info:
@@ -213,7 +216,7 @@ def test_a_daemon_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
 def test_a_daemon_that_never_answers_times_out(tmp_path: Path) -> None:
     provision(tmp_path, orgs=1, nodes=1, now=NOW)
     node = load_devnet(tmp_path).nodes[0]
-    with DaemonSet(stop_timeout=2) as daemons:
+    with DaemonSet(daemon_command, stop_timeout=2) as daemons:
         daemon = DaemonProcess(node, _sleeper(tmp_path, ignore_term=False), time.monotonic())
         daemons.daemons.append(daemon)
         with pytest.raises(DaemonStartError, match=r"did not answer within 0\.5 s"):
@@ -226,7 +229,7 @@ def test_a_daemon_dies_with_the_devnet_process(tmp_path: Path) -> None:
     # A middle process starts a sleeper the way DaemonSet does, then is SIGKILLed.
     script = (
         "import os, signal, subprocess, sys, time\n"
-        "from datanet.devnet import _die_with_parent\n"
+        "from datanet.devnet.processes import _die_with_parent\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
         "                         process_group=0, preexec_fn=_die_with_parent())\n"
         "print(child.pid, flush=True)\n"
@@ -262,3 +265,30 @@ def test_usage_errors_start_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "holds no devnet" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["something.txt"]
+
+
+def test_a_damaged_samples_file_is_refused_naming_the_entry_and_field() -> None:
+    good = resources.files("datanet.devnet").joinpath("samples.toml").read_text("utf-8")
+    assert parse_samples(good).datasets == SAMPLE_DATASETS
+    cases = {
+        "samples = [": "is not valid TOML",
+        good.replace('name = "air-quality/pm"\n', ""): r"samples\[1\]: 'name' is missing",
+        good.replace(
+            "since = 2015-01-01", 'since = "2015"'
+        ): r"\(weather/stations\): 'since' is not a date",
+        good.replace(
+            'access = { mode = "open" }', 'access = { mode = "shut" }', 1
+        ): "tour.dataset \\(water/river-levels\\): access: access_policy mode",
+        good.replace(
+            "size = 48_200_000", "size = 1.5"
+        ): r"distributions\[0\]: 'size' is not an integer",
+        good.replace(
+            'search = "river"', 'search = "river"\nextra = 1'
+        ): r"tour: unknown field\(s\) 'extra'",
+        good.replace(
+            'name = "traffic/counts"', 'name = "weather/stations"'
+        ): "repeated: weather/stations",
+    }
+    for text, message in cases.items():
+        with pytest.raises(SamplesError, match=message):
+            parse_samples(text, "samples.toml")

@@ -24,14 +24,8 @@ from datanet.node.driver import Node
 from datanet.node.home import Home
 from datanet.records.descriptor import verify_descriptor
 from datanet.records.ids import DatasetId
-from datanet.testing.network import (
-    descriptor,
-    forge_body,
-    in_process_network,
-    raw_put,
-    sign_as,
-    signed,
-)
+from datanet.testing.network import in_process_network, raw_put
+from datanet.testing.records import forge_body, node_descriptor, sign_as, signed_by
 
 OWNER, ATTACKER = 1, 2  # nodes of two different organizations
 
@@ -55,7 +49,7 @@ async def test_forged_descriptors_are_refused_and_never_served(tmp_path: Path) -
         assert owner.org != attacker.org
         victims = [n for i, n in enumerate(nodes) if i != ATTACKER]
         dataset = DatasetId(owner.org.org_id, "health/beds")
-        genuine = signed(owner, "health/beds", 1)
+        genuine = signed_by(owner, "health/beds", 1)
         await nodes[OWNER].publish(genuine)
 
         forgeries = {
@@ -68,7 +62,7 @@ async def test_forged_descriptors_are_refused_and_never_served(tmp_path: Path) -
             "wrong-org certificate": (
                 sign_as(
                     attacker,
-                    descriptor(owner, "health/beds", 99, "forged", publisher=attacker),
+                    node_descriptor(owner, "health/beds", 99, "forged", publisher=attacker),
                     attacker,
                 ),
                 ScopeError,
@@ -77,14 +71,14 @@ async def test_forged_descriptors_are_refused_and_never_served(tmp_path: Path) -
             "stolen certificate": (
                 sign_as(
                     attacker,
-                    descriptor(owner, "health/beds", 99, "forged", publisher=attacker),
+                    node_descriptor(owner, "health/beds", 99, "forged", publisher=attacker),
                     owner,
                 ),
                 ScopeError,
             ),
             # claims to come from the owner node, signed by the attacker
             "impersonation": (
-                sign_as(attacker, descriptor(owner, "health/beds", 99, "forged"), owner),
+                sign_as(attacker, node_descriptor(owner, "health/beds", 99, "forged"), owner),
                 ScopeError,
             ),
         }
@@ -102,7 +96,9 @@ async def test_forged_descriptors_are_refused_and_never_served(tmp_path: Path) -
         # a forgery for a key nobody holds is not stored either
         fresh = DatasetId(owner.org.org_id, "never/published")
         forged = sign_as(
-            attacker, descriptor(owner, "never/published", 1, "f", publisher=attacker), attacker
+            attacker,
+            node_descriptor(owner, "never/published", 1, "f", publisher=attacker),
+            attacker,
         )
         for victim in victims:
             stored, _ = await raw_put(nodes[ATTACKER], victim, fresh.dht_key(), forged)
@@ -113,7 +109,7 @@ async def test_forged_descriptors_are_refused_and_never_served(tmp_path: Path) -
 
         # control: the same raw path stores a genuine record
         other = DatasetId(owner.org.org_id, "control")
-        good = signed(owner, "control", 1)
+        good = signed_by(owner, "control", 1)
         stored, why = await raw_put(nodes[ATTACKER], nodes[0], other.dht_key(), good)
         assert stored, why
         assert nodes[0].records.entry(other.dht_key()) is not None
@@ -123,8 +119,8 @@ async def test_a_replayed_lower_sequence_is_refused_and_never_served(tmp_path: P
     async with in_process_network(tmp_path, 5) as (specs, nodes):
         owner = specs[OWNER]
         dataset = DatasetId(owner.org.org_id, "energy/prices")
-        old = signed(owner, "energy/prices", 1, "v1")
-        new = signed(owner, "energy/prices", 2, "v2")
+        old = signed_by(owner, "energy/prices", 1, "v1")
+        new = signed_by(owner, "energy/prices", 2, "v2")
         await nodes[OWNER].publish(old)
         await nodes[OWNER].publish(new)
         await assert_everyone_serves(nodes, dataset, new)
@@ -168,7 +164,7 @@ async def test_oversized_values_are_refused_and_the_receiver_keeps_serving(
                 await node.routing_get(key)
 
         # the receivers still take genuine records, and lookups still work
-        genuine = signed(owner, "big/blob", 1)
+        genuine = signed_by(owner, "big/blob", 1)
         stored, why = await raw_put(nodes[ATTACKER], victims[0], key, genuine)
         assert stored, why
         await nodes[OWNER].publish(genuine)

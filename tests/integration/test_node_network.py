@@ -9,12 +9,13 @@ import trio
 
 from datanet.errors import NotFound, StaleRecord
 from datanet.records.ids import DatasetId
-from datanet.testing.network import in_process_network, signed
+from datanet.testing.network import in_process_network
+from datanet.testing.records import signed_by
 
 
 async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
     async with in_process_network(tmp_path, 5) as (specs, nodes):
-        raw = signed(specs[1], "weather/daily", 1, "Daily weather")
+        raw = signed_by(specs[1], "weather/daily", 1, "Daily weather")
         result = await nodes[1].publish(raw)
         assert result.replicas >= 3
         got = await nodes[3].resolve(DatasetId(specs[1].org.org_id, "weather/daily"))
@@ -31,7 +32,7 @@ async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
                 await trio.sleep(0.05)
         assert [p for p, _ in providers] == [specs[1].peer_id]
 
-        newer = signed(specs[1], "weather/daily", 2, "Daily weather v2")
+        newer = signed_by(specs[1], "weather/daily", 2, "Daily weather v2")
         await nodes[1].publish(newer)
         for node in nodes:
             fresh = await node.resolve(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from datanet.records.ids import DatasetId
 from datanet.records.validators import org_record_key, revocation_key
-from datanet.testing.network import in_process_network, raw_put, signed
+from datanet.testing.network import in_process_network, raw_put
+from datanet.testing.records import signed_by
 from identity.certs import issue_revocation
 from identity.orgs import issue_org_record
 
@@ -21,14 +22,14 @@ async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: P
         publisher, putter, receiver, sender = nodes
 
         # publish
-        published = signed(specs[0], "paths/publish", 1, "Walrus census")
+        published = signed_by(specs[0], "paths/publish", 1, "Walrus census")
         await publisher.publish(published)
         assert [h.title for h in publisher.search("walrus", limit=5, offset=0)] == ["Walrus census"]
         publish_key = DatasetId(specs[0].org.org_id, "paths/publish").dht_key()
         assert publish_key in publisher.schedule.values()
 
         # routing put (a descriptor put as a plain DHT value by the node that signed it)
-        put_raw = signed(specs[1], "paths/put", 1, "Narwhal sightings")
+        put_raw = signed_by(specs[1], "paths/put", 1, "Narwhal sightings")
         put_key = DatasetId(specs[1].org.org_id, "paths/put").dht_key()
         await putter.routing_put(put_key, put_raw)
         assert [h.title for h in putter.search("narwhal", limit=5, offset=0)] == [
@@ -37,7 +38,7 @@ async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: P
         assert put_key in putter.schedule.values()
 
         # inbound PUT_VALUE, sent raw so no other path can have indexed it
-        inbound = signed(specs[3], "paths/inbound", 1, "Beluga acoustics")
+        inbound = signed_by(specs[3], "paths/inbound", 1, "Beluga acoustics")
         inbound_key = DatasetId(specs[3].org.org_id, "paths/inbound").dht_key()
         echoed, _ = await raw_put(sender, receiver, inbound_key, inbound)
         assert echoed
@@ -54,13 +55,13 @@ async def test_an_own_descriptor_replaced_from_elsewhere_is_no_longer_republishe
     async with in_process_network(tmp_path, 4) as (specs, nodes):
         # specs 0 and 3 belong to the same org (provision assigns orgs round robin)
         assert specs[0].org == specs[3].org
-        first = signed(specs[0], "moves/here", 1, "Before the move")
+        first = signed_by(specs[0], "moves/here", 1, "Before the move")
         await nodes[0].publish(first)
         key = DatasetId(specs[0].org.org_id, "moves/here").dht_key()
         assert key in nodes[0].schedule.values()
         assert nodes[0].status()["own_descriptors"] == 1
 
-        moved = signed(specs[3], "moves/here", 2, "After the move")
+        moved = signed_by(specs[3], "moves/here", 2, "After the move")
         echoed, _ = await raw_put(nodes[3], nodes[0], key, moved)
         assert echoed
         assert key not in nodes[0].schedule.values()
@@ -91,7 +92,7 @@ async def test_maintenance_prunes_the_address_book_and_forgets_expired_own_recor
 ) -> None:
     async with in_process_network(tmp_path, 3) as (specs, nodes):
         node = nodes[0]
-        await node.publish(signed(specs[0], "short/lived", 1, "Short lived"))  # expires in 1 h
+        await node.publish(signed_by(specs[0], "short/lived", 1, "Short lived"))  # expires in 1 h
         key = DatasetId(specs[0].org.org_id, "short/lived").dht_key()
         assert key in node.schedule.values()
         storage = node._storage

@@ -7,35 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from datanet.devnet import DevnetNode, provision
-from datanet.node.home import Home
-from datanet.records.descriptor import Descriptor, sign_descriptor
+from datanet.devnet import provision
 from datanet.records.ids import DatasetId
 from datanet.testing.localnet import MAX_LINE, Localnet, OpFailed, check, running
+from datanet.testing.records import signed_by
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def signed(node: DevnetNode, name: str) -> bytes:
-    now = int(time.time())
-    desc = Descriptor(
-        dataset_id=DatasetId(node.org.org_id, name),
-        title="localnet protocol test",
-        publisher_node=node.peer_id,
-        issued=now,
-        modified=now,
-        sequence=1,
-        expires=now + 3600,
-    )
-    home = Home(node.home)
-    return sign_descriptor(desc, home.load_node_key(), home.membership_chain(now))
 
 
 def test_bad_commands_get_errors_and_the_runner_keeps_serving(tmp_path: Path) -> None:
@@ -71,7 +54,7 @@ def test_bad_commands_get_errors_and_the_runner_keeps_serving(tmp_path: Path) ->
         assert a._proc.poll() is None
 
         # put_raw across processes: a 1 MiB value is refused, a genuine record stored
-        genuine = signed(specs[1], "rivers/flow")
+        genuine = signed_by(specs[1], "rivers/flow", title="localnet protocol test")
         key = b64(DatasetId(specs[1].org.org_id, "rivers/flow").dht_key())
         huge = b64(bytes(1024 * 1024))
         target = {"peer": str(specs[0].peer_id), "addrs": list(info.addrs), "key": key}

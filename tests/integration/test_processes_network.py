@@ -17,14 +17,14 @@ import pytest
 from datanet.devnet import DevnetNode, provision
 from datanet.records.ids import DatasetId
 from datanet.testing.localnet import Localnet, NodeInfo, OpFailed, check, stop_all
-from datanet.testing.network import signed
+from datanet.testing.records import signed_by
 
 READY_TIMEOUT = 60.0
 
 
 def signed_b64(node: DevnetNode, name: str, sequence: int, title: str) -> str:
     """A descriptor of ``node``'s organization, signed by ``node``, as base64."""
-    return base64.b64encode(signed(node, name, sequence, title)).decode()
+    return base64.b64encode(signed_by(node, name, sequence, title)).decode()
 
 
 def dataset(node: DevnetNode, name: str) -> str:

@@ -8,6 +8,7 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datanet.testing.clock import NOW
 from identity.certs import (
     CERT_TAG,
     REVOCATION_TAG,
@@ -23,7 +24,6 @@ from identity.envelope import open_envelope, seal
 from identity.errors import DatanetError
 from identity.keys import KeyPair, OrgId, PeerId
 
-NOW = 1_704_067_200
 ORG = KeyPair.from_seed(bytes([1]) * 32)
 NODE = KeyPair.from_seed(bytes([3]) * 32)
 CERT = issue_certificate(

@@ -26,12 +26,12 @@ from datanet.records.descriptor import (
 from datanet.records.descriptor_file import descriptor_from_toml, descriptor_to_toml
 from datanet.records.ids import DatasetId
 from datanet.records.validators import default_validator
+from datanet.testing.clock import NOW
 from identity.certs import Role, TrustStore, issue_certificate
 from identity.encoding import pack, unpack
 from identity.envelope import seal
 from identity.keys import KeyPair
 
-NOW = 1_750_000_000
 ORG = KeyPair.from_seed(b"o" * 32)
 ORG2 = KeyPair.from_seed(b"q" * 32)
 NODE = KeyPair.from_seed(b"n" * 32)

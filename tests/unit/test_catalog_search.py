@@ -9,17 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datanet.errors import InvalidInput
-from datanet.records.descriptor import Descriptor, sign_descriptor, verify_descriptor
-from datanet.records.ids import DatasetId
+from datanet.records.descriptor import Descriptor, verify_descriptor
 from datanet.store.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
 from datanet.store.db import DB_FILENAME, SCHEMA_VERSION, Storage
-from identity.certs import Role, TrustStore, issue_certificate
+from datanet.testing.clock import NOW
+from datanet.testing.records import ORG_A, ORG_B, descriptor
+from datanet.testing.records import signed as sign
+from identity.certs import TrustStore
 from identity.keys import KeyPair
-
-NOW = 1_750_000_000
-ORG_A = KeyPair.from_seed(b"A" * 32)
-ORG_B = KeyPair.from_seed(b"B" * 32)
-NODE = KeyPair.from_seed(b"n" * 32)
 
 
 def desc(
@@ -34,13 +31,13 @@ def desc(
     modified: int = NOW,
     expires: int = NOW + 86400,
 ) -> Descriptor:
-    return Descriptor(
-        dataset_id=DatasetId(org.org_id, name),
+    return descriptor(
+        name,
+        org=org,
         title=title,
         description=description,
         keywords=keywords,
         themes=themes,
-        publisher_node=NODE.peer_id,
         issued=NOW - 1000,
         modified=modified,
         sequence=sequence,
@@ -225,17 +222,7 @@ def test_persists_and_shares_the_node_database(tmp_path: Path) -> None:
     path = tmp_path / DB_FILENAME
     trust = TrustStore()
     trust.trust(ORG_A.org_id)
-    chain = [
-        issue_certificate(
-            ORG_A,
-            NODE.peer_id,
-            [Role.PUBLISHER],
-            not_before=NOW - 10,
-            not_after=NOW + 10**6,
-            serial=1,
-        )
-    ]
-    signed = sign_descriptor(desc("real/one", "Signed dataset"), NODE, chain)
+    signed = sign(desc("real/one", "Signed dataset"))
     verified = verify_descriptor(signed, trust, NOW)
     with Storage(path) as db, Catalog(path) as cat:
         assert cat.upsert(verified.raw, verified.descriptor)

@@ -21,12 +21,11 @@ from cli.app import (
     CliContext,
 )
 from cli.main import datanet
+from datanet.testing.clock import DAY, NOW, ManualClock
 from identity.certs import Role, issue_certificate, issue_revocation, parse_certificate
 from identity.keys import KeyPair, PeerId
 from identity.keystore import KdfParams
 
-NOW = 1_704_067_200
-DAY = 86400
 FAST = KdfParams(n=2**8, r=8, p=1)
 
 Run = Callable[..., Result]
@@ -41,7 +40,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
         runner = CliRunner()
         full_env: dict[str, str | None] = {"DATANET_PASSPHRASE": None, "DATANET_HOME": None}
         full_env.update(env or {})
-        obj = CliContext(clock=lambda: now, kdf=FAST)
+        obj = CliContext(clock=ManualClock(now), kdf=FAST)
         return runner.invoke(
             datanet, ["--data-dir", str(tmp_path / "home"), *args], obj=obj, env=full_env
         )

@@ -19,11 +19,10 @@ from cli.app import (
     CliContext,
 )
 from cli.main import datanet
+from datanet.testing.clock import DAY, NOW, ManualClock
 from identity.keys import KeyPair
 from identity.keystore import KdfParams
 
-NOW = 1_704_067_200
-DAY = 86400
 FAST = KdfParams(n=2**8, r=8, p=1)
 
 Run = Callable[..., Result]
@@ -42,7 +41,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     ) -> Result:
         full_env: dict[str, str | None] = {"DATANET_PASSPHRASE": None, "DATANET_HOME": None}
         full_env.update(env or {})
-        obj = CliContext(clock=lambda: now, kdf=FAST)
+        obj = CliContext(clock=ManualClock(now), kdf=FAST)
         return CliRunner().invoke(
             datanet, ["--data-dir", str(tmp_path / home), *args], obj=obj, env=full_env
         )

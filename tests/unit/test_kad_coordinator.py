@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from datanet.testing.clock import NOW
 from identity.errors import DatanetError, InvalidInput
 from routing.coordinator import (
     Coordinator,
@@ -27,7 +28,7 @@ from routing.stores import ProviderStore, RecordStore
 from routing.wire import Message, MessageType, Peer
 
 V = SimValidator(b"s")
-T0 = 1_700_000_000.0
+T0 = float(NOW)  # the coordinator takes float seconds
 
 
 def make(peer_id: bytes, **cfg: float) -> Coordinator:

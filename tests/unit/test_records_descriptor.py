@@ -35,11 +35,12 @@ from datanet.records.descriptor import (
     verify_descriptor,
 )
 from datanet.records.ids import DatasetId
+from datanet.testing.clock import DAY, NOW
+from datanet.testing.records import NODE_A, NODE_B, ORG_A, ORG_B, certificate, full_descriptor
 from identity.certs import (
     Revocation,
     Role,
     TrustStore,
-    issue_certificate,
     issue_revocation,
     parse_revocation,
 )
@@ -47,64 +48,18 @@ from identity.encoding import pack, unpack
 from identity.envelope import seal
 from identity.keys import KeyPair
 
-NOW = 1_750_000_000
-DAY = 86400
-ORG_A = KeyPair.from_seed(b"A" * 32)
-ORG_B = KeyPair.from_seed(b"B" * 32)
-NODE = KeyPair.from_seed(b"n" * 32)
-NODE2 = KeyPair.from_seed(b"m" * 32)
-
-
-def cert(
-    org: KeyPair = ORG_A,
-    node: KeyPair = NODE,
-    roles: tuple[Role, ...] = (Role.PUBLISHER,),
-    not_before: int = NOW - DAY,
-    not_after: int = NOW + 365 * DAY,
-    serial: int = 7,
-) -> bytes:
-    return issue_certificate(
-        org, node.peer_id, roles, not_before=not_before, not_after=not_after, serial=serial
-    )
-
-
-def descriptor(**changes: object) -> Descriptor:
-    base = Descriptor(
-        dataset_id=DatasetId(ORG_A.org_id, "weather/stations"),
-        title="Weather stations",
-        description="Hourly observations.\nQuality-controlled.",
-        keywords=("weather", "temperature"),
-        themes=("http://publications.europa.eu/resource/authority/data-theme/ENVI",),
-        publisher_node=NODE.peer_id,
-        license="CC-BY-4.0",
-        version="1.0",
-        issued=NOW - 10 * DAY,
-        modified=NOW - DAY,
-        schema="https://example.org/schema.json",
-        distributions=(
-            Distribution("text/csv", "Full table", "request", 1234),
-            Distribution("application/json", "API", "https://example.org/api", None),
-        ),
-        temporal=(NOW - 400 * DAY, NOW - DAY),
-        spatial="13.08,52.33,13.76,52.68",
-        access_policy=AccessPolicy("request", (ORG_B.org_id,), ("research",), 90),
-        sequence=5,
-        expires=NOW + 30 * DAY,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-
 
 def trust(*orgs: KeyPair) -> TrustStore:
     return TrustStore({o.org_id for o in (orgs or (ORG_A,))})
 
 
 def test_sign_verify_round_trip() -> None:
-    desc = descriptor()
-    data = sign_descriptor(desc, NODE, [cert()])
+    desc = full_descriptor()
+    data = sign_descriptor(desc, NODE_A, [certificate()])
     verified = verify_descriptor(data, trust(), NOW)
     assert verified.descriptor == desc
     assert verified.raw == data
-    assert verified.certificate.node == NODE.peer_id
+    assert verified.certificate.node == NODE_A.peer_id
     assert verified.certificate.org == ORG_A.org_id
     assert verified.descriptor.publisher_org == ORG_A.org_id
     assert verified.valid_until == desc.expires
@@ -115,34 +70,34 @@ def test_minimal_descriptor_round_trip() -> None:
     desc = Descriptor(
         dataset_id=DatasetId(ORG_A.org_id, "x"),
         title="x",
-        publisher_node=NODE.peer_id,
+        publisher_node=NODE_A.peer_id,
         issued=NOW,
         modified=NOW,
         sequence=0,
         expires=NOW + 1,
     )
-    data = sign_descriptor(desc, NODE, [cert()])
+    data = sign_descriptor(desc, NODE_A, [certificate()])
     assert verify_descriptor(data, trust(), NOW).descriptor == desc
 
 
 def test_encoding_is_deterministic() -> None:
-    assert descriptor().encode_body() == descriptor().encode_body()
-    assert Descriptor.decode_body(descriptor().encode_body()) == descriptor()
+    assert full_descriptor().encode_body() == full_descriptor().encode_body()
+    assert Descriptor.decode_body(full_descriptor().encode_body()) == full_descriptor()
 
 
 def test_valid_until_is_capped_by_the_certificate() -> None:
-    short = cert(not_after=NOW + DAY)
-    data = sign_descriptor(descriptor(), NODE, [short])
+    short = certificate(not_after=NOW + DAY)
+    data = sign_descriptor(full_descriptor(), NODE_A, [short])
     assert verify_descriptor(data, trust(), NOW).valid_until == NOW + DAY
     with pytest.raises(CertificateExpired):
         verify_descriptor(data, trust(), NOW + DAY)
 
 
 def test_any_org_mode_accepts_untrusted_but_valid_chains() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert()])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate()])
     with pytest.raises(UntrustedOrganization):
         verify_descriptor(data, TrustStore(), NOW)
-    assert verify_descriptor(data, TrustStore(accept_any=True), NOW).descriptor == descriptor()
+    assert verify_descriptor(data, TrustStore(accept_any=True), NOW).descriptor == full_descriptor()
 
 
 # -- scope -------------------------------------------------------------------
@@ -150,45 +105,51 @@ def test_any_org_mode_accepts_untrusted_but_valid_chains() -> None:
 
 def test_certificate_of_another_org_is_refused_when_signing() -> None:
     with pytest.raises(ScopeError, match="belongs to"):
-        sign_descriptor(descriptor(), NODE, [cert(org=ORG_B)])
+        sign_descriptor(full_descriptor(), NODE_A, [certificate(org=ORG_B)])
 
 
 def test_certificate_of_another_org_is_refused_when_verifying() -> None:
     """A node of org B forges a descriptor for dn://A/… with its own valid certificate."""
-    forged = seal(NODE, DESCRIPTOR_TAG, descriptor().encode_body(), [cert(org=ORG_B)]).encode()
+    forged = seal(
+        NODE_A, DESCRIPTOR_TAG, full_descriptor().encode_body(), [certificate(org=ORG_B)]
+    ).encode()
     with pytest.raises(ScopeError, match="issued by"):
         verify_descriptor(forged, trust(ORG_A, ORG_B), NOW)
 
 
 def test_signer_must_be_the_publisher_node() -> None:
     with pytest.raises(ScopeError):
-        sign_descriptor(descriptor(), NODE2, [cert(node=NODE2)])
-    forged = seal(NODE2, DESCRIPTOR_TAG, descriptor().encode_body(), [cert(node=NODE2)]).encode()
+        sign_descriptor(full_descriptor(), NODE_B, [certificate(node=NODE_B)])
+    forged = seal(
+        NODE_B, DESCRIPTOR_TAG, full_descriptor().encode_body(), [certificate(node=NODE_B)]
+    ).encode()
     with pytest.raises(ScopeError, match="signed by"):
         verify_descriptor(forged, trust(), NOW)
 
 
 def test_certificate_for_another_node_is_refused() -> None:
     with pytest.raises(ScopeError, match="certificate is for node"):
-        sign_descriptor(descriptor(), NODE, [cert(node=NODE2)])
-    forged = seal(NODE, DESCRIPTOR_TAG, descriptor().encode_body(), [cert(node=NODE2)]).encode()
+        sign_descriptor(full_descriptor(), NODE_A, [certificate(node=NODE_B)])
+    forged = seal(
+        NODE_A, DESCRIPTOR_TAG, full_descriptor().encode_body(), [certificate(node=NODE_B)]
+    ).encode()
     with pytest.raises(ScopeError, match="certificate is for node"):
         verify_descriptor(forged, trust(), NOW)
 
 
 def test_publisher_role_is_required() -> None:
-    requester = cert(roles=(Role.REQUESTER,))
+    requester = certificate(roles=(Role.REQUESTER,))
     with pytest.raises(RoleNotGranted):
-        sign_descriptor(descriptor(), NODE, [requester])
-    forged = seal(NODE, DESCRIPTOR_TAG, descriptor().encode_body(), [requester]).encode()
+        sign_descriptor(full_descriptor(), NODE_A, [requester])
+    forged = seal(NODE_A, DESCRIPTOR_TAG, full_descriptor().encode_body(), [requester]).encode()
     with pytest.raises(RoleNotGranted):
         verify_descriptor(forged, trust(), NOW)
 
 
 def test_chain_must_hold_exactly_one_certificate() -> None:
     with pytest.raises(CertificateError):
-        sign_descriptor(descriptor(), NODE, [])
-    empty = seal(NODE, DESCRIPTOR_TAG, descriptor().encode_body(), []).encode()
+        sign_descriptor(full_descriptor(), NODE_A, [])
+    empty = seal(NODE_A, DESCRIPTOR_TAG, full_descriptor().encode_body(), []).encode()
     with pytest.raises(CertificateError):
         verify_descriptor(empty, trust(), NOW)
 
@@ -197,26 +158,28 @@ def test_chain_must_hold_exactly_one_certificate() -> None:
 
 
 def test_expired_descriptor() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert()])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate()])
     verify_descriptor(data, trust(), NOW + 30 * DAY - 1)
     with pytest.raises(ExpiredRecord):
         verify_descriptor(data, trust(), NOW + 30 * DAY)
 
 
 def test_certificate_not_yet_valid() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert(not_before=NOW + 10)])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate(not_before=NOW + 10)])
     with pytest.raises(CertificateNotYetValid):
         verify_descriptor(data, trust(), NOW)
 
 
 def test_certificate_expired() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert(not_before=NOW - 9, not_after=NOW)])
+    data = sign_descriptor(
+        full_descriptor(), NODE_A, [certificate(not_before=NOW - 9, not_after=NOW)]
+    )
     with pytest.raises(CertificateExpired):
         verify_descriptor(data, trust(), NOW)
 
 
 def test_certificate_revoked() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert(serial=42)])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate(serial=42)])
     store = trust()
     verify_descriptor(data, store, NOW)
     store.add_revocation(parse_revocation(issue_revocation(ORG_A, [42], sequence=1, issued_at=NOW)))
@@ -225,22 +188,22 @@ def test_certificate_revoked() -> None:
 
 
 def test_revocation_by_another_org_does_not_count() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert(serial=42)])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate(serial=42)])
     store = trust()
     store.add_revocation(Revocation(ORG_B.org_id, frozenset({42}), 1, NOW))
     verify_descriptor(data, store, NOW)
 
 
 def test_modified_in_the_future_is_refused() -> None:
-    desc = descriptor(issued=NOW, modified=NOW + 3600)
-    data = sign_descriptor(desc, NODE, [cert()])
+    desc = full_descriptor(issued=NOW, modified=NOW + 3600)
+    data = sign_descriptor(desc, NODE_A, [certificate()])
     with pytest.raises(VerificationError, match="future"):
         verify_descriptor(data, trust(), NOW)
     verify_descriptor(data, trust(), NOW + 3600)
 
 
 def test_expiry_too_far_ahead_is_refused() -> None:
-    data = sign_descriptor(descriptor(expires=NOW + MAX_LIFETIME + 1), NODE, [cert()])
+    data = sign_descriptor(full_descriptor(expires=NOW + MAX_LIFETIME + 1), NODE_A, [certificate()])
     with pytest.raises(VerificationError, match="days ahead"):
         verify_descriptor(data, trust(), NOW)
 
@@ -249,7 +212,7 @@ def test_expiry_too_far_ahead_is_refused() -> None:
 
 
 def test_tampered_body_fails_the_signature() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert()])
+    data = sign_descriptor(full_descriptor(), NODE_A, [certificate()])
     tampered = data.replace(b"Weather stations", b"Weather stationz")
     assert tampered != data
     with pytest.raises(SignatureError):
@@ -262,9 +225,9 @@ def test_oversized_input_is_refused_before_decoding() -> None:
 
 
 def test_oversized_descriptor_cannot_be_signed() -> None:
-    huge = descriptor(description="\U0001f600" * 4096)  # 16 KiB of UTF-8 in the description
+    huge = full_descriptor(description="\U0001f600" * 4096)  # 16 KiB of UTF-8 in the description
     with pytest.raises(RecordTooLarge, match="16384"):
-        sign_descriptor(huge, NODE, [cert()])
+        sign_descriptor(huge, NODE_A, [certificate()])
 
 
 @pytest.mark.parametrize(
@@ -278,32 +241,34 @@ def test_malformed_input_gives_a_decode_error(data: bytes) -> None:
 
 def test_other_record_types_are_refused() -> None:
     with pytest.raises(DecodeError, match="expected a dn/descriptor/v1"):
-        verify_descriptor(cert(), trust(), NOW)
+        verify_descriptor(certificate(), trust(), NOW)
 
 
 def test_wrongly_typed_body_field_gives_a_decode_error() -> None:
-    body = unpack(descriptor().encode_body(), max_size=MAX_DESCRIPTOR_SIZE)
+    body = unpack(full_descriptor().encode_body(), max_size=MAX_DESCRIPTOR_SIZE)
     for name, bad in [("title", 5), ("kw", ["ok", 3]), ("seq", True), ("pol", ["x", [], [], 1])]:
         changed = dict(body, **{name: bad})
-        data = seal(NODE, DESCRIPTOR_TAG, pack(changed), [cert()]).encode()
+        data = seal(NODE_A, DESCRIPTOR_TAG, pack(changed), [certificate()]).encode()
         with pytest.raises(DecodeError):
             verify_descriptor(data, trust(), NOW)
 
 
 def test_unknown_body_fields_are_ignored_for_forward_compatibility() -> None:
-    body = unpack(descriptor().encode_body(), max_size=MAX_DESCRIPTOR_SIZE)
+    body = unpack(full_descriptor().encode_body(), max_size=MAX_DESCRIPTOR_SIZE)
     body["future"] = [1, 2, 3]
-    data = seal(NODE, DESCRIPTOR_TAG, pack(body), [cert()]).encode()
-    assert verify_descriptor(data, trust(), NOW).descriptor == descriptor()
+    data = seal(NODE_A, DESCRIPTOR_TAG, pack(body), [certificate()]).encode()
+    assert verify_descriptor(data, trust(), NOW).descriptor == full_descriptor()
 
 
 def test_decode_unverified_shows_untrusted_and_expired_records() -> None:
-    data = sign_descriptor(descriptor(), NODE, [cert(not_before=NOW - 9, not_after=NOW)])
+    data = sign_descriptor(
+        full_descriptor(), NODE_A, [certificate(not_before=NOW - 9, not_after=NOW)]
+    )
     with pytest.raises(UntrustedOrganization):
         verify_descriptor(data, TrustStore(), NOW)
     with pytest.raises(CertificateExpired):
         verify_descriptor(data, trust(), NOW + DAY)
-    assert decode_descriptor_unverified(data) == descriptor()
+    assert decode_descriptor_unverified(data) == full_descriptor()
     with pytest.raises(SignatureError):
         decode_descriptor_unverified(data.replace(b"Weather", b"Xeather"))
 
@@ -342,7 +307,7 @@ def test_decode_unverified_shows_untrusted_and_expired_records() -> None:
 )
 def test_field_limits(changes: dict[str, object], error: type[Exception], fragment: str) -> None:
     with pytest.raises(error) as info:
-        descriptor(**changes)
+        full_descriptor(**changes)
     assert fragment in str(info.value)
 
 
@@ -367,14 +332,14 @@ def test_part_limits(build: object, fragment: str) -> None:
 
 
 def test_multiline_description_with_tabs_is_fine() -> None:
-    assert descriptor(description="a\n\tb\n").description == "a\n\tb\n"
+    assert full_descriptor(description="a\n\tb\n").description == "a\n\tb\n"
 
 
 # -- JSON --------------------------------------------------------------------------
 
 
 def test_json_round_trip() -> None:
-    desc = descriptor()
+    desc = full_descriptor()
     obj = json.loads(json.dumps(desc.to_json()))
     assert obj["dataset_id"] == str(desc.dataset_id)
     assert obj["publisher_org"] == str(ORG_A.org_id)
@@ -403,7 +368,7 @@ def test_json_round_trip() -> None:
     ],
 )
 def test_json_errors_name_the_field(change: dict[str, object], fragment: str) -> None:
-    obj = descriptor().to_json()
+    obj = full_descriptor().to_json()
     obj.update(change)
     with pytest.raises(InvalidInput) as info:
         Descriptor.from_json(obj)
@@ -411,7 +376,7 @@ def test_json_errors_name_the_field(change: dict[str, object], fragment: str) ->
 
 
 def test_json_missing_field_and_non_object() -> None:
-    obj = descriptor().to_json()
+    obj = full_descriptor().to_json()
     del obj["sequence"]
     with pytest.raises(InvalidInput, match="'sequence'"):
         Descriptor.from_json(obj)

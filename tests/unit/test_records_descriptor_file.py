@@ -17,9 +17,9 @@ from datanet.records.descriptor_file import (
     descriptor_to_toml,
 )
 from datanet.records.ids import DatasetId
+from datanet.testing.clock import NOW
 from identity.keys import KeyPair
 
-NOW = 1_750_000_000
 ORG = KeyPair.from_seed(b"o" * 32).org_id
 ORG2 = KeyPair.from_seed(b"p" * 32).org_id
 NODE = KeyPair.from_seed(b"n" * 32).peer_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datanet.testing.clock import NOW
 from identity.encoding import pack
 from identity.envelope import seal
 from identity.errors import (
@@ -26,7 +27,6 @@ from identity.orgs import (
     parse_org_record,
 )
 
-NOW = 1_750_000_000
 ORG = KeyPair.from_seed(b"o" * 32)
 OTHER = KeyPair.from_seed(b"x" * 32)
 GW1 = KeyPair.from_seed(b"g" * 32).peer_id

@@ -16,7 +16,7 @@ from datanet.errors import (
     SignatureError,
     VerificationError,
 )
-from datanet.records.descriptor import Descriptor, open_descriptor, sign_descriptor
+from datanet.records.descriptor import open_descriptor
 from datanet.records.ids import DatasetId
 from datanet.records.validators import (
     DescriptorValidator,
@@ -26,33 +26,24 @@ from datanet.records.validators import (
     org_record_key,
     revocation_key,
 )
-from identity.certs import Role, TrustStore, issue_certificate, issue_revocation, parse_revocation
+from datanet.testing.clock import NOW
+from datanet.testing.records import NODE_A, certificate, descriptor, key
+from datanet.testing.records import signed as sign
+from identity.certs import TrustStore, issue_revocation, parse_revocation
 from identity.envelope import seal
-from identity.keys import KeyPair
 from identity.orgs import Gateway, issue_org_record
 
-NOW = 1_750_000_000
-ORG = KeyPair.from_seed(b"o" * 32)
-OTHER = KeyPair.from_seed(b"x" * 32)
-NODE = KeyPair.from_seed(b"n" * 32)
-CERT = issue_certificate(
-    ORG, NODE.peer_id, [Role.PUBLISHER], not_before=NOW - 10, not_after=NOW + 10**6, serial=9
-)
+ORG = key("o")
+OTHER = key("x")
+NODE = NODE_A
+CERT = certificate(ORG, NODE, not_before=NOW - 10, not_after=NOW + 10**6, serial=9)
 DID = DatasetId(ORG.org_id, "a/b")
 KEY = DID.dht_key()
 
 
 def signed(sequence: int = 1, title: str = "t", dataset_id: DatasetId = DID) -> bytes:
-    desc = Descriptor(
-        dataset_id=dataset_id,
-        title=title,
-        publisher_node=NODE.peer_id,
-        issued=NOW,
-        modified=NOW,
-        sequence=sequence,
-        expires=NOW + 1000,
-    )
-    return sign_descriptor(desc, NODE, [CERT])
+    desc = descriptor(dataset_id, node=NODE, sequence=sequence, title=title, lifetime=1000)
+    return sign(desc, key=NODE, chain=[CERT])
 
 
 def trust() -> TrustStore:
