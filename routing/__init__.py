@@ -9,9 +9,10 @@ them, the server side of a request, the bounded record and provider stores, the
 maintenance :class:`Schedule` (republish, re-provide, refresh, expire) and a
 simulator that runs all of it on a fake network and clock (:mod:`routing.sim`).
 
-This package is also the reserved home of the gossip (GossipSub) and
-anti-entropy policy and of access-request routing (``BRIEF.md``); none of them
-exists yet.
+Reserved here for what comes next (``docs/architecture.md``), none of which
+exists yet: ``routing/gossip/`` (the GossipSub v1.1 state machine),
+``routing/sync.py`` (anti-entropy: what to ask whom) and ``routing/access.py``
+(access-request hops, deadlines, loop detection).
 """
 
 from routing.coordinator import (

@@ -15,8 +15,9 @@ and the I/O parts (the :mod:`datanet.p2p` host, the SQLite :class:`Storage` and
   address book, refresh stale buckets, republish own values, re-provide;
 * every value the record store accepts (publish, ``routing put``, inbound
   PUT_VALUE) reaches :meth:`Node._on_records_accepted` through the store's
-  change sink, right after it was made durable: it indexes descriptors into the
-  catalog and keeps the schedule's list of own values current.
+  change sink, right after it was made durable: it keeps the schedule's list of
+  own values current and indexes descriptors with :meth:`Node._index`, the one
+  way into the catalog (a replica fetched by a lookup goes there too).
 
 Invariants:
 * The coordinator is only touched from trio tasks of this node (one thread),
@@ -304,10 +305,10 @@ class Node:
         # The network may have lost our records while we were down: put them again at once.
         for record in self.records.own_records(now):
             self.schedule.add_value(record.key, now, republish_now=True)
+            self._index(record.key, record.value)
         for entry in self.providers.own_entries(now):
             self.schedule.add_provider(entry.key, now, reprovide_now=True)
         for own in self._storage.load_own_descriptors():
-            self._catalog_add(own.raw, now)
             try:
                 provider_key = DatasetId.from_dht_key(own.key).provider_key()
             except DatanetError:
@@ -515,13 +516,18 @@ class Node:
 
     # -- catalog --------------------------------------------------------------------
 
-    def _catalog_add(self, raw: bytes, now: float) -> VerifiedDescriptor | None:
+    def _index(self, key: bytes, value: bytes) -> None:
+        """The one way into the catalog: a value the node accepted under ``key``.
+
+        The value passed the namespace validator already (the record store's on the
+        way in, or the lookup's for a fetched replica), so decoding is enough.
+        Never raises: indexing is best effort, the record itself is already held.
+        """
         try:
-            verified = verify_descriptor(raw, self._trust, int(now))
-        except DatanetError:
-            return None
-        self._catalog.upsert(raw, verified.descriptor)
-        return verified
+            if namespace_of(key) == "dn":
+                self._catalog.upsert(value, decode_descriptor_unverified(value))
+        except DatanetError as exc:
+            log.debug("indexing a record failed", extra={"kv": {"error": str(exc)}})
 
     def _on_records_accepted(
         self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]
@@ -530,12 +536,11 @@ class Node:
 
         Every value the store accepts comes through here, whichever way it came
         (publish, ``routing put``, inbound PUT_VALUE; later gossip and catalog
-        sync): descriptors are indexed into the catalog (decoding is enough, the
-        store validated the signature on the way in), and the schedule learns
-        which values are this node's own. An own descriptor that was replaced by a
-        newer one from another node of its org, or that expired, is no longer
-        republished. Never raises: the change is already durable, and the store
-        applies it next.
+        sync): the schedule learns which values are this node's own, and
+        descriptors are indexed into the catalog (:meth:`_index`). An own
+        descriptor that was replaced by a newer one from another node of its org,
+        or that expired, is no longer republished. Never raises: the change is
+        already durable, and the store applies it next.
         """
         for record in upserted:
             try:
@@ -543,10 +548,9 @@ class Node:
                     self.schedule.add_value(record.key, record.received_at)
                 elif self.schedule.remove_value(record.key):
                     self._storage.delete_own_descriptor(record.key)
-                if namespace_of(record.key) == "dn":
-                    self._catalog.upsert(record.value, decode_descriptor_unverified(record.value))
             except DatanetError as exc:
-                log.debug("indexing an accepted record failed", extra={"kv": {"error": str(exc)}})
+                log.warning("forgetting an own record failed", extra={"kv": {"error": str(exc)}})
+            self._index(record.key, record.value)
         for key in removed:
             try:
                 if self.schedule.remove_value(key):
@@ -626,9 +630,11 @@ class Node:
         assert isinstance(result, ValueResult)
         if result.best is None:
             raise NotFound(f"no valid descriptor found for {dataset_id}")
-        verified = self._catalog_add(result.best, _now())
-        if verified is None:
-            raise NotFound(f"no valid descriptor found for {dataset_id}")
+        try:
+            verified = verify_descriptor(result.best, self._trust, int(_now()))
+        except DatanetError:
+            raise NotFound(f"no valid descriptor found for {dataset_id}") from None
+        self._index(key, result.best)
         self._correct(key, result)
         return verified
 
@@ -658,6 +664,7 @@ class Node:
         assert isinstance(result, ValueResult)
         if result.best is None:
             raise NotFound(f"no valid value under {key[:80]!r}")
+        self._index(key, result.best)
         self._correct(key, result)
         return result.best
 

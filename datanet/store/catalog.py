@@ -4,9 +4,10 @@ Every descriptor this node has verified or whose signature its record store
 checked on the way in (its own, replicas other nodes put here, ones resolved
 through the DHT) is kept here with its exact signed bytes, for warm resolves
 (:meth:`Catalog.get`) and full-text search (:meth:`Catalog.search`). The node
-driver feeds it from one place for everything its record store accepts
-(``Node._on_records_accepted``); gossip and catalog sync do not exist yet and
-will feed it through that same path.
+driver feeds it from one function (``Node._index``) for everything it accepts:
+whatever its record store takes in, and replicas fetched by a lookup. Gossip and
+catalog sync do not exist yet (their homes are reserved: ``routing/gossip/``,
+``routing/sync.py``); they will feed the catalog through that same function.
 
 Search: title, description, keywords and themes are indexed by an FTS5 table
 (``porter unicode61`` tokenizer: case- and accent-insensitive, English stemming)
