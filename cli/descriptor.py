@@ -57,10 +57,11 @@ def descriptor_new(app: CliContext, org: str, name: str, out: Path | None, force
     ORG_OR_DID is a did:key, a local org (datanet org list) or a trusted org's
     name (datanet trust list). Edit the file, then `datanet descriptor sign FILE`.
     """
+    from datanet.node.authority import find_org
     from datanet.records.descriptor_file import descriptor_template
     from datanet.records.ids import DatasetId
 
-    dataset_id = DatasetId(app.home().find_org(org), name)
+    dataset_id = DatasetId(find_org(app.home(), org), name)
     text = descriptor_template(dataset_id, now=app.now())
     if out is None:
         click.echo(text, nl=False)

@@ -66,6 +66,7 @@ def init(app: CliContext, passphrase_file: Path | None, no_passphrase: bool) -> 
 @pass_app
 def id_command(app: CliContext) -> None:
     """Show this node's peer id, memberships, local orgs and trust settings."""
+    from datanet.node.authority import Authorities
     from datanet.node.home import certificate_status
 
     home = app.home()
@@ -85,7 +86,7 @@ def id_command(app: CliContext) -> None:
         }
         for entry in home.certificates()
     ]
-    orgs = [{"name": o.name, "org": str(o.org)} for o in home.list_orgs()]
+    orgs = [{"name": o.name, "org": str(o.org)} for o in Authorities(home).list_orgs()]
     doc = {
         "peer_id": str(peer),
         "data_dir": str(home.path),

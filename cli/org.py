@@ -48,19 +48,20 @@ def org_create(
     app: CliContext, name: str, passphrase_file: Path | None, no_passphrase: bool
 ) -> None:
     """Create an organization root key NAME (a-z 0-9 . _ -) on this machine."""
+    from datanet.node.authority import Authorities
     from datanet.node.home import check_org_name
 
-    home = app.home()
+    authorities = Authorities(app.home())
     check_org_name(name)
     passphrase = new_passphrase(
         passphrase_file, what=f"org {name} key", no_passphrase=no_passphrase
     )
-    key = home.create_org(name, passphrase)
+    key = authorities.create_org(name, passphrase)
     doc = {"name": name, "org": str(key.org_id), "key_encrypted": passphrase is not None}
 
     def human() -> None:
         click.echo(f"Created organization {name}: {key.org_id}")
-        click.echo(f"root key: {home.orgs_dir / (name + '.key')}")
+        click.echo(f"root key: {authorities.layout.org_key(name)}")
         if passphrase is None:
             click.echo("note: the org key is stored unencrypted (mode 0600)", err=True)
 
@@ -72,7 +73,9 @@ def org_create(
 @pass_app
 def org_list(app: CliContext) -> None:
     """List the organizations whose root keys live here."""
-    orgs = app.home().list_orgs()
+    from datanet.node.authority import Authorities
+
+    orgs = Authorities(app.home()).list_orgs()
     doc = [
         {
             "name": o.name,
@@ -154,18 +157,22 @@ def org_issue(
     The serial is the org's next one (remembered in orgs/NAME.toml). Give the
     file to the node's operator: `datanet cert install FILE`.
     """
+    from datanet.node.authority import Authorities
     from identity.certs import Role
     from identity.keys import PeerId
 
     home = app.home()
-    org_id = home.org_id(org_name)
+    authorities = Authorities(home)
+    org_id = authorities.org_id(org_name)
     peer = PeerId.parse(node) if node else home.node_peer_id()
     if out is not None and out.exists() and not force:
         from datanet.errors import InvalidInput
 
         raise InvalidInput(f"{out} exists; refusing to overwrite it (use --force)")
-    key = unlock(lambda p: home.load_org(org_name, p), passphrase_file, what=f"org {org_name} key")
-    cert, raw = home.issue_certificate(
+    key = unlock(
+        lambda p: authorities.load_org(org_name, p), passphrase_file, what=f"org {org_name} key"
+    )
+    cert, raw = authorities.issue_certificate(
         org_name, key, peer, [Role(r) for r in roles], now=app.now(), days=days
     )
     path = out if out is not None else Path(f"{org_name}-{cert.serial}.cert")
@@ -221,17 +228,21 @@ def org_revoke(
     keeps it in orgs/NAME.rev, applies it to this node, and writes it to --out.
     Other nodes apply it with `datanet trust add-revocation FILE`.
     """
-    home = app.home()
-    home.org_id(org_name)
+    from datanet.node.authority import Authorities
+
+    authorities = Authorities(app.home())
+    authorities.org_id(org_name)
     if out is not None and out.exists() and not force:
         from datanet.errors import InvalidInput
 
         raise InvalidInput(f"{out} exists; refusing to overwrite it (use --force)")
-    key = unlock(lambda p: home.load_org(org_name, p), passphrase_file, what=f"org {org_name} key")
-    rev, raw = home.revoke(org_name, key, serials, now=app.now(), reason=reason)
+    key = unlock(
+        lambda p: authorities.load_org(org_name, p), passphrase_file, what=f"org {org_name} key"
+    )
+    rev, raw = authorities.revoke(org_name, key, serials, now=app.now(), reason=reason)
     if out is not None:
         write_output_file(out, raw, force=force)
-    path = out if out is not None else home.org_revocation_path(org_name)
+    path = out if out is not None else authorities.revocation_path(org_name)
     doc = {
         "org": str(rev.org),
         "org_name": org_name,

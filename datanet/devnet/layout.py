@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datanet.errors import DatanetError, InvalidInput, NotFound
+from datanet.node.authority import Authorities
 from datanet.node.config import Config, save_config
 from datanet.node.home import Home
 from identity.certs import Role
@@ -163,7 +164,7 @@ def _roles(index: int, orgs: int) -> list[Role]:
 
 
 def _issue(admin: Home, node: DevnetNode, orgs: int, now: int) -> None:
-    _, cert = admin.issue_certificate(
+    _, cert = Authorities(admin).issue_certificate(
         node.org.name, node.org.key, node.peer_id, _roles(node.index, orgs), now=now, days=CERT_DAYS
     )
     Home(node.home).install_certificate(cert, now)
@@ -210,7 +211,7 @@ def provision(
     org_list = []
     for i in range(orgs):
         name = ORG_NAMES[i]
-        key = admin.create_org(name)
+        key = Authorities(admin).create_org(name)
         org_list.append(DevnetOrg(name, key.org_id, key))
 
     node_list: list[DevnetNode] = []
@@ -303,7 +304,7 @@ def load_devnet(base: Path) -> Devnet:
         if not isinstance(item, dict):
             raise DevnetError(f"{where}: each org must be an object")
         name = _field(item, "name", str, where)
-        key = admin.load_org(name)
+        key = Authorities(admin).load_org(name)
         if str(key.org_id) != _field(item, "org_id", str, where):
             raise DevnetError(f"{where}: the key of org {name!r} does not match its org id")
         orgs[name] = DevnetOrg(name, key.org_id, key)

@@ -1,26 +1,14 @@
-"""The node's data directory: its keys, certificates, trust store and settings.
+"""The node's data directory: its key, its certificates, whom it trusts, its revocations.
 
 Resolution: an explicit path, else ``$DATANET_HOME``, else
 ``platformdirs.user_data_dir("datanet")``.
 
-Layout::
-
-    <home>/                      mode 0700
-      node.key                   the node's Ed25519 key (identity.keystore format, 0600)
-      config.toml                node settings (datanet.node.config), written with the defaults
-      trust.toml                 trusted org ids (+ local names) and the accept_any flag
-      certs/<org>-<serial>.cert  installed membership certificates of this node
-      revocations/<org>.rev      the newest revocation list held for each org
-      orgs/<name>.key            org root keys created on this machine (0600)
-      orgs/<name>.toml           per-org issuing state: next serial, revocations, issued log
-      orgs/<name>.rev            the org's newest revocation list, ready to hand out
-      datanet.sqlite             the node's database (later issues)
+The layout (file names) is :mod:`datanet.node.paths`; the organizations created
+here and their certificate authority are :mod:`datanet.node.authority`.
 
 Invariants:
-* Every file is written atomically (temporary file, fsync, rename); key files
-  and the org state are 0600. Nothing here reads a clock: ``now`` is passed in.
-* An org's certificate serials only ever increase: the next serial is persisted
-  before the certificate that uses it is returned.
+* Every file is written atomically (:func:`identity.keystore.atomic_write`); the
+  key file is 0600. Nothing here reads a clock: ``now`` is passed in.
 * Only certificates for this node's own peer id, correctly signed by the org
   they name and not yet expired, are installed; installing one trusts its org.
 * A revocation list replaces the held one only if its sequence is higher.
@@ -30,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import tomllib
@@ -53,13 +40,12 @@ from datanet.errors import (
     StaleRecord,
 )
 from datanet.node.config import Config, render_config
+from datanet.node.paths import HomeLayout
 from identity.certs import (
     MembershipCertificate,
     Revocation,
     Role,
     TrustStore,
-    issue_certificate,
-    issue_revocation,
     parse_certificate,
     parse_revocation,
 )
@@ -76,23 +62,24 @@ from identity.keystore import (
 
 __all__ = [
     "DATA_DIR_ENV",
-    "MAX_CERT_DAYS",
+    "ORG_NAME_PATTERN",
     "AlreadyInitialized",
     "Home",
     "HomeError",
     "InstalledCertificate",
     "NotInitialized",
-    "OrgInfo",
-    "OrgNotFound",
     "TrustedOrg",
     "certificate_status",
     "check_org_name",
+    "read_file",
+    "read_toml",
     "resolve_data_dir",
+    "write_file",
 ]
 
 DATA_DIR_ENV = "DATANET_HOME"
-MAX_CERT_DAYS = 10 * 366
-_ORG_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: A local org name (it becomes a file name in ``orgs/``; trusted orgs may carry one too).
+ORG_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_SMALL_FILE = 1024 * 1024
 
 
@@ -112,12 +99,6 @@ class AlreadyInitialized(HomeError):
     """Raised by :meth:`Home.init` when the data directory already holds a node key."""
 
     code = "already_initialized"
-
-
-class OrgNotFound(NotFound):
-    """Raised when no organization of that name or id is known here."""
-
-    code = "org_not_found"
 
 
 def resolve_data_dir(
@@ -154,19 +135,6 @@ class TrustedOrg:
     name: str = ""
 
 
-@dataclass(frozen=True)
-class OrgInfo:
-    """An organization whose root key lives in ``orgs/``."""
-
-    name: str
-    org: OrgId
-    encrypted: bool
-    next_serial: int
-    revocation_sequence: int
-    revoked: frozenset[int]
-    issued: int
-
-
 def certificate_status(
     cert: MembershipCertificate, now: int, trust: TrustStore | None = None
 ) -> str:
@@ -180,23 +148,63 @@ def certificate_status(
     return "valid"
 
 
-def _org_file_stem(org: OrgId) -> str:
-    # The multibase part of the did (z6Mk…): file-name safe on every platform.
-    return str(org).removeprefix("did:key:")
-
-
 def check_org_name(name: str) -> str:
     """Validate a local org name (it becomes a file name).
 
     Raises:
         InvalidInput: not 1-64 characters of ``[a-z0-9._-]`` starting with a letter or digit.
     """
-    if not isinstance(name, str) or not _ORG_NAME.match(name):
+    if not isinstance(name, str) or not ORG_NAME_PATTERN.match(name):
         raise InvalidInput(
             f"bad organization name {str(name)[:80]!r}: use 1-64 characters a-z 0-9 . _ -, "
             "starting with a letter or digit"
         )
     return name
+
+
+def write_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically.
+
+    Raises:
+        HomeError: the file cannot be written (the message names it).
+    """
+    try:
+        atomic_write(path, data, mode=mode, overwrite=True)
+    except OSError as exc:
+        raise HomeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_file(path: Path, *, max_size: int = _MAX_SMALL_FILE) -> bytes:
+    """Read a small file of the data directory, refusing one over ``max_size``.
+
+    Raises:
+        FileNotFoundError: there is no such file (callers decide what that means).
+        HomeError: it cannot be read or is too large.
+    """
+    try:
+        with path.open("rb") as f:
+            data = f.read(max_size + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise HomeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > max_size:
+        raise HomeError(f"{path} is larger than {max_size} bytes")
+    return data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A small TOML file of the data directory; a missing file is an empty document.
+
+    Raises:
+        HomeError: it cannot be read, is too large or is not TOML.
+    """
+    try:
+        return tomllib.loads(read_file(path).decode("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise HomeError(f"{path} is not valid TOML: {exc}") from None
 
 
 class Home:
@@ -222,72 +230,50 @@ class Home:
     # -- layout ---------------------------------------------------------------
 
     @property
+    def layout(self) -> HomeLayout:
+        """Every path of this data directory."""
+        return HomeLayout(self.path)
+
+    @property
     def node_key_path(self) -> Path:
         """``node.key``."""
-        return self.path / "node.key"
+        return self.layout.node_key
 
     @property
     def config_path(self) -> Path:
         """``config.toml``."""
-        return self.path / "config.toml"
+        return self.layout.config
 
     @property
     def trust_path(self) -> Path:
         """``trust.toml``."""
-        return self.path / "trust.toml"
+        return self.layout.trust
 
     @property
     def certs_dir(self) -> Path:
         """``certs/``."""
-        return self.path / "certs"
+        return self.layout.certs_dir
 
     @property
     def revocations_dir(self) -> Path:
         """``revocations/``."""
-        return self.path / "revocations"
-
-    @property
-    def orgs_dir(self) -> Path:
-        """``orgs/``."""
-        return self.path / "orgs"
+        return self.layout.revocations_dir
 
     @property
     def database_path(self) -> Path:
         """``datanet.sqlite``."""
-        return self.path / "datanet.sqlite"
+        return self.layout.database
 
-    # -- small file helpers ---------------------------------------------------
+    def make_dirs(self) -> None:
+        """Create the directory and its folders (mode 0700) if missing.
 
-    def _write(self, path: Path, data: bytes, *, mode: int = 0o644) -> None:
-        try:
-            atomic_write(path, data, mode=mode, overwrite=True)
-        except OSError as exc:
-            raise HomeError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-    def _read(self, path: Path, *, max_size: int = _MAX_SMALL_FILE) -> bytes:
-        try:
-            with path.open("rb") as f:
-                data = f.read(max_size + 1)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise HomeError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if len(data) > max_size:
-            raise HomeError(f"{path} is larger than {max_size} bytes")
-        return data
-
-    def _read_toml(self, path: Path) -> dict[str, Any]:
-        try:
-            return tomllib.loads(self._read(path).decode("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise HomeError(f"{path} is not valid TOML: {exc}") from None
-
-    def _mkdirs(self) -> None:
+        Raises:
+            HomeError: they cannot be created.
+        """
+        layout = self.layout
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for sub in (self.certs_dir, self.revocations_dir, self.orgs_dir):
+            for sub in (layout.certs_dir, layout.revocations_dir, layout.orgs_dir):
                 sub.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise HomeError(f"cannot create {self.path}: {exc.strerror or exc}") from None
@@ -307,13 +293,13 @@ class Home:
         """
         if self.is_initialized():
             raise AlreadyInitialized(f"{self.path} already holds a node key ({self.node_key_path})")
-        self._mkdirs()
+        self.make_dirs()
         key = KeyPair.generate()
         save_key(
             self.node_key_path, key, key_type=KeyType.NODE, passphrase=passphrase, kdf=self.kdf
         )
         if not self.config_path.exists():
-            self._write(self.config_path, render_config(Config.defaults()).encode("utf-8"))
+            write_file(self.config_path, render_config(Config.defaults()).encode("utf-8"))
         if not self.trust_path.exists():
             self._save_trust([], accept_any=False)
         return key
@@ -372,9 +358,9 @@ class Home:
         trust = self.trust_store()
         if trust.is_revoked(cert.org, cert.serial):
             raise CertificateRevoked(f"certificate {cert.serial} of {cert.org} was revoked")
-        self._mkdirs()
-        path = self.certs_dir / f"{_org_file_stem(cert.org)}-{cert.serial}.cert"
-        self._write(path, bytes(data))
+        self.make_dirs()
+        path = self.layout.certificate(cert.org, cert.serial)
+        write_file(path, bytes(data))
         self.trust(cert.org, cert.org_name)
         return cert
 
@@ -390,7 +376,7 @@ class Home:
             return found
         for path in sorted(self.certs_dir.glob("*.cert")):
             try:
-                raw = self._read(path, max_size=4096)
+                raw = read_file(path, max_size=4096)
                 cert = parse_certificate(raw)
             except (DatanetError, FileNotFoundError):
                 continue  # a damaged or foreign file never breaks the node
@@ -432,7 +418,7 @@ class Home:
     # -- trust store ------------------------------------------------------------
 
     def _load_trust(self) -> tuple[list[TrustedOrg], bool]:
-        doc = self._read_toml(self.trust_path)
+        doc = read_toml(self.trust_path)
         accept_any = doc.get("accept_any", False)
         entries = doc.get("trusted", [])
         if not isinstance(accept_any, bool) or not isinstance(entries, list):
@@ -457,8 +443,8 @@ class Home:
             "# Organizations whose membership certificates this node accepts.\n"
             "# accept_any = true accepts any org's valid chain (open discovery).\n"
         )
-        self._mkdirs()
-        self._write(self.trust_path, (header + tomli_w.dumps(doc)).encode("utf-8"))
+        self.make_dirs()
+        write_file(self.trust_path, (header + tomli_w.dumps(doc)).encode("utf-8"))
 
     def trusted_orgs(self) -> list[TrustedOrg]:
         """The entries of ``trust.toml``."""
@@ -520,7 +506,7 @@ class Home:
             return held
         for path in sorted(self.revocations_dir.glob("*.rev")):
             try:
-                held.append(parse_revocation(self._read(path)))
+                held.append(parse_revocation(read_file(path)))
             except (DatanetError, FileNotFoundError):
                 continue
         return held
@@ -534,9 +520,9 @@ class Home:
             StaleRecord: the held list for that org has the same or a higher sequence.
         """
         rev = parse_revocation(bytes(data))
-        path = self.revocations_dir / f"{_org_file_stem(rev.org)}.rev"
+        path = self.layout.revocation(rev.org)
         try:
-            held: Revocation | None = parse_revocation(self._read(path))
+            held: Revocation | None = parse_revocation(read_file(path))
         except (FileNotFoundError, DatanetError):
             held = None
         if held is not None and held.sequence >= rev.sequence:
@@ -544,232 +530,6 @@ class Home:
                 f"the held revocation list of {rev.org} has sequence {held.sequence}; "
                 f"this one has {rev.sequence}"
             )
-        self._mkdirs()
-        self._write(path, bytes(data))
+        self.make_dirs()
+        write_file(path, bytes(data))
         return rev
-
-    # -- organizations ----------------------------------------------------------
-
-    def _org_key_path(self, name: str) -> Path:
-        return self.orgs_dir / f"{check_org_name(name)}.key"
-
-    def _org_state_path(self, name: str) -> Path:
-        return self.orgs_dir / f"{check_org_name(name)}.toml"
-
-    def org_revocation_path(self, name: str) -> Path:
-        """``orgs/<name>.rev``: the org's newest revocation list."""
-        return self.orgs_dir / f"{check_org_name(name)}.rev"
-
-    def create_org(self, name: str, passphrase: str | None = None) -> KeyPair:
-        """Create an organization root key ``orgs/<name>.key``.
-
-        Raises:
-            InvalidInput: a bad name.
-            KeyFileExists: an org of that name exists here (it is never replaced).
-        """
-        path = self._org_key_path(name)
-        self._mkdirs()
-        key = KeyPair.generate()
-        save_key(path, key, key_type=KeyType.ORG, passphrase=passphrase, name=name, kdf=self.kdf)
-        self._save_org_state(name, {"next_serial": 1, "revocation_sequence": 0, "revoked": []})
-        return key
-
-    def load_org(self, name: str, passphrase: str | None = None) -> KeyPair:
-        """Unlock the root key of the local org ``name``.
-
-        Raises:
-            OrgNotFound: no such org here.
-            PassphraseRequired, WrongPassphrase, CorruptKeyFile, KeystoreError: see
-                :func:`identity.keystore.load_key`.
-        """
-        path = self._org_key_path(name)
-        if not path.exists():
-            raise OrgNotFound(f"no organization named {name!r} in {self.orgs_dir}")
-        return load_key(path, passphrase=passphrase, key_type=KeyType.ORG)
-
-    def org_id(self, name: str) -> OrgId:
-        """The id of the local org ``name``, read without unlocking its key.
-
-        Raises:
-            OrgNotFound: no such org here.
-        """
-        path = self._org_key_path(name)
-        if not path.exists():
-            raise OrgNotFound(f"no organization named {name!r} in {self.orgs_dir}")
-        return OrgId(read_key_info(path).public_key)
-
-    def list_orgs(self) -> list[OrgInfo]:
-        """The organizations whose root keys live here, by name."""
-        result: list[OrgInfo] = []
-        if not self.orgs_dir.is_dir():
-            return result
-        for path in sorted(self.orgs_dir.glob("*.key")):
-            name = path.stem
-            if not _ORG_NAME.match(name):
-                continue
-            info = read_key_info(path)
-            state = self._load_org_state(name)
-            result.append(
-                OrgInfo(
-                    name=name,
-                    org=OrgId(info.public_key),
-                    encrypted=info.encrypted,
-                    next_serial=state["next_serial"],
-                    revocation_sequence=state["revocation_sequence"],
-                    revoked=frozenset(state["revoked"]),
-                    issued=len(state.get("issued", [])),
-                )
-            )
-        return result
-
-    def _load_org_state(self, name: str) -> dict[str, Any]:
-        path = self._org_state_path(name)
-        doc = self._read_toml(path)
-        state = {
-            "next_serial": doc.get("next_serial", 1),
-            "revocation_sequence": doc.get("revocation_sequence", 0),
-            "revoked": doc.get("revoked", []),
-            "issued": doc.get("issued", []),
-        }
-        ints_ok = all(
-            isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0
-            for k in ("next_serial", "revocation_sequence")
-        )
-        if (
-            not ints_ok
-            or not isinstance(state["revoked"], list)
-            or not all(isinstance(s, int) for s in state["revoked"])
-            or not isinstance(state["issued"], list)
-        ):
-            raise HomeError(f"{path} is damaged (next_serial, revocation_sequence, revoked)")
-        return state
-
-    def _save_org_state(self, name: str, state: dict[str, Any]) -> None:
-        header = "# Issuing state of this organization: serials only ever increase.\n"
-        self._write(
-            self._org_state_path(name),
-            (header + tomli_w.dumps(state)).encode("utf-8"),
-            mode=0o600,
-        )
-
-    def issue_certificate(
-        self,
-        name: str,
-        org_key: KeyPair,
-        node: PeerId,
-        roles: Iterable[Role],
-        *,
-        now: int,
-        days: int,
-    ) -> tuple[MembershipCertificate, bytes]:
-        """Issue a certificate of the local org ``name`` with the next serial.
-
-        The serial counter is saved before the certificate is returned, so a
-        serial is never handed out twice, even if the caller then fails.
-
-        Raises:
-            InvalidInput: no role, or ``days`` outside 1..3660.
-            ScopeError: ``org_key`` is not the key of org ``name``.
-        """
-        try:
-            role_set = frozenset(Role(r) for r in roles)
-        except ValueError:
-            raise InvalidInput(f"unknown role; roles are {', '.join(Role)}") from None
-        if not role_set:
-            raise InvalidInput("a certificate needs at least one role")
-        if not 1 <= days <= MAX_CERT_DAYS:
-            raise InvalidInput(f"--days must be between 1 and {MAX_CERT_DAYS}")
-        if org_key.org_id != self.org_id(name):
-            raise ScopeError(f"the given key is not the root key of organization {name!r}")
-        state = self._load_org_state(name)
-        serial = int(state["next_serial"])
-        state["next_serial"] = serial + 1
-        not_after = now + days * 86400
-        state["issued"] = [
-            *state["issued"],
-            {
-                "serial": serial,
-                "node": str(node),
-                "roles": sorted(r.value for r in role_set),
-                "not_before": now,
-                "not_after": not_after,
-            },
-        ]
-        self._save_org_state(name, state)
-        raw = issue_certificate(
-            org_key,
-            node,
-            role_set,
-            not_before=now,
-            not_after=not_after,
-            serial=serial,
-            org_name=name,
-        )
-        return parse_certificate(raw), raw
-
-    def revoke(
-        self,
-        name: str,
-        org_key: KeyPair,
-        serials: Iterable[int],
-        *,
-        now: int,
-        reason: str = "",
-    ) -> tuple[Revocation, bytes]:
-        """Add ``serials`` to org ``name``'s cumulative revocation list and sign it.
-
-        The list gets the next sequence number, is saved as ``orgs/<name>.rev``,
-        and is added to this node's own revocations.
-
-        Raises:
-            InvalidInput: no serial, or a serial this org never issued here.
-            ScopeError: ``org_key`` is not the key of org ``name``.
-        """
-        wanted = set(serials)
-        if not wanted:
-            raise InvalidInput("name at least one certificate serial to revoke")
-        if org_key.org_id != self.org_id(name):
-            raise ScopeError(f"the given key is not the root key of organization {name!r}")
-        state = self._load_org_state(name)
-        never = sorted(s for s in wanted if not 1 <= s < state["next_serial"])
-        if never:
-            raise InvalidInput(
-                f"organization {name!r} never issued serial(s) {never} "
-                f"(issued so far: 1..{state['next_serial'] - 1})"
-            )
-        revoked = sorted(set(state["revoked"]) | wanted)
-        sequence = int(state["revocation_sequence"]) + 1
-        raw = issue_revocation(org_key, revoked, sequence=sequence, issued_at=now, reason=reason)
-        state["revoked"] = revoked
-        state["revocation_sequence"] = sequence
-        self._save_org_state(name, state)
-        self._write(self.org_revocation_path(name), raw)
-        rev = parse_revocation(raw)
-        # This node may already hold a newer list of the org (e.g. from elsewhere).
-        with contextlib.suppress(StaleRecord):
-            self.add_revocation(raw)
-        return rev, raw
-
-    # -- names ------------------------------------------------------------------
-
-    def find_org(self, text: str) -> OrgId:
-        """Resolve ``text`` to an org id: a ``did:key``, a local org, or a trusted org's name.
-
-        Raises:
-            DecodeError: ``text`` looks like a did:key but is not a valid one.
-            OrgNotFound: no org of that name is known here.
-        """
-        if text.startswith("did:"):
-            return OrgId.parse(text)
-        if _ORG_NAME.match(text) and self._org_key_path(text).exists():
-            return self.org_id(text)
-        for entry in self.trusted_orgs():
-            if entry.name == text:
-                return entry.org
-        for installed in self.certificates() if self.is_initialized() else []:
-            if installed.cert.org_name == text:
-                return installed.cert.org
-        raise OrgNotFound(
-            f"unknown organization {text!r}: give a did:key, a local org (datanet org list) "
-            "or a trusted org's name (datanet trust list)"
-        )

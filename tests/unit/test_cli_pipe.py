@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from datanet.node.authority import Authorities
 from datanet.node.home import Home
 from datanet.records.descriptor import Descriptor, sign_descriptor
 from datanet.records.ids import DatasetId
@@ -18,8 +19,9 @@ F_SETPIPE_SZ = 1031  # Linux
 def test_closed_stdout_prints_no_error(tmp_path: Path, now: int) -> None:
     home = Home(tmp_path / "home")
     key = home.init()
-    org = home.create_org("acme")
-    _, cert = home.issue_certificate("acme", org, key.peer_id, [Role.PUBLISHER], now=now, days=30)
+    ca = Authorities(home)
+    org = ca.create_org("acme")
+    _, cert = ca.issue_certificate("acme", org, key.peer_id, [Role.PUBLISHER], now=now, days=30)
     desc = Descriptor(
         dataset_id=DatasetId(org.org_id, "big/export"),
         title="Big",

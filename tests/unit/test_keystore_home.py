@@ -1,4 +1,4 @@
-"""datanet.node.home: the data directory (layout, node key, certificates, trust, orgs)."""
+"""datanet.node.home: the data directory (layout, node key, certificates, trust)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from datanet.errors import (
     CertificateExpired,
     CertificateRevoked,
     DecodeError,
-    InvalidInput,
     NotFound,
     ScopeError,
     SignatureError,
@@ -26,13 +25,12 @@ from datanet.node.home import (
     Home,
     HomeError,
     NotInitialized,
-    OrgNotFound,
     certificate_status,
     resolve_data_dir,
 )
 from identity.certs import Role, issue_certificate, issue_revocation, parse_certificate
 from identity.keys import KeyPair
-from identity.keystore import KdfParams, KeyFileExists, PassphraseRequired
+from identity.keystore import KdfParams, PassphraseRequired
 
 FAST = KdfParams(n=2**8, r=8, p=1)
 DAY = 86400
@@ -66,7 +64,7 @@ def test_init_layout(tmp_path: Path) -> None:
     assert h.is_initialized()
     assert _mode(h.path) == 0o700
     assert _mode(h.node_key_path) == 0o600
-    for d in (h.certs_dir, h.orgs_dir, h.revocations_dir):
+    for d in (h.certs_dir, h.layout.orgs_dir, h.revocations_dir):
         assert d.is_dir()
     assert h.node_peer_id() == key.peer_id
     assert h.load_node_key().seed() == key.seed()
@@ -231,94 +229,6 @@ def test_damaged_trust_file(home: Home, text: str) -> None:
     home.trust_path.write_text(text)
     with pytest.raises(HomeError):
         home.trust_store()
-
-
-def test_orgs(home: Home, node_key: KeyPair, now: int) -> None:
-    key = home.create_org("acme")
-    assert _mode(home.orgs_dir / "acme.key") == 0o600
-    assert home.org_id("acme") == key.org_id
-    assert home.load_org("acme").seed() == key.seed()
-    enc = home.create_org("beta", "pw")
-    assert home.load_org("beta", "pw").seed() == enc.seed()
-    [acme, beta] = home.list_orgs()
-    assert (acme.name, acme.org, acme.encrypted, acme.next_serial) == ("acme", key.org_id, False, 1)
-    assert beta.encrypted
-    with pytest.raises(KeyFileExists):
-        home.create_org("acme")
-    assert home.org_id("acme") == key.org_id
-    with pytest.raises(OrgNotFound):
-        home.load_org("gamma")
-    with pytest.raises(OrgNotFound):
-        home.org_id("gamma")
-    for bad in ("", "Acme", "../x", "a/b", "-x", "x" * 65):
-        with pytest.raises(InvalidInput):
-            home.create_org(bad)
-
-
-def test_serials_increase_and_survive_reload(home: Home, node_key: KeyPair, now: int) -> None:
-    key = home.create_org("acme")
-    serials = []
-    for _ in range(3):
-        cert, _raw = home.issue_certificate(
-            "acme", key, node_key.peer_id, [Role.GATEWAY], now=now, days=10
-        )
-        serials.append(cert.serial)
-        assert cert.not_after == now + 10 * DAY
-        assert cert.org_name == "acme"
-    assert serials == [1, 2, 3]
-    fresh = Home(home.path)
-    cert, _ = fresh.issue_certificate("acme", key, node_key.peer_id, ["admin"], now=now, days=1)
-    assert cert.serial == 4
-    assert fresh.list_orgs()[0].issued == 4
-    assert _mode(home.orgs_dir / "acme.toml") == 0o600
-
-
-def test_issue_errors(home: Home, node_key: KeyPair, other_org_key: KeyPair, now: int) -> None:
-    key = home.create_org("acme")
-    with pytest.raises(InvalidInput):
-        home.issue_certificate("acme", key, node_key.peer_id, [], now=now, days=1)
-    with pytest.raises(InvalidInput):
-        home.issue_certificate("acme", key, node_key.peer_id, ["root"], now=now, days=1)
-    with pytest.raises(InvalidInput):
-        home.issue_certificate("acme", key, node_key.peer_id, [Role.ADMIN], now=now, days=0)
-    with pytest.raises(ScopeError):
-        home.issue_certificate("acme", other_org_key, node_key.peer_id, ["admin"], now=now, days=1)
-    assert home.list_orgs()[0].next_serial == 1  # nothing consumed by failures
-
-
-def test_revoke(home: Home, now: int) -> None:
-    key = home.create_org("acme")
-    node = home.load_node_key()
-    c1, raw1 = home.issue_certificate("acme", key, node.peer_id, ["publisher"], now=now, days=9)
-    c2, raw2 = home.issue_certificate("acme", key, node.peer_id, ["publisher"], now=now, days=9)
-    home.install_certificate(raw1, now)
-    home.install_certificate(raw2, now)
-    rev, data = home.revoke("acme", key, [c1.serial], now=now, reason="lost")
-    assert (rev.sequence, rev.serials, rev.reason) == (1, frozenset({1}), "lost")
-    assert home.org_revocation_path("acme").read_bytes() == data
-    rev2, _ = home.revoke("acme", key, [c2.serial], now=now)
-    assert (rev2.sequence, rev2.serials) == (2, frozenset({1, 2}))  # cumulative
-    # Applied to this node at once.
-    with pytest.raises(NotFound):
-        home.membership_chain(now)
-    info = home.list_orgs()[0]
-    assert (info.revocation_sequence, info.revoked) == (2, frozenset({1, 2}))
-    with pytest.raises(InvalidInput, match="never issued"):
-        home.revoke("acme", key, [99], now=now)
-    with pytest.raises(InvalidInput):
-        home.revoke("acme", key, [], now=now)
-
-
-def test_find_org(home: Home, org_key: KeyPair, other_org_key: KeyPair, now: int) -> None:
-    local = home.create_org("acme")
-    home.trust(other_org_key.org_id, "beta")
-    assert home.find_org("acme") == local.org_id
-    assert home.find_org("beta") == other_org_key.org_id
-    assert home.find_org(str(org_key.org_id)) == org_key.org_id
-    with pytest.raises(OrgNotFound):
-        home.find_org("gamma")
-    with pytest.raises(DecodeError):
-        home.find_org("did:key:zzz")
 
 
 def test_unwritable_directory_is_home_error(tmp_path: Path) -> None:
