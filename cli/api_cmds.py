@@ -290,13 +290,13 @@ def _local_only(app: CliContext) -> Path | None:
     """The local config file when no daemon runs here and no API URL was given."""
     if os.environ.get(API_URL_ENV):
         return None
-    from datanet.node.config import CONFIG_FILE_NAME, TOKEN_FILE
     from datanet.node.home import resolve_data_dir
+    from datanet.node.paths import HomeLayout
 
-    directory = resolve_data_dir(app.data_dir)
-    if (directory / TOKEN_FILE).exists():
+    layout = HomeLayout(resolve_data_dir(app.data_dir))
+    if layout.api_token.exists():
         return None
-    return directory / CONFIG_FILE_NAME
+    return layout.config
 
 
 @cli.group()

@@ -126,19 +126,19 @@ def node_start(app: CliContext, config_path: Path | None, passphrase_file: Path 
 def node_stop(app: CliContext, timeout: float) -> None:
     """Stop the running daemon cleanly (as SIGTERM would) and wait until it is gone."""
     from datanet.errors import Timeout
-    from datanet.node.config import API_URL_FILE, PID_FILE
     from datanet.node.home import resolve_data_dir
+    from datanet.node.paths import HomeLayout
 
     with client_for(app) as client:
         pid = client.status().pid
         client.stop()
     # The daemon removes api.url when the API stops and the pid file as its very last
     # step; a remote daemon (DATANET_API_URL) is only waited for until it stops answering.
-    directory = resolve_data_dir(app.data_dir)
+    layout = HomeLayout(resolve_data_dir(app.data_dir))
     local = not os.environ.get(API_URL_ENV)
     deadline = time.monotonic() + timeout
     with progress(app, "waiting for the daemon to stop…"):
-        while _still_running(directory / API_URL_FILE, directory / PID_FILE, local=local, app=app):
+        while _still_running(layout.api_url, layout.pid_file, local=local, app=app):
             if time.monotonic() > deadline:
                 raise Timeout(f"the daemon (pid {pid}) is still stopping after {timeout:g} s")
             time.sleep(0.05)

@@ -36,10 +36,10 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
-import datanet.node.config  # also loads ConfigError so error codes map back to it
-import datanet.records.ids  # loads UnknownAlias so error codes map back to it
-from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for
+from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for_code
 from datanet.errors import DatanetError, NetworkError, Timeout
+from datanet.node.config import load_config
+from datanet.node.paths import HomeLayout
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -426,14 +426,15 @@ def api_endpoint(
     from datanet.node.home import resolve_data_dir  # noqa: PLC0415 - only when needed
 
     directory = resolve_data_dir(data_dir)
+    layout = HomeLayout(directory)
     if base_url is None:
-        base_url = _read_small(directory / datanet.node.config.API_URL_FILE)
+        base_url = _read_small(layout.api_url)
     if base_url is None:
-        config = datanet.node.config.load_config(directory / datanet.node.config.CONFIG_FILE_NAME)
+        config = load_config(layout.config)
         host, port = config.api_host_port
         base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if token is None:
-        token = _read_small(directory / datanet.node.config.TOKEN_FILE)
+        token = _read_small(layout.api_token)
         if token is None:
             raise DaemonUnreachable(
                 f"no API token in {directory} (is the daemon running? start it with "
@@ -449,7 +450,7 @@ def _error_from(response: httpx.Response) -> DatanetError:
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return ApiError(f"the daemon answered HTTP {response.status_code} without a JSON error")
-    cls = error_class_for(code)
+    cls = error_class_for_code(code)
     try:
         exc = cls(message)
     except TypeError:  # a class with a custom constructor

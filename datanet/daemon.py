@@ -35,7 +35,6 @@ import secrets
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -47,24 +46,16 @@ import trio
 
 from datanet.api._node_protocol import NodeAPI
 from datanet.errors import DatanetError
-from datanet.node.config import (
-    API_URL_FILE,
-    CONFIG_FILE_NAME,
-    PID_FILE,
-    TOKEN_FILE,
-    Config,
-    ConfigFile,
-)
+from datanet.node.config import Config, ConfigFile
+from datanet.node.paths import HomeLayout
 from identity.keys import KeyPair
+from identity.keystore import atomic_write
 
 if TYPE_CHECKING:
     # trio-typing's stubs shadow trio's own annotations in this environment.
     from trio_typing import TaskStatus
 
 __all__ = [
-    "API_URL_FILE",
-    "PID_FILE",
-    "TOKEN_FILE",
     "DaemonAlreadyRunning",
     "DaemonError",
     "JsonFormatter",
@@ -174,21 +165,6 @@ def setup_logging(level: str, fmt: str, stream: IO[str] | None = None) -> loggin
 # --- files --------------------------------------------------------------------------
 
 
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` atomically with ``mode`` from the first byte (no chmod window)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_token(data_dir: Path) -> str:
     """Create a fresh random API token in ``<data_dir>/api.token`` (mode 0600).
 
@@ -196,10 +172,12 @@ def write_token(data_dir: Path) -> str:
         DaemonError: the file cannot be written.
     """
     token = secrets.token_urlsafe(32)
+    path = HomeLayout(data_dir).api_token
     try:
-        _write_private(data_dir / TOKEN_FILE, token.encode("ascii") + b"\n", 0o600)
+        # Created 0600 from its first byte: no window in which others could read it.
+        atomic_write(path, token.encode("ascii") + b"\n", mode=0o600)
     except OSError as exc:
-        raise DaemonError(f"cannot write {data_dir / TOKEN_FILE}: {exc.strerror}") from None
+        raise DaemonError(f"cannot write {path}: {exc.strerror}") from None
     return token
 
 
@@ -211,7 +189,7 @@ def open_pid_lock(data_dir: Path) -> Iterator[Path]:
         DaemonAlreadyRunning: another live process holds the lock.
         DaemonError: the file cannot be created.
     """
-    path = data_dir / PID_FILE
+    path = HomeLayout(data_dir).pid_file
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -296,7 +274,7 @@ async def serve(
     hc.include_server_header = False
     hc.graceful_timeout = 5.0
     hc.keep_alive_timeout = 30.0
-    url_path = data_dir / API_URL_FILE
+    url_path = HomeLayout(data_dir).api_url
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             functools.partial(hypercorn_serve, app, hc, shutdown_trigger=stop.wait)
@@ -304,7 +282,7 @@ async def serve(
         url = binds[0]
         ctx.api_url = url
         try:
-            _write_private(url_path, url.encode("ascii") + b"\n", 0o644)
+            atomic_write(url_path, url.encode("ascii") + b"\n", mode=0o644)
             log.info("api_listening", extra={"kv": {"url": url}})
             task_status.started(url)
             await stop.wait()
@@ -384,7 +362,7 @@ async def _run(
                         on_ready(url)
                 log.info("node_stopping")
         finally:
-            (data_dir / TOKEN_FILE).unlink(missing_ok=True)
+            HomeLayout(data_dir).api_token.unlink(missing_ok=True)
 
 
 def run_daemon(
@@ -411,7 +389,7 @@ def run_daemon(
         ConfigError: the config file is invalid.
         DaemonError: files cannot be written or the API address cannot be bound.
     """
-    config_file = ConfigFile(config_path or data_dir / CONFIG_FILE_NAME)
+    config_file = ConfigFile(config_path or HomeLayout(data_dir).config)
     with open_pid_lock(data_dir):
         config = config_file.read()
         setup_logging(config.log_level, config.log_format, log_stream)

@@ -9,24 +9,51 @@ Invariants:
   (:mod:`datanet.api.app`) and the client (:mod:`datanet.client`) share it.
 * :func:`status_for` maps every :class:`DatanetError` to exactly one HTTP status;
   errors caused by the request are 4xx, failures of the node or the network 5xx.
-* :func:`error_class_for` never fails: an unknown code becomes :class:`ApiError`.
+* :data:`ERRORS_BY_CODE` is an explicit table, not a walk over whatever subclasses
+  happen to be imported: the client maps a code to the same class whichever
+  modules it loaded. Every coded :class:`DatanetError` subclass is either in it or
+  named, with the reason, in :data:`CODES_NOT_MAPPED` (a unit test checks both).
+* :func:`error_class_for_code` never fails: an unknown code becomes :class:`ApiError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
 from datanet.errors import (
+    CertificateError,
+    CertificateExpired,
+    CertificateNotYetValid,
+    CertificateRevoked,
+    CorruptKeyFile,
     DatanetError,
+    DecodeError,
+    ExpiredRecord,
     InvalidInput,
     KeystoreError,
     NetworkError,
     NotFound,
+    PeerUnreachable,
     RecordTooLarge,
+    RemoteProtocolError,
+    RoleNotGranted,
+    ScopeError,
+    SignatureError,
+    StaleRecord,
     StorageError,
     Timeout,
+    UntrustedOrganization,
     VerificationError,
+    WrongPassphrase,
 )
+from datanet.node.config import ConfigError
+from datanet.records.ids import UnknownAlias
+from identity.keystore import InsecureKeyFile, KeyFileExists, KeyFileNotFound, PassphraseRequired
 
 __all__ = [
+    "CODES_NOT_MAPPED",
+    "ERRORS_BY_CODE",
     "ApiError",
     "BodyTooLarge",
     "DaemonUnreachable",
@@ -37,7 +64,7 @@ __all__ = [
     "Unauthorized",
     "UnknownEndpoint",
     "UnsupportedMediaType",
-    "error_class_for",
+    "error_class_for_code",
     "status_for",
 ]
 
@@ -141,20 +168,97 @@ def status_for(exc: DatanetError) -> int:
     return 500
 
 
-def _all_subclasses(cls: type[DatanetError]) -> list[type[DatanetError]]:
-    out = [cls]
-    for sub in cls.__subclasses__():
-        out.extend(_all_subclasses(sub))
-    return out
+def _by_code(classes: Iterable[type[DatanetError]]) -> Mapping[str, type[DatanetError]]:
+    table: dict[str, type[DatanetError]] = {}
+    for cls in classes:
+        code = cls.__dict__["code"]  # its own code, never an inherited one
+        if code in table:
+            raise AssertionError(f"error code {code!r} is used by two classes")
+        table[code] = cls
+    return MappingProxyType(table)
 
 
-def error_class_for(code: str) -> type[DatanetError]:
-    """The exception class whose ``code`` is ``code`` (:class:`ApiError` if none is).
+#: Every error code the client turns back into its class. Add a new error that can
+#: reach the API here; the unit test of this table names any that is missing.
+ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
+    (
+        # identity/ (the pure tree) and its keystore
+        DatanetError,
+        InvalidInput,
+        DecodeError,
+        RecordTooLarge,
+        VerificationError,
+        SignatureError,
+        CertificateError,
+        CertificateExpired,
+        CertificateNotYetValid,
+        CertificateRevoked,
+        UntrustedOrganization,
+        RoleNotGranted,
+        ScopeError,
+        ExpiredRecord,
+        StaleRecord,
+        KeystoreError,
+        WrongPassphrase,
+        CorruptKeyFile,
+        KeyFileNotFound,
+        KeyFileExists,
+        InsecureKeyFile,
+        PassphraseRequired,
+        # datanet's own
+        NetworkError,
+        PeerUnreachable,
+        Timeout,
+        RemoteProtocolError,
+        StorageError,
+        NotFound,
+        ConfigError,
+        UnknownAlias,
+        # the API itself
+        ApiError,
+        Unauthorized,
+        UnknownEndpoint,
+        MethodNotAllowed,
+        InvalidRequest,
+        InvalidJson,
+        BodyTooLarge,
+        UnsupportedMediaType,
+        InternalError,
+        DaemonUnreachable,
+    )
+)
 
-    Classes are looked up among every loaded :class:`DatanetError` subclass, so an
-    area's own errors (``ConfigError``, ``UnknownAlias``…) come back as themselves.
-    """
-    for cls in _all_subclasses(DatanetError):
-        if cls.__dict__.get("code") == code:
-            return cls
-    return ApiError
+#: Coded errors the client does not map back to their own class, and why. Those
+#: that can reach the API still arrive with their ``code``, as an :class:`ApiError`.
+CODES_NOT_MAPPED: Mapping[str, str] = MappingProxyType(
+    {
+        # Raised in the CLI or while the daemon starts: never an API answer.
+        "home_error": "local: the data directory",
+        "not_initialized": "local: the data directory",
+        "already_initialized": "local: the data directory",
+        "org_not_found": "local: organizations created here",
+        "daemon_error": "local: the daemon before its API serves",
+        "daemon_already_running": "local: the daemon before its API serves",
+        "devnet_error": "local: the devnet tool",
+        "daemon_start_failed": "local: the devnet tool",
+        "tour_failed": "local: the devnet tool",
+        "devnet_samples_invalid": "local: the devnet tool",
+        "localnet_error": "local: a test tool",
+        "op_failed": "local: a test tool",
+        "warm": "local: a test tool",
+        # Raised by the p2p adapter and routing/: the client would need trio, libp2p
+        # or routing/ to load their classes, and it must start fast without them.
+        "admission_refused": "p2p adapter",
+        "protocol_not_supported": "p2p adapter",
+        "frame_too_large": "p2p adapter",
+        "stream_closed": "p2p adapter",
+        "remote_error": "p2p adapter",
+        "rate_limited": "routing/",
+        "store_full": "routing/",
+    }
+)
+
+
+def error_class_for_code(code: str) -> type[DatanetError]:
+    """The exception class whose ``code`` is ``code`` (:class:`ApiError` if none is)."""
+    return ERRORS_BY_CODE.get(code, ApiError)

@@ -43,7 +43,7 @@ from typing import IO, Any, Self
 from datanet.client import Client, NodeStatus
 from datanet.devnet.layout import Devnet, DevnetError, DevnetNode
 from datanet.errors import DatanetError
-from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE
+from datanet.node.paths import API_URL_FILE, PID_FILE, TOKEN_FILE
 
 __all__ = [
     "DaemonCommand",

@@ -1,9 +1,9 @@
 """The node's TOML configuration: one table of documented settings.
 
-The file is ``config.toml`` in the data directory. Every setting has a dotted key
-(``api.address``), a type, a default and a line of help; :data:`SETTINGS` is the
-single source of truth for all of them (``docs/operators.md`` lists the same table
-and a test keeps the two in step).
+The file is ``config.toml`` in the data directory (:mod:`datanet.node.paths`).
+Every setting has a dotted key (``api.address``), a type, a default and a line of
+help; :data:`SETTINGS` is the single source of truth for all of them
+(``docs/operators.md`` lists the same table and a test keeps the two in step).
 
 Invariants:
 * A :class:`Config` is always valid: loading, parsing and :meth:`Config.with_value`
@@ -21,9 +21,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,16 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from datanet.errors import InvalidInput
+from identity.keystore import atomic_write
 
 __all__ = [
     "ADMISSION_MODES",
-    "API_URL_FILE",
-    "CONFIG_FILE_NAME",
     "LOG_FORMATS",
     "LOG_LEVELS",
-    "PID_FILE",
     "SETTINGS",
-    "TOKEN_FILE",
     "Config",
     "ConfigError",
     "ConfigFile",
@@ -51,11 +46,6 @@ __all__ = [
     "save_config",
 ]
 
-CONFIG_FILE_NAME = "config.toml"
-#: Files the running daemon keeps in the data directory (see datanet.daemon).
-PID_FILE = "datanet.pid"
-TOKEN_FILE = "api.token"  # noqa: S105 - a file name
-API_URL_FILE = "api.url"
 ADMISSION_MODES = ("closed", "members", "open")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -575,24 +565,13 @@ def load_config(path: Path) -> Config:
 
 
 def save_config(path: Path, config: Config) -> None:
-    """Write ``config`` to ``path`` atomically (temp file in the same dir, fsync, replace).
+    """Write ``config`` to ``path`` atomically (:func:`identity.keystore.atomic_write`).
 
     Raises:
         ConfigError: the directory is not writable.
     """
-    text = render_config(config).encode("utf-8")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, render_config(config).encode("utf-8"), mode=0o644)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 

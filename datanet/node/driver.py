@@ -780,7 +780,7 @@ async def open_node(
         chain = []
         log.warning("no valid membership certificate installed; peers may refuse this node")
     org = parse_certificate(chain[0]).org if chain else None
-    admission = Admission(mode=mode, trust=home.trust_store(), chain=tuple(chain))
+    admission = Admission(mode=mode, trust=trust, chain=tuple(chain))
     limits = HostLimits(
         max_connections=int(_number(config, "limits.max_connections")),
         inbound_streams_per_peer=int(_number(config, "limits.inbound_streams_per_peer")),
@@ -788,7 +788,7 @@ async def open_node(
     )
     storage = Storage(home.database_path)
     try:
-        catalog = Catalog(home.path / "catalog.sqlite")
+        catalog = Catalog(home.layout.catalog)
         try:
             async with open_host(
                 node_key,

@@ -41,7 +41,6 @@ from routing.stores import ProviderEntry, StoredRecord
 from routing.wire import Peer
 
 __all__ = [
-    "DB_FILENAME",
     "MAX_PEERS",
     "PEER_MAX_AGE",
     "SCHEMA_VERSION",
@@ -54,7 +53,6 @@ __all__ = [
     "transaction",
 ]
 
-DB_FILENAME = "datanet.sqlite"
 MAX_ADDRS = 32
 MAX_PEERS = 2000
 """Rows the address book keeps; a new peer beyond it evicts the least recently seen."""

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from datanet.store.db import DB_FILENAME, Storage
+from datanet.node.paths import DB_FILENAME
+from datanet.store.db import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import datanet
-from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE, load_config
+from datanet.node.config import load_config
+from datanet.node.paths import API_URL_FILE, PID_FILE, TOKEN_FILE
 from datanet.testing.doubles import MemoryNode
 
 HERE = Path(__file__).resolve().parent

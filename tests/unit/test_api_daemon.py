@@ -34,7 +34,8 @@ from datanet.daemon import (
     write_token,
 )
 from datanet.errors import NotFound
-from datanet.node.config import API_URL_FILE, PID_FILE, TOKEN_FILE, Config, ConfigFile, save_config
+from datanet.node.config import Config, ConfigFile, save_config
+from datanet.node.paths import API_URL_FILE, PID_FILE, TOKEN_FILE
 from datanet.testing.doubles import MemoryNode
 
 HERE = Path(__file__).resolve().parent

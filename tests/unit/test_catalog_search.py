@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datanet.errors import InvalidInput
+from datanet.node.paths import DB_FILENAME
 from datanet.records.descriptor import Descriptor, verify_descriptor
 from datanet.store.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
-from datanet.store.db import DB_FILENAME, SCHEMA_VERSION, Storage
+from datanet.store.db import SCHEMA_VERSION, Storage
 from datanet.testing.clock import NOW
 from datanet.testing.records import ORG_A, ORG_B, descriptor
 from datanet.testing.records import signed as sign

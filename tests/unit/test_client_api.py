@@ -8,7 +8,10 @@ process in test_api_daemon.py).
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +21,13 @@ import pytest
 
 from datanet.api.app import create_app
 from datanet.api.errors import (
+    CODES_NOT_MAPPED,
+    ERRORS_BY_CODE,
     ApiError,
     DaemonUnreachable,
     InvalidRequest,
     Unauthorized,
-    error_class_for,
+    error_class_for_code,
 )
 from datanet.api.routes import ApiContext
 from datanet.client import (
@@ -35,7 +40,8 @@ from datanet.client import (
     api_endpoint,
 )
 from datanet.errors import DatanetError, DecodeError, NotFound, StaleRecord
-from datanet.node.config import API_URL_FILE, TOKEN_FILE, Config, ConfigError, ConfigFile
+from datanet.node.config import Config, ConfigError, ConfigFile
+from datanet.node.paths import API_URL_FILE, TOKEN_FILE
 from datanet.records.descriptor import verify_descriptor
 from datanet.testing.doubles import MemoryNode, PeerInfo
 from identity.keys import KeyPair
@@ -120,11 +126,46 @@ async def test_errors_come_back_as_datanet_exceptions(tmp_path: Path) -> None:
 
 
 def test_error_codes_map_to_classes() -> None:
-    assert error_class_for("not_found") is NotFound
-    assert error_class_for("stale_record") is StaleRecord
-    assert error_class_for("invalid_config") is ConfigError
-    assert error_class_for("unauthorized") is Unauthorized
-    assert error_class_for("no such code") is ApiError
+    assert error_class_for_code("not_found") is NotFound
+    assert error_class_for_code("stale_record") is StaleRecord
+    assert error_class_for_code("invalid_config") is ConfigError
+    assert error_class_for_code("unauthorized") is Unauthorized
+    assert error_class_for_code("no such code") is ApiError
+
+
+def _every_module() -> None:
+    """Import every datanet and cli module, so every error class is defined."""
+    for package in ("identity", "datanet", "cli", "routing"):
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, f"{package}."):
+            importlib.import_module(info.name)
+
+
+def _coded_subclasses(cls: type[DatanetError]) -> set[type[DatanetError]]:
+    found = {cls} if "code" in cls.__dict__ else set()
+    for sub in cls.__subclasses__():
+        found |= _coded_subclasses(sub)
+    return found
+
+
+def test_every_error_code_is_mapped_or_named_as_not_mapped() -> None:
+    _every_module()
+    missing = {
+        f"{c.__module__}.{c.__qualname__} ({c.code})"
+        for c in _coded_subclasses(DatanetError)
+        if ERRORS_BY_CODE.get(c.code) is not c and c.code not in CODES_NOT_MAPPED
+    }
+    assert not missing, "add these to datanet.api.errors.ERRORS_BY_CODE (or CODES_NOT_MAPPED)"
+    assert not set(ERRORS_BY_CODE) & set(CODES_NOT_MAPPED)
+    assert all(cls.code == code for code, cls in ERRORS_BY_CODE.items())
+
+
+def test_documented_error_codes_are_mapped() -> None:
+    text = (ROOT / "docs" / "api.md").read_text()
+    table = text[text.index("| status | when | example codes |") :].split("\n\n", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", table))
+    assert documented
+    assert documented <= set(ERRORS_BY_CODE) | set(CODES_NOT_MAPPED)
 
 
 def _mock(handler: httpx.MockTransport) -> Client:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from datanet.errors import SignatureError, StorageError
+from datanet.node.paths import DB_FILENAME
 from datanet.store.db import (
-    DB_FILENAME,
     MIGRATIONS,
     SCHEMA_VERSION,
     Storage,
