@@ -74,7 +74,8 @@ DESCRIPTOR_TAG = "dn/descriptor/v1"
 BODY_VERSION = 1
 #: Hard limit on the whole signed envelope (body + signature + chain).
 MAX_DESCRIPTOR_SIZE = 16 * 1024
-#: How far in the future ``modified`` may lie before a descriptor is refused.
+#: How far in the future a record's own time may lie before it is refused: a
+#: descriptor's ``modified``, a revocation list's ``issued_at`` (validators).
 MAX_CLOCK_SKEW = 300
 #: The furthest in the future ``expires`` may lie, measured from ``now``.
 MAX_LIFETIME = 400 * 86400

@@ -35,7 +35,12 @@ from datanet.errors import (
     ScopeError,
     VerificationError,
 )
-from datanet.records.descriptor import Descriptor, check_descriptor, open_descriptor
+from datanet.records.descriptor import (
+    MAX_CLOCK_SKEW,
+    Descriptor,
+    check_descriptor,
+    open_descriptor,
+)
 from identity.certs import Revocation, TrustStore, parse_revocation
 from identity.envelope import SignedEnvelope
 from identity.keys import OrgId
@@ -53,8 +58,6 @@ __all__ = [
 
 ORG_PREFIX = b"/dn-org/"
 REV_PREFIX = b"/dn-rev/"
-#: How far in the future a revocation list's ``issued_at`` may lie.
-MAX_CLOCK_SKEW = 300
 
 T = TypeVar("T")
 
