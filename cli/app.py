@@ -61,7 +61,7 @@ __all__ = [
     "VerificationExit",
     "cli",
     "emit",
-    "error_class_for",
+    "exit_class_for",
     "format_time",
     "json_option",
     "new_passphrase",
@@ -190,7 +190,7 @@ class NetworkExit(CliError):
     exit_code = EXIT_NETWORK
 
 
-def error_class_for(exc: BaseException) -> type[CliError]:
+def exit_class_for(exc: BaseException) -> type[CliError]:
     """The :class:`CliError` subclass for a datanet error, by what the user can do."""
     from datanet.errors import (
         InvalidInput,
@@ -232,7 +232,7 @@ class DatanetGroup(click.Group):
 
             if not isinstance(exc, DatanetError):
                 raise
-            raise error_class_for(exc)(
+            raise exit_class_for(exc)(
                 str(exc) or type(exc).__name__, code=exc.code, as_json=_json_mode(ctx)
             ) from exc
 

@@ -19,16 +19,16 @@ from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 
 __all__ = [
+    "ConnectedPeerLike",
     "DescriptorLike",
     "HitLike",
     "NodeAPI",
-    "PeerInfoLike",
-    "PublishResultLike",
+    "PublishOutcomeLike",
     "VerifiedDescriptorLike",
 ]
 
 
-class PeerInfoLike(Protocol):
+class ConnectedPeerLike(Protocol):
     """A connected peer as the node sees it."""
 
     @property
@@ -48,7 +48,7 @@ class PeerInfoLike(Protocol):
         """Last measured round trip in seconds, if measured."""
 
 
-class PublishResultLike(Protocol):
+class PublishOutcomeLike(Protocol):
     """The outcome of publishing one descriptor."""
 
     @property
@@ -121,10 +121,10 @@ class NodeAPI(Protocol):
     def listen_addrs(self) -> list[str]:
         """Full multiaddrs (with ``/p2p/``) the node listens on."""
 
-    def peers(self) -> Sequence[PeerInfoLike]:
+    def peers(self) -> Sequence[ConnectedPeerLike]:
         """Connected peers."""
 
-    async def publish(self, raw: bytes) -> PublishResultLike:
+    async def publish(self, raw: bytes) -> PublishOutcomeLike:
         """Verify, store and announce a signed descriptor.
 
         Raises:

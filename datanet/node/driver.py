@@ -35,7 +35,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ import trio
 from datanet.errors import DatanetError, InvalidInput, NotFound, Timeout
 from datanet.node.config import Config
 from datanet.node.home import Home
+from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.p2p import (
     Admission,
     AdmissionMode,
@@ -89,7 +89,7 @@ from routing.wire import Message, Peer, expects_response
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-__all__ = ["Node", "PeerInfo", "PublishResult", "open_node"]
+__all__ = ["Node", "open_node"]
 
 log = logging.getLogger("datanet.node")
 
@@ -120,25 +120,6 @@ def _strings(config: Config, key: str) -> list[str]:
     if not isinstance(value, tuple | list):
         raise InvalidInput(f"config {key} must be a list of strings")
     return [str(v) for v in value]
-
-
-@dataclass(frozen=True)
-class PeerInfo:
-    """A connected peer as this node sees it."""
-
-    peer_id: PeerId
-    addrs: tuple[str, ...]
-    org: OrgId | None
-    latency: float | None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """The outcome of publishing one descriptor."""
-
-    dataset_id: DatasetId
-    sequence: int
-    replicas: int
 
 
 class _RecordSink:
@@ -269,13 +250,13 @@ class Node:
             out.append(addr_to_bytes(head or addr))
         return tuple(out)
 
-    def peers(self) -> list[PeerInfo]:
+    def peers(self) -> list[ConnectedPeer]:
         """Connected peers."""
         out = []
         for peer in self._host.connected_peers():
             org = self._host.peer_org(peer)
             out.append(
-                PeerInfo(
+                ConnectedPeer(
                     peer,
                     tuple(self._host.peer_addrs(peer)),
                     org if isinstance(org, OrgId) else None,
@@ -564,7 +545,7 @@ class Node:
 
     # -- operations -----------------------------------------------------------------
 
-    async def publish(self, raw: bytes) -> PublishResult:
+    async def publish(self, raw: bytes) -> PublishOutcome:
         """Verify, store, and put a signed descriptor on the k closest peers.
 
         Raises:
@@ -581,7 +562,7 @@ class Node:
         result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
         self._provide_soon(desc.dataset_id)
-        return PublishResult(desc.dataset_id, desc.sequence, len(result.acked))
+        return PublishOutcome(desc.dataset_id, desc.sequence, len(result.acked))
 
     def _provide_soon(self, dataset_id: DatasetId) -> None:
         """Announce this node as a provider of ``dataset_id`` in the background."""

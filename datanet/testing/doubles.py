@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datanet.errors import NotFound, StaleRecord
+from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.records.descriptor import (
     VerifiedDescriptor,
     verify_descriptor,
@@ -25,21 +26,6 @@ from identity.certs import Role, TrustStore
 from identity.keys import KeyPair, OrgId, PeerId
 
 
-@dataclass(frozen=True)
-class PeerInfo:
-    peer_id: PeerId
-    addrs: tuple[str, ...]
-    org: OrgId | None
-    latency: float | None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    dataset_id: DatasetId
-    sequence: int
-    replicas: int
-
-
 @dataclass
 class MemoryNode:
     """A node whose network is a dict. Deterministic: keys from fixed seeds."""
@@ -50,7 +36,7 @@ class MemoryNode:
     catalog: dict[DatasetId, VerifiedDescriptor] = field(default_factory=dict)
     values: dict[bytes, bytes] = field(default_factory=dict)
     providers: dict[bytes, list[tuple[PeerId, list[str]]]] = field(default_factory=dict)
-    known_peers: list[PeerInfo] = field(default_factory=list)
+    known_peers: list[ConnectedPeer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.trust = TrustStore()
@@ -96,10 +82,10 @@ class MemoryNode:
     def listen_addrs(self) -> list[str]:
         return [f"/ip4/127.0.0.1/tcp/4001/p2p/{self.peer_id}"]
 
-    def peers(self) -> Sequence[PeerInfo]:
+    def peers(self) -> Sequence[ConnectedPeer]:
         return list(self.known_peers)
 
-    async def publish(self, raw: bytes) -> PublishResult:
+    async def publish(self, raw: bytes) -> PublishOutcome:
         verified = verify_descriptor(raw, self.trust, self.now)
         desc = verified.descriptor
         held = self.catalog.get(desc.dataset_id)
@@ -107,7 +93,7 @@ class MemoryNode:
             raise StaleRecord(f"holding sequence {held.descriptor.sequence}")
         self.catalog[desc.dataset_id] = verified
         self.values[desc.dataset_id.dht_key()] = raw
-        return PublishResult(desc.dataset_id, desc.sequence, len(self.known_peers))
+        return PublishOutcome(desc.dataset_id, desc.sequence, len(self.known_peers))
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
         try:

@@ -68,7 +68,7 @@ __all__ = [
     "MAX_LINE",
     "Localnet",
     "LocalnetError",
-    "NodeInfo",
+    "LocalnetNode",
     "OpFailed",
     "check",
     "main",
@@ -598,7 +598,7 @@ def _datanet_error(exc: BaseException) -> DatanetError | None:
 
 
 @dataclass(frozen=True)
-class NodeInfo:
+class LocalnetNode:
     """A node as its runner announced it in the ``ready`` line."""
 
     index: int
@@ -656,7 +656,7 @@ class Localnet:
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._ready: Future[dict[str, Any]] = Future()
         self._dead: str | None = None
-        self.nodes: list[NodeInfo] = []
+        self.nodes: list[LocalnetNode] = []
         self.ready_ms: float | None = None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -700,7 +700,7 @@ class Localnet:
         for future in pending.values():
             future.set_exception(error)
 
-    def wait_ready(self, timeout: float = 60.0) -> list[NodeInfo]:
+    def wait_ready(self, timeout: float = 60.0) -> list[LocalnetNode]:
         """Wait for the ``ready`` line; returns the nodes (in ``--home`` order).
 
         Raises:
@@ -715,7 +715,7 @@ class Localnet:
             raise LocalnetError(f"runner {self.pid} failed to start: {msg.get('error')}")
         self.ready_ms = float(msg.get("ms", 0.0))
         self.nodes = [
-            NodeInfo(int(n["index"]), str(n["peer_id"]), n.get("org"), tuple(n["addrs"]))
+            LocalnetNode(int(n["index"]), str(n["peer_id"]), n.get("org"), tuple(n["addrs"]))
             for n in msg["nodes"]
         ]
         return self.nodes

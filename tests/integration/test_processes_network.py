@@ -16,7 +16,7 @@ import pytest
 
 from datanet.devnet import DevnetNode, provision
 from datanet.records.ids import DatasetId
-from datanet.testing.localnet import Localnet, NodeInfo, OpFailed, check, stop_all
+from datanet.testing.localnet import Localnet, LocalnetNode, OpFailed, check, stop_all
 from datanet.testing.records import signed_by
 
 READY_TIMEOUT = 60.0
@@ -42,7 +42,7 @@ class Network:
         self.specs = specs
         self.procs: list[Localnet | None] = [None] * len(specs)
 
-    def start(self, indexes: Sequence[int]) -> list[NodeInfo]:
+    def start(self, indexes: Sequence[int]) -> list[LocalnetNode]:
         """Start the given nodes in parallel; wait until all joined."""
         runners = {i: Localnet([self.specs[i].home], seed=i) for i in indexes}
         out = []

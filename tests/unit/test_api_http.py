@@ -19,7 +19,8 @@ from datanet.api.app import create_app
 from datanet.api.routes import OPERATIONS, ApiContext
 from datanet.errors import NetworkError, NotFound, Timeout
 from datanet.node.config import Config, ConfigFile
-from datanet.testing.doubles import MemoryNode, PeerInfo
+from datanet.node.results import ConnectedPeer
+from datanet.testing.doubles import MemoryNode
 from identity.keys import KeyPair
 
 TOKEN = "test-token-0123456789abcdef"
@@ -230,9 +231,11 @@ async def test_unknown_paths_and_methods_are_json(h: Harness) -> None:
 async def test_id_and_peers(h: Harness) -> None:
     other = KeyPair.from_seed(b"\x05" * 32)
     h.node.known_peers.append(
-        PeerInfo(other.peer_id, ("/ip4/127.0.0.1/tcp/9",), h.node.org, 0.0123)
+        ConnectedPeer(other.peer_id, ("/ip4/127.0.0.1/tcp/9",), h.node.org, 0.0123)
     )
-    h.node.known_peers.append(PeerInfo(KeyPair.from_seed(b"\x06" * 32).peer_id, (), None, None))
+    h.node.known_peers.append(
+        ConnectedPeer(KeyPair.from_seed(b"\x06" * 32).peer_id, (), None, None)
+    )
     async with h.client() as c:
         r = await c.post("/api/v0/id")  # empty body = {}
         assert r.status_code == 200
@@ -301,7 +304,7 @@ async def test_routing_endpoints(h: Harness) -> None:
     key = f"/dn/{h.node.org}/a"
     value = base64.b64encode(raw).decode()
     peer = KeyPair.from_seed(b"\x07" * 32).peer_id
-    h.node.known_peers.append(PeerInfo(peer, ("/ip4/127.0.0.1/tcp/7",), None, None))
+    h.node.known_peers.append(ConnectedPeer(peer, ("/ip4/127.0.0.1/tcp/7",), None, None))
     h.node.providers[key.encode()] = [(peer, ["/ip4/127.0.0.1/tcp/7"])]
     async with h.client() as c:
         assert error(await c.post("/api/v0/routing/get", json={"key": key})) == (404, "not_found")

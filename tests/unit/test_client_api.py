@@ -42,8 +42,9 @@ from datanet.client import (
 from datanet.errors import DatanetError, DecodeError, NotFound, StaleRecord
 from datanet.node.config import Config, ConfigError, ConfigFile
 from datanet.node.paths import API_URL_FILE, TOKEN_FILE
+from datanet.node.results import ConnectedPeer
 from datanet.records.descriptor import verify_descriptor
-from datanet.testing.doubles import MemoryNode, PeerInfo
+from datanet.testing.doubles import MemoryNode
 from identity.keys import KeyPair
 
 TOKEN = "client-test-token-0123456789"
@@ -62,7 +63,7 @@ def _client(tmp: Path, node: MemoryNode, token: str = TOKEN) -> AsyncClient:
 async def test_typed_results_for_every_call(tmp_path: Path) -> None:
     node = MemoryNode()
     peer = KeyPair.from_seed(b"\x09" * 32).peer_id
-    node.known_peers.append(PeerInfo(peer, ("/ip4/127.0.0.1/tcp/1",), None, 0.002))
+    node.known_peers.append(ConnectedPeer(peer, ("/ip4/127.0.0.1/tcp/1",), None, 0.002))
     node.providers[b"/dn/k/x"] = [(peer, ["/ip4/127.0.0.1/tcp/1"])]
     raw = node.make_descriptor("sales/q1", title="Quarterly sales", keywords=("sales",))
     did = f"dn://{node.org}/sales/q1"
