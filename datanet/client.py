@@ -431,7 +431,7 @@ def api_endpoint(
         base_url = _read_small(layout.api_url)
     if base_url is None:
         config = load_config(layout.config)
-        host, port = config.api_host_port
+        host, port = config.api.host_port
         base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if token is None:
         token = _read_small(layout.api_token)

@@ -256,7 +256,7 @@ async def serve(
     from datanet.api.app import create_app  # noqa: PLC0415
     from datanet.api.routes import ApiContext  # noqa: PLC0415
 
-    host, port = config.api_host_port
+    host, port = config.api.host_port
     ctx = ApiContext(
         node=node,
         config_file=config_file,
@@ -268,7 +268,7 @@ async def serve(
     hc = HypercornConfig()
     # Bind here rather than in hypercorn: a bind failure becomes a clear DaemonError
     # (hypercorn would raise it inside exception groups and leak the socket).
-    hc.bind = [f"fd://{_bound_socket(host, port, config.api_address)}"]
+    hc.bind = [f"fd://{_bound_socket(host, port, config.api.address)}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("datanet.api.server")
     hc.include_server_header = False
@@ -392,7 +392,7 @@ def run_daemon(
     config_file = ConfigFile(config_path or HomeLayout(data_dir).config)
     with open_pid_lock(data_dir):
         config = config_file.read()
-        setup_logging(config.log_level, config.log_format, log_stream)
+        setup_logging(config.log.level, config.log.format, log_stream)
         log.info(
             "daemon_starting",
             extra={"kv": {"data_dir": str(data_dir), "config": str(config_file.path)}},

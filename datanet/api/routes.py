@@ -78,12 +78,12 @@ class ApiContext:
     @property
     def max_body_bytes(self) -> int:
         """``api.max_body_bytes`` of the running config."""
-        return self.running_config.api_max_body_bytes
+        return self.running_config.api.max_body_bytes
 
     @property
     def request_timeout(self) -> float:
         """``api.request_timeout`` of the running config."""
-        return self.running_config.api_request_timeout
+        return self.running_config.api.request_timeout
 
 
 # --- request fields -----------------------------------------------------------------

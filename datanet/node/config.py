@@ -11,6 +11,10 @@ Invariants:
   (a :class:`~datanet.errors.InvalidInput`) with the offending key in the message.
 * Unknown keys and sections are refused, so a typo never silently falls back to a
   default.
+* Code reads settings through typed, frozen sections (``config.dht.value_quorum``,
+  ``config.api.max_body_bytes``): one dataclass per TOML table, one field per
+  setting, with the setting's type. :data:`SECTIONS` is checked against
+  :data:`SETTINGS` when this module loads, so the two cannot drift apart.
 * The control API listens on a loopback address unless ``api.allow_remote`` is true.
 * :func:`render_config` writes every setting with its help as a comment; files are
   replaced atomically, so a crash never leaves half a config.
@@ -24,9 +28,9 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from datanet.errors import InvalidInput
 from identity.keystore import atomic_write
@@ -35,10 +39,16 @@ __all__ = [
     "ADMISSION_MODES",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "SECTIONS",
     "SETTINGS",
+    "ApiSettings",
     "Config",
     "ConfigError",
     "ConfigFile",
+    "DhtSettings",
+    "LimitsSettings",
+    "LogSettings",
+    "NetworkSettings",
     "Setting",
     "load_config",
     "parse_api_address",
@@ -297,6 +307,83 @@ _BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 _SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 
+# --- typed sections -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """``[network]``: where the libp2p host listens, what it announces, whom it admits."""
+
+    listen: tuple[str, ...]
+    announce: tuple[str, ...]
+    bootstrap: tuple[str, ...]
+    admission: str
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``[api]``: the HTTP control API."""
+
+    address: str
+    allow_remote: bool
+    max_body_bytes: int
+    request_timeout: float
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """``address`` split into an IP literal and a port."""
+        return parse_api_address(self.address)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """``[log]``: what the daemon logs, and how."""
+
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    """``[limits]``: per-peer and per-node resource limits."""
+
+    max_connections: int
+    inbound_streams_per_peer: int
+    request_timeout: float
+    record_store_bytes: int
+
+
+@dataclass(frozen=True)
+class DhtSettings:
+    """``[dht]``: Kademlia behaviour."""
+
+    value_quorum: int
+
+
+#: The typed section of each TOML table, in the order of :data:`SETTINGS`.
+SECTIONS: Mapping[str, type] = {
+    "network": NetworkSettings,
+    "api": ApiSettings,
+    "log": LogSettings,
+    "limits": LimitsSettings,
+    "dht": DhtSettings,
+}
+
+
+def _check_sections() -> None:
+    """Fail at import if the typed sections and the settings table disagree."""
+    expected: dict[str, dict[str, object]] = {}
+    for setting in SETTINGS:
+        hint = tuple[str, ...] if setting.kind is tuple else setting.kind
+        expected.setdefault(setting.section, {})[setting.name] = hint
+    actual = {name: get_type_hints(cls) for name, cls in SECTIONS.items()}
+    if actual != expected or list(actual) != list(expected):
+        raise AssertionError(f"config sections {actual} do not match SETTINGS {expected}")
+
+
+_check_sections()
+
+
 def _setting(key: str) -> Setting:
     try:
         return _BY_KEY[key]
@@ -383,9 +470,23 @@ def _parse_text(setting: Setting, text: str) -> object:
 
 @dataclass(frozen=True)
 class Config:
-    """A complete, validated configuration (every setting has a value)."""
+    """A complete, validated configuration (every setting has a value).
+
+    ``values`` holds every setting by dotted key (for ``config show/set`` and the
+    TOML file); the typed sections are the same values for code to read.
+    """
 
     values: Mapping[str, _Value]
+    network: NetworkSettings = field(init=False, repr=False, compare=False)
+    api: ApiSettings = field(init=False, repr=False, compare=False)
+    log: LogSettings = field(init=False, repr=False, compare=False)
+    limits: LimitsSettings = field(init=False, repr=False, compare=False)
+    dht: DhtSettings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for section, cls in SECTIONS.items():
+            fields = {s.name: self.values[s.key] for s in SETTINGS if s.section == section}
+            object.__setattr__(self, section, cls(**fields))
 
     @classmethod
     def defaults(cls) -> Config:
@@ -422,10 +523,10 @@ class Config:
         Raises:
             ConfigError: a non-loopback ``api.address`` without ``api.allow_remote``.
         """
-        host, _ = parse_api_address(self.api_address)
-        if not _is_loopback(host) and not self.values["api.allow_remote"]:
+        host, _ = self.api.host_port
+        if not _is_loopback(host) and not self.api.allow_remote:
             raise ConfigError(
-                f"api.address {self.api_address} is not a loopback address; the control API "
+                f"api.address {self.api.address} is not a loopback address; the control API "
                 "gives full control of the node, so set api.allow_remote = true to allow it"
             )
 
@@ -458,57 +559,6 @@ class Config:
             value = self.values[setting.key]
             out[setting.section][setting.name] = list(value) if isinstance(value, tuple) else value
         return out
-
-    # Typed accessors for what the daemon itself reads.
-    @property
-    def api_address(self) -> str:
-        """``api.address``."""
-        return str(self.values["api.address"])
-
-    @property
-    def api_host_port(self) -> tuple[str, int]:
-        """``api.address`` split into an IP literal and a port."""
-        return parse_api_address(self.api_address)
-
-    @property
-    def api_max_body_bytes(self) -> int:
-        """``api.max_body_bytes``."""
-        value = self.values["api.max_body_bytes"]
-        assert isinstance(value, int)
-        return value
-
-    @property
-    def api_request_timeout(self) -> float:
-        """``api.request_timeout``."""
-        value = self.values["api.request_timeout"]
-        assert isinstance(value, float)
-        return value
-
-    @property
-    def log_level(self) -> str:
-        """``log.level``."""
-        return str(self.values["log.level"])
-
-    @property
-    def log_format(self) -> str:
-        """``log.format``."""
-        return str(self.values["log.format"])
-
-    @property
-    def admission(self) -> str:
-        """``network.admission``."""
-        return str(self.values["network.admission"])
-
-    def addresses(self, key: str) -> tuple[str, ...]:
-        """A list-valued setting (``network.listen``, ``network.announce``, ``network.bootstrap``).
-
-        Raises:
-            ConfigError: ``key`` is unknown or not a list setting.
-        """
-        value = self[key]
-        if not isinstance(value, tuple):
-            raise ConfigError(f"{key} is not a list setting")
-        return value
 
 
 def _toml_value(value: _Value) -> str:

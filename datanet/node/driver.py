@@ -106,22 +106,6 @@ def _now() -> float:
     return time.time()
 
 
-def _number(config: Config, key: str) -> float:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"config {key} must be a number")
-    return float(value)
-
-
-def _strings(config: Config, key: str) -> list[str]:
-    value = config[key]
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, tuple | list):
-        raise InvalidInput(f"config {key} must be a list of strings")
-    return [str(v) for v in value]
-
-
 class _RecordSink:
     """The record store's sink: the database first (durability), then the node.
 
@@ -200,7 +184,7 @@ class Node:
         self.schedule = Schedule(_now())
         self.records = RecordStore(
             self.validator,
-            max_total_bytes=int(_number(config, "limits.record_store_bytes")),
+            max_total_bytes=config.limits.record_store_bytes,
             sink=_RecordSink(storage, self._on_records_accepted),
         )
         self.providers = ProviderStore(sink=storage)
@@ -212,8 +196,8 @@ class Node:
             providers=self.providers,
             rng=rng,
             config=CoordinatorConfig(
-                request_timeout=_number(config, "limits.request_timeout"),
-                value_quorum=int(_number(config, "dht.value_quorum")),
+                request_timeout=config.limits.request_timeout,
+                value_quorum=config.dht.value_quorum,
             ),
         )
         self._waiters: dict[int, tuple[trio.Event, list[LookupResult]]] = {}
@@ -304,7 +288,7 @@ class Node:
         restarted node rejoins while its bootstrap peers are down.
         """
         tried: set[bytes] = {self.peer_id.to_bytes()}
-        bootstrap = _strings(self._config, "network.bootstrap")
+        bootstrap = list(self._config.network.bootstrap)
         async with trio.open_nursery() as nursery:
             for addr in bootstrap:
                 try:
@@ -721,7 +705,7 @@ class Node:
             "peer_id": str(self.peer_id),
             "org": str(self._org) if self._org else None,
             "addresses": self.listen_addrs(),
-            "admission": self._config.admission,
+            "admission": self._config.network.admission,
             "peers": len(self._host.connected_peers()),
             "routing_table_size": len(self.coordinator.table),
             "records": len(self.records),
@@ -753,7 +737,7 @@ async def open_node(
     """
     home = Home(data_dir)
     now = int(_now())
-    mode = AdmissionMode(config.admission)
+    mode = AdmissionMode(config.network.admission)
     trust = _trust_for(home, mode)
     try:
         chain = home.membership_chain(now)
@@ -763,9 +747,9 @@ async def open_node(
     org = parse_certificate(chain[0]).org if chain else None
     admission = Admission(mode=mode, trust=trust, chain=tuple(chain))
     limits = HostLimits(
-        max_connections=int(_number(config, "limits.max_connections")),
-        inbound_streams_per_peer=int(_number(config, "limits.inbound_streams_per_peer")),
-        request_timeout=_number(config, "limits.request_timeout"),
+        max_connections=config.limits.max_connections,
+        inbound_streams_per_peer=config.limits.inbound_streams_per_peer,
+        request_timeout=config.limits.request_timeout,
     )
     storage = Storage(home.database_path)
     try:
@@ -773,10 +757,10 @@ async def open_node(
         try:
             async with open_host(
                 node_key,
-                _strings(config, "network.listen"),
+                list(config.network.listen),
                 admission,
                 limits=limits,
-                announce=_strings(config, "network.announce"),
+                announce=list(config.network.announce),
             ) as host:
                 node = Node(
                     key=node_key,

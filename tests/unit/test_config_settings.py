@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from datanet.errors import InvalidInput
 from datanet.node.config import (
+    SECTIONS,
     SETTINGS,
     Config,
     ConfigError,
@@ -32,8 +33,27 @@ def test_defaults_are_documented_values() -> None:
     assert c["api.allow_remote"] is False
     assert c["network.admission"] == "members"
     assert c["network.bootstrap"] == ()
-    assert c.api_host_port == ("127.0.0.1", 5080)
-    assert c.log_level == "info"
+    assert c.api.host_port == ("127.0.0.1", 5080)
+    assert c.log.level == "info"
+
+
+def test_typed_sections_hold_every_setting_with_its_type() -> None:
+    c = Config.defaults().with_value("dht.value_quorum", 7).with_value("log.format", "json")
+    for setting in SETTINGS:
+        section = getattr(c, setting.section)
+        assert isinstance(section, SECTIONS[setting.section])
+        value = getattr(section, setting.name)
+        assert value == c[setting.key]
+        assert isinstance(value, setting.kind)
+    assert c.dht.value_quorum == 7
+    assert c.log.format == "json"
+    assert c.limits.request_timeout == 5.0
+    assert c.network.admission == "members"
+    with pytest.raises(AttributeError):
+        c.dht.value_quorum = 3  # type: ignore[misc]  # frozen
+    assert [s.section for s in SETTINGS] == sorted(
+        (s.section for s in SETTINGS), key=list(SECTIONS).index
+    )
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:
@@ -86,7 +106,7 @@ def test_non_loopback_api_needs_allow_remote(address: str) -> None:
     with pytest.raises(ConfigError, match="allow_remote"):
         Config.from_mapping({"api": {"address": address}})
     c = Config.from_mapping({"api": {"address": address, "allow_remote": True}})
-    assert c.api_address == address
+    assert c.api.address == address
 
 
 @pytest.mark.parametrize(
@@ -107,7 +127,7 @@ def test_with_value_parses_command_line_text() -> None:
     assert c.with_value("api.allow_remote", "true")["api.allow_remote"] is True
     assert c.with_value("api.max_body_bytes", "2048")["api.max_body_bytes"] == 2048
     two = f"/ip4/1.1.1.1/tcp/1/p2p/{PEER}, /dns4/boot.example.org/tcp/4001/p2p/{PEER}"
-    assert len(c.with_value("network.bootstrap", two).addresses("network.bootstrap")) == 2
+    assert len(c.with_value("network.bootstrap", two).network.bootstrap) == 2
     arr = f'["/ip4/1.1.1.1/tcp/1/p2p/{PEER}"]'
     assert c.with_value("network.bootstrap", arr)["network.bootstrap"] == (
         f"/ip4/1.1.1.1/tcp/1/p2p/{PEER}",
@@ -121,7 +141,7 @@ def test_with_value_parses_command_line_text() -> None:
     with pytest.raises(ConfigError, match="allow_remote"):
         c.with_value("api.address", "0.0.0.0:5080")
     c2 = c.with_value("api.allow_remote", True).with_value("api.address", "0.0.0.0:5080")
-    assert c2.api_address == "0.0.0.0:5080"
+    assert c2.api.address == "0.0.0.0:5080"
 
 
 def test_config_file_set_is_atomic_and_keeps_file_on_error(tmp_path: Path) -> None:
@@ -132,7 +152,7 @@ def test_config_file_set_is_atomic_and_keeps_file_on_error(tmp_path: Path) -> No
     with pytest.raises(ConfigError):
         cf.set("log.level", "loud")
     assert path.read_bytes() == before
-    assert cf.read().log_level == "debug"
+    assert cf.read().log.level == "debug"
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]  # no temp file left
 
 
