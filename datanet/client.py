@@ -26,10 +26,9 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -37,6 +36,29 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 
 from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for_code
+from datanet.api.results import (
+    CertificateInfo,
+    ConfigChange,
+    ConfigView,
+    NodeInfo,
+    NodeStatus,
+    PeerInfo,
+    ProviderInfo,
+    PublishResult,
+    Resolved,
+    SearchHit,
+    bad_response,
+    bytes_of,
+    field_of,
+    parse_hits,
+    parse_node_info,
+    parse_peers,
+    parse_providers,
+    parse_publish,
+    parse_resolved,
+    parse_status,
+    texts_of,
+)
 from datanet.errors import DatanetError, NetworkError, Timeout
 from datanet.node.config import load_config
 from datanet.node.paths import HomeLayout
@@ -63,239 +85,6 @@ _MAX_TOKEN_FILE = 4096
 T = TypeVar("T")
 
 
-# --- results ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """``id``: the node's identity."""
-
-    peer_id: str
-    org: str | None
-    addrs: tuple[str, ...]
-    agent: str
-
-
-@dataclass(frozen=True)
-class PeerInfo:
-    """One connected peer; ``latency_ms`` is ``None`` until measured."""
-
-    peer_id: str
-    addrs: tuple[str, ...]
-    org: str | None
-    latency_ms: float | None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """``publish``: what was stored and on how many peers."""
-
-    dataset_id: str
-    sequence: int
-    replicas: int
-
-
-@dataclass(frozen=True)
-class CertificateInfo:
-    """The publishing node's membership certificate, as the daemon verified it."""
-
-    org: str
-    org_name: str
-    node: str
-    roles: tuple[str, ...]
-    serial: int
-    not_before: int
-    not_after: int
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """``resolve``: the newest valid descriptor.
-
-    ``raw`` is the signed envelope, so a caller that does not trust its daemon can
-    verify it again with ``datanet.records.descriptor.verify_descriptor``.
-    """
-
-    dataset_id: str
-    sequence: int
-    descriptor: Mapping[str, Any]
-    certificate: CertificateInfo
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One catalog hit; ``fields`` holds everything the catalog returned for it."""
-
-    dataset_id: str
-    title: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProviderInfo:
-    """``find_providers``: a peer that provides a key."""
-
-    peer_id: str
-    addrs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ConfigView:
-    """``config_show``: the config file and whether the node runs something else."""
-
-    path: str
-    config: Mapping[str, Mapping[str, Any]]
-    restart_required: bool
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    """``config_set``: the value written (canonical form)."""
-
-    key: str
-    value: Any
-    restart_required: bool
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """``status``: a summary of the running daemon; ``node`` is the node's own report."""
-
-    peer_id: str
-    org: str | None
-    version: str
-    pid: int
-    uptime_s: float
-    api_url: str
-    peers: int
-    node: Mapping[str, Any]
-
-
-# --- parsing ------------------------------------------------------------------------
-
-
-def _bad(what: str) -> ApiError:
-    return ApiError(f"the daemon sent a malformed {what} response")
-
-
-def _get(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = doc.get(name)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        raise _bad(f"{name!r} in the")
-    return value
-
-
-def _texts(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    values = _get(doc, name, list)
-    if not all(isinstance(v, str) for v in values):
-        raise _bad(name)
-    return tuple(values)
-
-
-def _opt_text(doc: Mapping[str, Any], name: str) -> str | None:
-    value = doc.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _bad(name)
-    return value
-
-
-def _node_info(doc: Mapping[str, Any]) -> NodeInfo:
-    return NodeInfo(
-        _get(doc, "peer_id", str),
-        _opt_text(doc, "org"),
-        _texts(doc, "addrs"),
-        _get(doc, "agent", str),
-    )
-
-
-def _peers(doc: Mapping[str, Any]) -> list[PeerInfo]:
-    out = []
-    for item in _get(doc, "peers", list):
-        if not isinstance(item, dict):
-            raise _bad("peers")
-        latency = item.get("latency_ms")
-        if latency is not None and (
-            isinstance(latency, bool) or not isinstance(latency, int | float)
-        ):
-            raise _bad("latency_ms")
-        out.append(
-            PeerInfo(
-                _get(item, "peer_id", str),
-                _texts(item, "addrs"),
-                _opt_text(item, "org"),
-                None if latency is None else float(latency),
-            )
-        )
-    return out
-
-
-def _publish(doc: Mapping[str, Any]) -> PublishResult:
-    return PublishResult(
-        _get(doc, "dataset_id", str), _get(doc, "sequence", int), _get(doc, "replicas", int)
-    )
-
-
-def _b64(doc: Mapping[str, Any], name: str) -> bytes:
-    try:
-        return base64.b64decode(_get(doc, name, str), validate=True)
-    except binascii.Error:
-        raise _bad(name) from None
-
-
-def _resolved(doc: Mapping[str, Any]) -> Resolved:
-    cert = _get(doc, "certificate", dict)
-    return Resolved(
-        dataset_id=_get(doc, "dataset_id", str),
-        sequence=_get(doc, "sequence", int),
-        descriptor=_get(doc, "descriptor", dict),
-        certificate=CertificateInfo(
-            org=_get(cert, "org", str),
-            org_name=_get(cert, "org_name", str),
-            node=_get(cert, "node", str),
-            roles=_texts(cert, "roles"),
-            serial=_get(cert, "serial", int),
-            not_before=_get(cert, "not_before", int),
-            not_after=_get(cert, "not_after", int),
-        ),
-        raw=_b64(doc, "raw"),
-    )
-
-
-def _hits(doc: Mapping[str, Any]) -> list[SearchHit]:
-    out = []
-    for item in _get(doc, "hits", list):
-        if not isinstance(item, dict):
-            raise _bad("hits")
-        title = item.get("title", "")
-        out.append(
-            SearchHit(_get(item, "dataset_id", str), title if isinstance(title, str) else "", item)
-        )
-    return out
-
-
-def _providers(doc: Mapping[str, Any]) -> list[ProviderInfo]:
-    out = []
-    for item in _get(doc, "providers", list):
-        if not isinstance(item, dict):
-            raise _bad("providers")
-        out.append(ProviderInfo(_get(item, "peer_id", str), _texts(item, "addrs")))
-    return out
-
-
-def _status(doc: Mapping[str, Any]) -> NodeStatus:
-    return NodeStatus(
-        peer_id=_get(doc, "peer_id", str),
-        org=_opt_text(doc, "org"),
-        version=_get(doc, "version", str),
-        pid=_get(doc, "pid", int),
-        uptime_s=float(_get(doc, "uptime_s", (int, float))),
-        api_url=_get(doc, "api_url", str),
-        peers=_get(doc, "peers", int),
-        node=_get(doc, "node", dict),
-    )
-
-
 def _key_text(key: str | bytes) -> str:
     if isinstance(key, bytes):
         try:
@@ -320,51 +109,53 @@ class _Calls:
 
     @staticmethod
     def id() -> _Call[NodeInfo]:
-        return _Call("/id", _node_info)
+        return _Call("/id", parse_node_info)
 
     @staticmethod
     def peers() -> _Call[list[PeerInfo]]:
-        return _Call("/peers", _peers)
+        return _Call("/peers", parse_peers)
 
     @staticmethod
     def publish(data: bytes) -> _Call[PublishResult]:
-        return _Call("/publish", _publish, content=bytes(data))
+        return _Call("/publish", parse_publish, content=bytes(data))
 
     @staticmethod
     def resolve(dataset_id: object, refresh: bool) -> _Call[Resolved]:
-        return _Call("/resolve", _resolved, {"id": str(dataset_id), "refresh": refresh})
+        return _Call("/resolve", parse_resolved, {"id": str(dataset_id), "refresh": refresh})
 
     @staticmethod
     def search(query: str, limit: int, offset: int) -> _Call[list[SearchHit]]:
-        return _Call("/search", _hits, {"query": query, "limit": limit, "offset": offset})
+        return _Call("/search", parse_hits, {"query": query, "limit": limit, "offset": offset})
 
     @staticmethod
     def routing_get(key: str | bytes) -> _Call[bytes]:
-        return _Call("/routing/get", lambda d: _b64(d, "value"), {"key": _key_text(key)})
+        return _Call("/routing/get", lambda d: bytes_of(d, "value"), {"key": _key_text(key)})
 
     @staticmethod
     def routing_put(key: str | bytes, value: bytes) -> _Call[int]:
         body = {"key": _key_text(key), "value": base64.b64encode(value).decode("ascii")}
-        return _Call("/routing/put", lambda d: int(_get(d, "replicas", int)), body)
+        return _Call("/routing/put", lambda d: int(field_of(d, "replicas", int)), body)
 
     @staticmethod
     def find_peer(peer: object) -> _Call[list[str]]:
-        return _Call("/routing/findpeer", lambda d: list(_texts(d, "addrs")), {"peer": str(peer)})
+        return _Call("/routing/findpeer", lambda d: list(texts_of(d, "addrs")), {"peer": str(peer)})
 
     @staticmethod
     def find_providers(key: str | bytes, count: int) -> _Call[list[ProviderInfo]]:
-        return _Call("/routing/findprovs", _providers, {"key": _key_text(key), "count": count})
+        return _Call("/routing/findprovs", parse_providers, {"key": _key_text(key), "count": count})
 
     @staticmethod
     def routing_stats() -> _Call[dict[str, Any]]:
-        return _Call("/routing/stats", lambda d: dict(_get(d, "stats", dict)))
+        return _Call("/routing/stats", lambda d: dict(field_of(d, "stats", dict)))
 
     @staticmethod
     def config_show() -> _Call[ConfigView]:
         return _Call(
             "/config/show",
             lambda d: ConfigView(
-                _get(d, "path", str), _get(d, "config", dict), _get(d, "restart_required", bool)
+                field_of(d, "path", str),
+                field_of(d, "config", dict),
+                field_of(d, "restart_required", bool),
             ),
         )
 
@@ -373,14 +164,14 @@ class _Calls:
         return _Call(
             "/config/set",
             lambda d: ConfigChange(
-                _get(d, "key", str), d.get("value"), _get(d, "restart_required", bool)
+                field_of(d, "key", str), d.get("value"), field_of(d, "restart_required", bool)
             ),
             {"key": key, "value": value},
         )
 
     @staticmethod
     def status() -> _Call[NodeStatus]:
-        return _Call("/node/status", _status)
+        return _Call("/node/status", parse_status)
 
     @staticmethod
     def stop() -> _Call[bool]:
@@ -466,9 +257,9 @@ def _parse(call: _Call[T], response: httpx.Response) -> T:
     try:
         doc = response.json()
     except (ValueError, UnicodeDecodeError):
-        raise _bad("non-JSON") from None
+        raise bad_response("non-JSON") from None
     if not isinstance(doc, dict):
-        raise _bad(call.path)
+        raise bad_response(call.path)
     return call.parse(doc)
 
 
