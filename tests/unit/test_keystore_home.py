@@ -28,6 +28,7 @@ from datanet.node.home import (
     certificate_status,
     resolve_data_dir,
 )
+from datanet.node.paths import HomeLayout
 from identity.certs import Role, issue_certificate, issue_revocation, parse_certificate
 from identity.keys import KeyPair
 from identity.keystore import KdfParams, PassphraseRequired
@@ -237,3 +238,39 @@ def test_unwritable_directory_is_home_error(tmp_path: Path) -> None:
     h = Home(blocker / "home")
     with pytest.raises(HomeError):
         h.init()
+
+
+def test_layout_names_are_the_on_disk_format(tmp_path: Path, org_key: KeyPair) -> None:
+    # Existing data directories rely on these names: changing one is a migration.
+    layout = HomeLayout(tmp_path)
+    stem = str(org_key.org_id).removeprefix("did:key:")
+    assert {
+        "node_key": layout.node_key,
+        "config": layout.config,
+        "trust": layout.trust,
+        "cert": layout.certificate(org_key.org_id, 7),
+        "rev": layout.revocation(org_key.org_id),
+        "org_key": layout.org_key("acme"),
+        "org_state": layout.org_state("acme"),
+        "org_rev": layout.org_revocation("acme"),
+        "database": layout.database,
+        "catalog": layout.catalog,
+        "pid": layout.pid_file,
+        "token": layout.api_token,
+        "url": layout.api_url,
+    } == {
+        "node_key": tmp_path / "node.key",
+        "config": tmp_path / "config.toml",
+        "trust": tmp_path / "trust.toml",
+        "cert": tmp_path / "certs" / f"{stem}-7.cert",
+        "rev": tmp_path / "revocations" / f"{stem}.rev",
+        "org_key": tmp_path / "orgs" / "acme.key",
+        "org_state": tmp_path / "orgs" / "acme.toml",
+        "org_rev": tmp_path / "orgs" / "acme.rev",
+        "database": tmp_path / "datanet.sqlite",
+        "catalog": tmp_path / "catalog.sqlite",
+        "pid": tmp_path / "datanet.pid",
+        "token": tmp_path / "api.token",
+        "url": tmp_path / "api.url",
+    }
+    assert Home(tmp_path).layout == layout
