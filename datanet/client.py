@@ -35,7 +35,6 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
-from datanet.api.errors import ApiError, DaemonUnreachable, error_class_for_code
 from datanet.api.results import (
     CertificateInfo,
     ConfigChange,
@@ -59,7 +58,14 @@ from datanet.api.results import (
     parse_status,
     texts_of,
 )
-from datanet.errors import DatanetError, NetworkError, Timeout
+from datanet.errors import (
+    ApiError,
+    DaemonUnreachable,
+    DatanetError,
+    NetworkError,
+    Timeout,
+    error_class_for_code,
+)
 from datanet.node.config import load_config
 from datanet.node.paths import HomeLayout
 

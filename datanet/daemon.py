@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import trio
 
 from datanet.api._node_protocol import NodeAPI
-from datanet.errors import DatanetError
+from datanet.errors import DaemonAlreadyRunning, DaemonError, DatanetError
 from datanet.node.config import Config, ConfigFile
 from datanet.node.paths import HomeLayout
 from identity.keys import KeyPair
@@ -71,18 +71,6 @@ __all__ = [
 
 
 log = logging.getLogger("datanet.daemon")
-
-
-class DaemonError(DatanetError):
-    """Raised when the daemon cannot start (files, ports, node)."""
-
-    code = "daemon_error"
-
-
-class DaemonAlreadyRunning(DaemonError):
-    """Raised when another daemon holds this data directory's pid lock."""
-
-    code = "daemon_already_running"
 
 
 class NodeFactory(Protocol):

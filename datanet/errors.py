@@ -1,12 +1,26 @@
-"""datanet's exception tree, extended with the node's own failures.
+"""datanet's exception tree, extended with the node's own failures, and the code registry.
 
 Re-exports the pure tree from :mod:`identity.errors` and adds what only a running
-node can hit: network, timeout, remote protocol, storage, not-found. Library
+node can hit: network, timeout, remote protocol, storage, not-found; the errors of
+the settings, the data directory, the daemon and the control API. Library
 exceptions (py-libp2p, sqlite3, httpx) are translated into these once, at the
 adapter that calls the library.
+
+Invariants:
+* Every error's ``code`` is stable: it is what the control API sends and what the
+  CLI prints with ``--json``. The modules that raise these errors re-export them
+  (``datanet.node.config.ConfigError``, ``datanet.api.errors.Unauthorized``, …).
+* :data:`ERRORS_BY_CODE` is an explicit table, not a walk over whatever subclasses
+  happen to be imported, so the client maps a code to the same class whichever
+  modules it loaded. Every coded :class:`DatanetError` subclass anywhere is either
+  in it or named, with the reason, in :data:`CODES_NOT_MAPPED` (a unit test checks).
+* :func:`error_class_for_code` never fails: an unknown code becomes :class:`ApiError`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from identity.errors import (
     CertificateError,
@@ -28,20 +42,37 @@ from identity.errors import (
     VerificationError,
     WrongPassphrase,
 )
+from identity.keystore import InsecureKeyFile, KeyFileExists, KeyFileNotFound, PassphraseRequired
 
 __all__ = [
+    "CODES_NOT_MAPPED",
+    "ERRORS_BY_CODE",
+    "AlreadyInitialized",
+    "ApiError",
+    "BodyTooLarge",
     "CertificateError",
     "CertificateExpired",
     "CertificateNotYetValid",
     "CertificateRevoked",
+    "ConfigError",
     "CorruptKeyFile",
+    "DaemonAlreadyRunning",
+    "DaemonError",
+    "DaemonUnreachable",
     "DatanetError",
     "DecodeError",
     "ExpiredRecord",
+    "HomeError",
+    "InternalError",
     "InvalidInput",
+    "InvalidJson",
+    "InvalidRequest",
     "KeystoreError",
+    "MethodNotAllowed",
     "NetworkError",
     "NotFound",
+    "NotInitialized",
+    "OrgNotFound",
     "PeerUnreachable",
     "RecordTooLarge",
     "RemoteProtocolError",
@@ -51,9 +82,14 @@ __all__ = [
     "StaleRecord",
     "StorageError",
     "Timeout",
+    "Unauthorized",
+    "UnknownAlias",
+    "UnknownEndpoint",
+    "UnsupportedMediaType",
     "UntrustedOrganization",
     "VerificationError",
     "WrongPassphrase",
+    "error_class_for_code",
 ]
 
 
@@ -91,3 +127,224 @@ class NotFound(DatanetError):
     """Raised when a record, dataset or peer is not found anywhere we looked."""
 
     code = "not_found"
+
+
+# --- settings, the data directory, organizations, the daemon -----------------------
+
+
+class ConfigError(InvalidInput):
+    """Raised when a config file, key or value is not acceptable."""
+
+    code = "invalid_config"
+
+
+class UnknownAlias(InvalidInput):
+    """Raised when ``dn://<alias>/…`` names an alias that is not configured."""
+
+    code = "unknown_alias"
+
+
+class HomeError(DatanetError):
+    """Raised when a file of the data directory cannot be read, written or parsed."""
+
+    code = "home_error"
+
+
+class NotInitialized(NotFound):
+    """Raised when the data directory holds no node key (run ``datanet init``)."""
+
+    code = "not_initialized"
+
+
+class AlreadyInitialized(HomeError):
+    """Raised by :meth:`Home.init` when the data directory already holds a node key."""
+
+    code = "already_initialized"
+
+
+class OrgNotFound(NotFound):
+    """Raised when no organization of that name or id is known here."""
+
+    code = "org_not_found"
+
+
+class DaemonError(DatanetError):
+    """Raised when the daemon cannot start (files, ports, node)."""
+
+    code = "daemon_error"
+
+
+class DaemonAlreadyRunning(DaemonError):
+    """Raised when another daemon holds this data directory's pid lock."""
+
+    code = "daemon_already_running"
+
+
+# --- the control API (``status``: the HTTP status that reports it) -----------------
+
+
+class ApiError(DatanetError):
+    """Raised for a failure of the control API itself rather than of the node."""
+
+    code = "api_error"
+    status = 500
+
+
+class Unauthorized(ApiError):
+    """Raised when the bearer token is missing or wrong; nothing was done."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class UnknownEndpoint(ApiError):
+    """Raised when no API endpoint has the requested path."""
+
+    code = "unknown_endpoint"
+    status = 404
+
+
+class MethodNotAllowed(ApiError):
+    """Raised when an endpoint is called with the wrong HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class InvalidRequest(ApiError, InvalidInput):
+    """Raised when a request body does not match the endpoint's schema."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class InvalidJson(InvalidRequest):
+    """Raised when a JSON endpoint's body is not a JSON object."""
+
+    code = "invalid_json"
+
+
+class BodyTooLarge(InvalidRequest):
+    """Raised when a request body exceeds ``api.max_body_bytes``."""
+
+    code = "body_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """Raised when the request's Content-Type is not the one the endpoint takes."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class InternalError(ApiError):
+    """Raised (client side) when the daemon hit a bug; the daemon's log has details."""
+
+    code = "internal_error"
+    status = 500
+
+
+class DaemonUnreachable(NetworkError):
+    """Raised by the client when no daemon answers at the API address."""
+
+    code = "daemon_unreachable"
+
+
+# --- the code -> class registry ---------------------------------------------------
+
+
+def _by_code(classes: Iterable[type[DatanetError]]) -> Mapping[str, type[DatanetError]]:
+    table: dict[str, type[DatanetError]] = {}
+    for cls in classes:
+        code = cls.__dict__["code"]  # its own code, never an inherited one
+        if code in table:
+            raise AssertionError(f"error code {code!r} is used by two classes")
+        table[code] = cls
+    return MappingProxyType(table)
+
+
+#: Every error code the client turns back into its class. Add a new error here; the
+#: unit test of this table names any coded class that is missing.
+ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
+    (
+        # identity/ (the pure tree) and its keystore
+        DatanetError,
+        InvalidInput,
+        DecodeError,
+        RecordTooLarge,
+        VerificationError,
+        SignatureError,
+        CertificateError,
+        CertificateExpired,
+        CertificateNotYetValid,
+        CertificateRevoked,
+        UntrustedOrganization,
+        RoleNotGranted,
+        ScopeError,
+        ExpiredRecord,
+        StaleRecord,
+        KeystoreError,
+        WrongPassphrase,
+        CorruptKeyFile,
+        KeyFileNotFound,
+        KeyFileExists,
+        InsecureKeyFile,
+        PassphraseRequired,
+        # datanet's own
+        NetworkError,
+        PeerUnreachable,
+        Timeout,
+        RemoteProtocolError,
+        StorageError,
+        NotFound,
+        ConfigError,
+        UnknownAlias,
+        HomeError,
+        NotInitialized,
+        AlreadyInitialized,
+        OrgNotFound,
+        DaemonError,
+        DaemonAlreadyRunning,
+        # the API itself
+        ApiError,
+        Unauthorized,
+        UnknownEndpoint,
+        MethodNotAllowed,
+        InvalidRequest,
+        InvalidJson,
+        BodyTooLarge,
+        UnsupportedMediaType,
+        InternalError,
+        DaemonUnreachable,
+    )
+)
+
+#: Coded errors the client does not map back to their own class, and why. Those
+#: that can reach the API still arrive with their ``code``, as an :class:`ApiError`.
+CODES_NOT_MAPPED: Mapping[str, str] = MappingProxyType(
+    {
+        # Raised by the devnet and test tools only: never an API answer.
+        "devnet_error": "local: the devnet tool",
+        "daemon_start_failed": "local: the devnet tool",
+        "tour_failed": "local: the devnet tool",
+        "devnet_samples_invalid": "local: the devnet tool",
+        "localnet_error": "local: a test tool",
+        "op_failed": "local: a test tool",
+        "warm": "local: a test tool",
+        # Raised by the p2p adapter and routing/: the client would need trio, libp2p
+        # or routing/ to load their classes, and it must start fast without them.
+        "admission_refused": "p2p adapter",
+        "protocol_not_supported": "p2p adapter",
+        "frame_too_large": "p2p adapter",
+        "stream_closed": "p2p adapter",
+        "remote_error": "p2p adapter",
+        "rate_limited": "routing/",
+        "store_full": "routing/",
+    }
+)
+
+
+def error_class_for_code(code: str) -> type[DatanetError]:
+    """The exception class whose ``code`` is ``code`` (:class:`ApiError` if none is)."""
+    return ERRORS_BY_CODE.get(code, ApiError)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from datanet.api.errors import ApiError
+from datanet.errors import ApiError
 
 __all__ = [
     "CertificateInfo",

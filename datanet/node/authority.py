@@ -27,7 +27,7 @@ from typing import Any
 
 import tomli_w
 
-from datanet.errors import InvalidInput, NotFound, ScopeError, StaleRecord
+from datanet.errors import InvalidInput, OrgNotFound, ScopeError, StaleRecord
 from datanet.node.home import (
     ORG_NAME_PATTERN,
     Home,
@@ -57,12 +57,6 @@ __all__ = [
 ]
 
 MAX_CERT_DAYS = 10 * 366
-
-
-class OrgNotFound(NotFound):
-    """Raised when no organization of that name or id is known here."""
-
-    code = "org_not_found"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from datanet.errors import InvalidInput
+from datanet.errors import ConfigError
 from identity.keystore import atomic_write
 
 __all__ = [
@@ -64,12 +64,6 @@ _MAX_LIST_ITEMS = 64
 _MAX_TEXT = 1024
 
 _Value = str | int | float | bool | tuple[str, ...]
-
-
-class ConfigError(InvalidInput):
-    """Raised when a config file, key or value is not acceptable."""
-
-    code = "invalid_config"
 
 
 # --- value checks -------------------------------------------------------------------

@@ -30,12 +30,15 @@ import platformdirs
 import tomli_w
 
 from datanet.errors import (
+    AlreadyInitialized,
     CertificateExpired,
     CertificateRevoked,
     DatanetError,
     DecodeError,
+    HomeError,
     InvalidInput,
     NotFound,
+    NotInitialized,
     ScopeError,
     StaleRecord,
 )
@@ -81,24 +84,6 @@ DATA_DIR_ENV = "DATANET_HOME"
 #: A local org name (it becomes a file name in ``orgs/``; trusted orgs may carry one too).
 ORG_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_SMALL_FILE = 1024 * 1024
-
-
-class HomeError(DatanetError):
-    """Raised when a file of the data directory cannot be read, written or parsed."""
-
-    code = "home_error"
-
-
-class NotInitialized(NotFound):
-    """Raised when the data directory holds no node key (run ``datanet init``)."""
-
-    code = "not_initialized"
-
-
-class AlreadyInitialized(HomeError):
-    """Raised by :meth:`Home.init` when the data directory already holds a node key."""
-
-    code = "already_initialized"
 
 
 def resolve_data_dir(

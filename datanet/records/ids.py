@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from datanet.errors import DecodeError, InvalidInput
+from datanet.errors import DecodeError, InvalidInput, UnknownAlias
 from identity.keys import OrgId
 
 __all__ = [
@@ -54,12 +54,6 @@ DHT_NAMESPACE = b"/dn/"
 
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-class UnknownAlias(InvalidInput):
-    """Raised when ``dn://<alias>/…`` names an alias that is not configured."""
-
-    code = "unknown_alias"
 
 
 def check_dataset_name(name: str) -> str:

@@ -21,13 +21,10 @@ import pytest
 
 from datanet.api.app import create_app
 from datanet.api.errors import (
-    CODES_NOT_MAPPED,
-    ERRORS_BY_CODE,
     ApiError,
     DaemonUnreachable,
     InvalidRequest,
     Unauthorized,
-    error_class_for_code,
 )
 from datanet.api.routes import ApiContext
 from datanet.client import (
@@ -39,7 +36,15 @@ from datanet.client import (
     Resolved,
     api_endpoint,
 )
-from datanet.errors import DatanetError, DecodeError, NotFound, StaleRecord
+from datanet.errors import (
+    CODES_NOT_MAPPED,
+    ERRORS_BY_CODE,
+    DatanetError,
+    DecodeError,
+    NotFound,
+    StaleRecord,
+    error_class_for_code,
+)
 from datanet.node.config import Config, ConfigError, ConfigFile
 from datanet.node.paths import API_URL_FILE, TOKEN_FILE
 from datanet.node.results import ConnectedPeer
@@ -156,7 +161,7 @@ def test_every_error_code_is_mapped_or_named_as_not_mapped() -> None:
         for c in _coded_subclasses(DatanetError)
         if ERRORS_BY_CODE.get(c.code) is not c and c.code not in CODES_NOT_MAPPED
     }
-    assert not missing, "add these to datanet.api.errors.ERRORS_BY_CODE (or CODES_NOT_MAPPED)"
+    assert not missing, "add these to datanet.errors.ERRORS_BY_CODE (or CODES_NOT_MAPPED)"
     assert not set(ERRORS_BY_CODE) & set(CODES_NOT_MAPPED)
     assert all(cls.code == code for code, cls in ERRORS_BY_CODE.items())
 
