@@ -2,7 +2,7 @@
 
 Every node is a full datanet node (libp2p over TCP on 127.0.0.1 with Noise and
 Yamux, SQLite in WAL mode, signed descriptors) hosted by ``python -m
-datanet.testing.localnet`` worker processes, driven over their stdin/stdout:
+datanet.testing.localnet_worker`` processes, driven over their stdin/stdout:
 
 1. provision ``--nodes`` data directories of ``--orgs`` organizations (plus one
    more for the idle-memory probe); the first ``--bootstraps`` nodes are

@@ -11,7 +11,9 @@ clock (:mod:`~datanet.testing.clock`) and record builders
 modules:
 
 * :mod:`datanet.testing.network` - in-process networks of real nodes, raw puts.
-* :mod:`datanet.testing.localnet` - multi-process networks driven over pipes.
+* :mod:`datanet.testing.localnet` - multi-process networks driven over pipes
+  (the runner side is :mod:`datanet.testing.localnet_worker`).
+* :mod:`datanet.testing.raw` - raw kad frames past a node's own client.
 * :mod:`datanet.testing.doubles` - :class:`~datanet.testing.doubles.MemoryNode`,
   the in-memory node behind the HTTP API; :mod:`datanet.testing.memory_daemon`
   runs it as a daemon.

@@ -3,7 +3,7 @@
 The network is real: libp2p hosts on 127.0.0.1, SQLite files, signatures. The
 attacker is one of its nodes, a *member* with a valid certificate (the strongest
 position short of owning a victim's key), sending raw kad frames through
-:func:`datanet.testing.localnet.send_raw_kad`, past its own client's checks.
+:func:`datanet.testing.raw.send_raw_kad`, past its own client's checks.
 Genuine and forged descriptors for these nodes come from
 :mod:`datanet.testing.records` (:func:`~datanet.testing.records.signed_by`,
 :func:`~datanet.testing.records.sign_as`, :func:`~datanet.testing.records.forge_body`).
@@ -20,7 +20,7 @@ from datanet.devnet import DevnetNode, provision
 from datanet.node.config import load_config
 from datanet.node.driver import Node, open_node
 from datanet.node.home import Home
-from datanet.testing.localnet import put_value_payload, send_raw_kad
+from datanet.testing.raw import put_value_payload, send_raw_kad
 
 __all__ = ["in_process_network", "raw_put"]
 

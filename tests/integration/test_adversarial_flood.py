@@ -25,8 +25,8 @@ from datanet.errors import DatanetError
 from datanet.node.driver import Node
 from datanet.p2p import addr_to_bytes, parse_addr
 from datanet.records.ids import DatasetId
-from datanet.testing.localnet import send_raw_kad
 from datanet.testing.network import in_process_network
+from datanet.testing.raw import send_raw_kad
 from datanet.testing.records import forge_body, signed_by
 from identity.keys import KeyPair
 from routing.wire import Message, MessageType, Peer, Record

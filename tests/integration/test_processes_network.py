@@ -1,6 +1,6 @@
 """A network of node *processes* on 127.0.0.1: publish, update, crash, restart.
 
-Every node runs in its own ``python -m datanet.testing.localnet`` process (real libp2p
+Every node runs in its own ``python -m datanet.testing.localnet_worker`` process (real libp2p
 over TCP, real SQLite files, real signatures), driven over its stdin/stdout.
 Crashes are SIGKILL, restarts reuse the same data directory.
 """
