@@ -4,8 +4,9 @@ Build one with :func:`open_host` (an async context manager) or start
 :func:`serve_host` in a nursery. The host wraps py-libp2p's swarm (TCP, Noise,
 Yamux) and implements the rest itself: multistream-select (:mod:`.streams`),
 identify and ping (:mod:`.protocols`), admission on ``/datanet/id/1.0.0``
-(one :class:`~.peer.PeerSession` state machine per peer, whose actions the host
-carries out) and the address book (:mod:`.addrbook`).
+(one :class:`~.peer.PeerSession` state machine per peer, driven by
+:mod:`.sessions`), inbound stream gating (:mod:`.inbound`), dialing
+(:mod:`.dialer`) and the address book (:mod:`.addrbook`).
 
 **The service surface.** Protocols built on the host (``host.kad``, the
 request/response protocols of :mod:`.rpc`, later gossip and access requests)
@@ -49,13 +50,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from datanet.errors import DatanetError, InvalidInput, NetworkError, PeerUnreachable
+from datanet.errors import DatanetError, InvalidInput, NetworkError
 from datanet.p2p import _libp2p as lp
 from datanet.p2p import protocols, rpc
 from datanet.p2p._errors import translate
 from datanet.p2p.addrbook import AddressBook
 from datanet.p2p.addrs import as_peer, parse_addr
 from datanet.p2p.admission import ID_PROTOCOL, MODE_KAD_SERVER, Admission, Hello
+from datanet.p2p.dialer import Dialer
 from datanet.p2p.events import PeerEvent, PeerEvents, PeerListener
 from datanet.p2p.inbound import InboundStreams
 from datanet.p2p.kad import KAD_PROTOCOL, KadService
@@ -141,10 +143,10 @@ class Host:
         self._public_key_bytes: bytes = bytes(lp.libp2p_key_pair(key).public_key.serialize())
         self._book = AddressBook(self.peer_id, per_peer=limits.max_peer_addrs)
         self._events = PeerEvents()
-        self._dialing: dict[PeerId, trio.Event] = {}
         self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        self._dialer = Dialer(self._swarm, self._book, limits.dial_timeout, self._is_connected)
         self._sessions = PeerSessions(
             admission=admission,
             limits=limits,
@@ -238,7 +240,7 @@ class Host:
         Raises:
             InvalidInput: a malformed protocol id, or one the host serves itself.
         """
-        if protocol in (ID_PROTOCOL, IDENTIFY_PROTOCOL, PING_PROTOCOL):
+        if protocol in _RESERVED:
             raise InvalidInput(f"{protocol} is served by the host itself")
         self._inbound.register(protocol, handler, gated=gated)
 
@@ -341,48 +343,8 @@ class Host:
         if peer == self.peer_id:
             raise InvalidInput("a host cannot talk to itself over the network")
         if not self._is_connected(peer):
-            await self._dial(peer, deadline)
+            await self._dialer.dial(peer, deadline)
         await self._sessions.wait_admitted(peer, deadline)
-
-    async def _dial(self, peer: PeerId, deadline: float) -> None:
-        pending = self._dialing.get(peer)
-        if pending is not None:
-            with trio.move_on_at(deadline):
-                await pending.wait()
-            if self._is_connected(peer):
-                return
-            raise PeerUnreachable(f"dial to {peer} (joined in progress) failed")
-        addrs = self._book.get(peer)
-        if not addrs:
-            raise PeerUnreachable(f"no known address for {peer}")
-        done = trio.Event()
-        self._dialing[peer] = done
-        failures: list[str] = []
-        try:
-            for addr in addrs:
-                remaining = deadline - trio.current_time()
-                if remaining <= 0:
-                    failures.append("out of time")
-                    break
-                try:
-                    # py-libp2p's dial_peer adds a 250 ms happy-eyeballs wait to
-                    # every dial and blocks the peer for 60 s after a failure;
-                    # dial_addr does one attempt on one address and neither.
-                    with (
-                        translate(f"dial {peer} at {addr.transport}"),
-                        trio.fail_after(min(remaining, self.limits.dial_timeout)),
-                    ):
-                        await self._swarm.dial_addr(
-                            lp.Multiaddr(addr.transport), lp.to_libp2p_id(peer)
-                        )
-                    self._book.remember(peer, [addr])
-                    return
-                except DatanetError as exc:
-                    failures.append(str(exc))
-            raise PeerUnreachable(f"cannot reach {peer}: " + "; ".join(failures)[:500])
-        finally:
-            done.set()
-            self._dialing.pop(peer, None)
 
     # ----------------------------------------------------- connection events
 
