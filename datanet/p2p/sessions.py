@@ -175,7 +175,10 @@ class PeerSessions:
 
     async def serve_id(self, stream: FramedStream, peer: PeerId) -> None:
         """Listener side of the admission exchange: answer the hello, then act on it."""
-        p = self.for_peer(peer, inbound=True)
+        p = self._peers.get(peer)
+        if p is None:  # its last connection closed while the stream was negotiated
+            await stream.reset()
+            return
         actions: list[Action] = []
         try:
             with translate(stream.what), trio.fail_after(self._limits.hello_timeout):
