@@ -10,10 +10,13 @@ touches trio, so it is tested by feeding it events (as h11 is).
 
 States (:class:`PeerState`; the table is :data:`TRANSITIONS`)::
 
-    connecting ──opened──▶ awaiting-hello ──admit──▶ admitted ──revoke──▶ refused
-         │                       │                                           │
-         └──────admit/refuse─────┴──────────────refuse──────────────────────▶┘
-    any state ──last connection closed──▶ closed   (terminal: all events ignored)
+    connecting      ─opened─▶  awaiting-hello
+    connecting or
+    awaiting-hello  ─admit──▶  admitted   (a later refusal is ignored)
+                    ─refuse─▶  refused
+    admitted        ─revoke─▶  refused    (certificate expired or revoked)
+    refused                               (final: later decisions are ignored)
+    any state       ─last connection closed─▶ closed (terminal: every event ignored)
 
 * The **dialer** of a connection sends the hello (:class:`SendHello`) and
   reports the listener's reply (:meth:`PeerSession.reply_received`), that the
