@@ -39,6 +39,7 @@ from datanet.p2p.peer import (
     AwaitHello,
     Close,
     PeerSession,
+    PeerState,
     RunIdentify,
     SendHello,
 )
@@ -157,6 +158,8 @@ class PeerSessions:
             raise Timeout(f"admission exchange with {peer} did not finish in time")
         if not decision.admitted:
             raise AdmissionRefused(f"peer {peer} not admitted ({decision.code}): {decision.reason}")
+        if p.session.state is PeerState.CLOSED:  # it left while we waited
+            raise PeerUnreachable(f"the connection to {peer} closed")
         self._apply(p, p.session.recheck())
         decision = p.session.decision
         if not p.session.admitted and decision is not None:
