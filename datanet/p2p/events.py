@@ -24,6 +24,7 @@ import trio
 from identity.keys import OrgId, PeerId
 
 __all__ = [
+    "KAD_PROTOCOL",
     "KadServer",
     "PeerConnected",
     "PeerDisconnected",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("datanet.p2p")
+
+KAD_PROTOCOL = "/datanet/kad/1.0.0"
+"""The DHT protocol a :class:`KadServer` serves (served and used by :mod:`.kad`)."""
 
 
 @dataclass(frozen=True)

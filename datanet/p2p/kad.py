@@ -41,7 +41,7 @@ import trio
 from datanet.errors import InvalidInput, NetworkError, RemoteProtocolError, Timeout
 from datanet.p2p._errors import StreamClosedByPeer, translate
 from datanet.p2p.addrs import as_peer
-from datanet.p2p.events import PeerDisconnected, PeerEvent
+from datanet.p2p.events import KAD_PROTOCOL, PeerDisconnected, PeerEvent
 from datanet.p2p.streams import FramedStream
 from identity.errors import DecodeError
 from identity.keys import PeerId
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     from datanet.p2p.service import ServiceHost
 
 __all__ = ["KAD_PROTOCOL", "KadHandler", "KadService"]
-
-KAD_PROTOCOL = "/datanet/kad/1.0.0"
 
 KadHandler = Callable[[Message, bytes], Awaitable[Message | None]]
 """``async handler(request, from_peer_id_bytes) -> response | None``."""

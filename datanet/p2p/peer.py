@@ -62,8 +62,13 @@ from datanet.p2p.admission import (
     Refusal,
     decode_reply,
 )
-from datanet.p2p.events import KadServer, PeerConnected, PeerDisconnected, PeerEvent
-from datanet.p2p.kad import KAD_PROTOCOL
+from datanet.p2p.events import (
+    KAD_PROTOCOL,
+    KadServer,
+    PeerConnected,
+    PeerDisconnected,
+    PeerEvent,
+)
 from datanet.p2p.limits import HostLimits
 from identity.errors import DecodeError
 from identity.keys import OrgId, PeerId

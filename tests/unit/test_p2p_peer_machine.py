@@ -416,3 +416,28 @@ def test_any_event_sequence_keeps_the_announcement_invariants(
         assert kinds[-1] is PeerDisconnected
     if s.session.announced and s.session.state is PeerState.CLOSED:
         assert PeerDisconnected in kinds
+
+
+def test_the_machine_imports_no_io() -> None:
+    import ast
+    from pathlib import Path
+
+    import datanet.p2p.peer
+
+    tree = ast.parse(Path(datanet.p2p.peer.__file__).read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    pure = {
+        "datanet.p2p.addrbook",
+        "datanet.p2p.admission",
+        "datanet.p2p.events",
+        "datanet.p2p.limits",
+    }
+    assert {m for m in imported if m.startswith("datanet")} <= pure
+    assert not {m for m in imported if m.split(".")[0] in ("trio", "libp2p", "socket")}
