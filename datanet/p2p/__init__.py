@@ -2,8 +2,10 @@
 
 Start a host with :func:`open_host` (or :func:`serve_host` in a nursery), then use
 ``host.connect``, ``host.kad.request``, ``host.request``, ``host.ping`` and
-``host.subscribe``. Peers are :class:`~identity.keys.PeerId` (bytes accepted),
-addresses are multiaddr strings, errors are :mod:`datanet.errors` plus the few
+``host.subscribe``. Protocol services (kad, request/response, later gossip and
+access requests) use only the host's service surface, :class:`ServiceHost`.
+Peers are :class:`~identity.keys.PeerId` (bytes accepted), addresses are
+multiaddr strings, errors are :mod:`datanet.errors` plus the few
 adapter-specific subclasses exported here. See ``docs/p2p.md``.
 """
 
@@ -14,7 +16,7 @@ from datanet.p2p._errors import (
     RemoteError,
     StreamClosedByPeer,
 )
-from datanet.p2p.addrs import TcpAddr, addr_from_bytes, addr_to_bytes, parse_addr
+from datanet.p2p.addrs import TcpAddr, addr_from_bytes, addr_to_bytes, as_peer, parse_addr
 from datanet.p2p.admission import (
     ID_PROTOCOL,
     MODE_KAD_SERVER,
@@ -23,17 +25,18 @@ from datanet.p2p.admission import (
     Decision,
     Hello,
 )
-from datanet.p2p.events import KadServer, PeerConnected, PeerDisconnected, PeerEvent
-from datanet.p2p.host import (
-    IDENTIFY_PROTOCOL,
-    PING_PROTOCOL,
-    Host,
-    HostLimits,
-    as_peer,
-    open_host,
-    serve_host,
+from datanet.p2p.events import (
+    KadServer,
+    PeerConnected,
+    PeerDisconnected,
+    PeerEvent,
+    PeerListener,
 )
+from datanet.p2p.host import Host, open_host, serve_host
 from datanet.p2p.kad import KAD_PROTOCOL, KadHandler, KadService
+from datanet.p2p.limits import HostLimits
+from datanet.p2p.protocols import IDENTIFY_PROTOCOL, PING_PROTOCOL
+from datanet.p2p.service import ServiceHost, StreamHandler
 from datanet.p2p.streams import FramedStream, RequestHandler, check_protocol_id
 
 __all__ = [
@@ -57,10 +60,13 @@ __all__ = [
     "PeerConnected",
     "PeerDisconnected",
     "PeerEvent",
+    "PeerListener",
     "ProtocolNotSupported",
     "RemoteError",
     "RequestHandler",
+    "ServiceHost",
     "StreamClosedByPeer",
+    "StreamHandler",
     "TcpAddr",
     "addr_from_bytes",
     "addr_to_bytes",

@@ -22,7 +22,7 @@ from datanet.p2p._libp2p import Multiaddr
 from identity.errors import DecodeError, InvalidInput
 from identity.keys import PeerId
 
-__all__ = ["MAX_ADDR_LEN", "TcpAddr", "addr_from_bytes", "addr_to_bytes", "parse_addr"]
+__all__ = ["MAX_ADDR_LEN", "TcpAddr", "addr_from_bytes", "addr_to_bytes", "as_peer", "parse_addr"]
 
 MAX_ADDR_LEN = 256
 _HOSTNAME_RE = re.compile(
@@ -126,3 +126,17 @@ def addr_from_bytes(data: bytes) -> str:
         return str(parse_addr(text))
     except InvalidInput as exc:
         raise DecodeError(str(exc)) from None
+
+
+def as_peer(peer: PeerId | bytes) -> PeerId:
+    """Accept a :class:`PeerId` or its binary form (as every host method does).
+
+    Raises:
+        DecodeError: the bytes are not an Ed25519 peer id.
+        InvalidInput: ``peer`` is neither.
+    """
+    if isinstance(peer, PeerId):
+        return peer
+    if isinstance(peer, bytes | bytearray):
+        return PeerId.from_bytes(bytes(peer))
+    raise InvalidInput(f"expected a PeerId or peer id bytes, got {type(peer).__name__}")

@@ -24,6 +24,9 @@ Invariants:
   takes longer than ``handler_timeout`` resets its stream.
 * At most ``inbound_streams_per_peer`` inbound datanet streams per peer are
   served at once (enforced by the host), and only for admitted peers.
+* The service uses only the host's service surface (:class:`~.service.ServiceHost`):
+  it registers its handler, opens streams, and drops a peer's stream when it
+  hears :class:`~.events.PeerDisconnected`.
 """
 
 from __future__ import annotations
@@ -37,22 +40,27 @@ import trio
 
 from datanet.errors import InvalidInput, NetworkError, RemoteProtocolError, Timeout
 from datanet.p2p._errors import StreamClosedByPeer, translate
+from datanet.p2p.addrs import as_peer
+from datanet.p2p.events import KAD_PROTOCOL, PeerDisconnected, PeerEvent
 from datanet.p2p.streams import FramedStream
 from identity.errors import DecodeError
 from identity.keys import PeerId
 from routing.wire import Message, MessageType, decode_message, encode_message
 
 if TYPE_CHECKING:
-    from datanet.p2p.host import Host
+    from datanet.p2p.service import ServiceHost
 
 __all__ = ["KAD_PROTOCOL", "KadHandler", "KadService"]
-
-KAD_PROTOCOL = "/datanet/kad/1.0.0"
 
 KadHandler = Callable[[Message, bytes], Awaitable[Message | None]]
 """``async handler(request, from_peer_id_bytes) -> response | None``."""
 
 log = logging.getLogger("datanet.p2p.kad")
+
+
+def _remaining(deadline: float) -> float:
+    """Time left until ``deadline`` (a positive number, so never "the default")."""
+    return max(deadline - trio.current_time(), 1e-6)
 
 
 class _Channel:
@@ -68,10 +76,11 @@ class _Channel:
 class KadService:
     """Client and server of ``/datanet/kad/1.0.0`` on one host (``host.kad``)."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: ServiceHost) -> None:
         self._host = host
         self._handler: KadHandler | None = None
         self._channels: dict[PeerId, _Channel] = {}
+        host.add_peer_listener(self._on_peer_event)
         self.streams_accepted = 0
         """Inbound kad streams served so far (one per peer when clients reuse streams)."""
         self.requests_served = 0
@@ -96,7 +105,7 @@ class KadService:
         ):
             raise InvalidInput("the kad handler must be an async function")
         self._handler = handler
-        self._host._register(KAD_PROTOCOL, self._serve, gated=True)
+        self._host.set_stream_handler(KAD_PROTOCOL, self._serve, gated=True)
 
     # ----------------------------------------------------------------- server
 
@@ -188,8 +197,6 @@ class KadService:
         *,
         want_response: bool,
     ) -> Message | None:
-        from datanet.p2p.host import as_peer  # noqa: PLC0415
-
         host = self._host
         peer = as_peer(peer_in)
         limits = host.limits
@@ -205,8 +212,9 @@ class KadService:
                     for attempt in (1, 2):
                         reused = channel.stream is not None
                         if channel.stream is None:
-                            await host._ensure_admitted(peer, deadline)
-                            channel.stream = await host._open_stream(peer, KAD_PROTOCOL)
+                            channel.stream = await host.open_stream(
+                                peer, KAD_PROTOCOL, timeout=_remaining(deadline)
+                            )
                             # the peer may have disconnected while we waited for the lock
                             self._channels.setdefault(peer, channel)
                         stream = channel.stream
@@ -256,11 +264,13 @@ class KadService:
         """Forget a stream whose state is unknown and reset it in the background."""
         if channel.stream is stream:
             channel.stream = None
-        self._host._spawn(stream.reset)
+        self._host.start_soon(stream.reset)
 
-    def _forget(self, peer: PeerId) -> None:
-        """The peer disconnected: its stream is dead."""
-        channel = self._channels.pop(peer, None)
+    def _on_peer_event(self, event: PeerEvent) -> None:
+        """A peer that disconnected leaves a dead stream: forget it."""
+        if not isinstance(event, PeerDisconnected):
+            return
+        channel = self._channels.pop(event.peer, None)
         if channel is not None and channel.stream is not None and not channel.lock.locked():
             self._drop(channel, channel.stream)
 

@@ -1,0 +1,160 @@
+"""PeerSessions, the I/O half of admission, over in-memory streams (no sockets, no swarm)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from datanet.errors import PeerUnreachable, Timeout
+from datanet.p2p import (
+    MODE_KAD_SERVER,
+    AdmissionRefused,
+    Hello,
+    HostLimits,
+    KadServer,
+    PeerConnected,
+    PeerDisconnected,
+    PeerEvent,
+)
+from datanet.p2p.addrbook import AddressBook
+from datanet.p2p.admission import MAX_HELLO_SIZE, Refusal, decode_reply
+from datanet.p2p.events import PeerEvents
+from datanet.p2p.sessions import PeerSessions
+from datanet.p2p.streams import FramedStream
+from datanet.testing.p2p import NOW, admission, cert_for, node_key, org_key
+from identity import TrustStore
+from identity.keys import PeerId
+
+ME, PEER = node_key(1), node_key(2)
+ORG = org_key(1)
+ADDR = "/ip4/10.0.0.2/tcp/4001"
+LIMITS = HostLimits(hello_timeout=1.0)
+OUR_HELLO = Hello((b"ours",), frozenset(), ())
+
+
+class MemRaw:
+    def __init__(self, send: Any, receive: Any) -> None:
+        self.send, self.receive = send, receive
+
+    async def read(self, n: int | None = None) -> bytes:
+        return bytes(await self.receive.receive_some(n))
+
+    async def write(self, data: bytes) -> None:
+        await self.send.send_all(data)
+
+    async def close(self) -> None:
+        await self.send.aclose()
+
+    async def reset(self) -> None:
+        await self.send.aclose()
+        await self.receive.aclose()
+
+
+def pipe() -> tuple[FramedStream, FramedStream]:
+    a_send, b_recv = trio.testing.memory_stream_one_way_pair()
+    b_send, a_recv = trio.testing.memory_stream_one_way_pair()
+    return FramedStream(MemRaw(a_send, a_recv), "ours"), FramedStream(MemRaw(b_send, b_recv), "it")
+
+
+class Rig:
+    def __init__(self, mode: str, clock: list[int]) -> None:
+        trust = TrustStore()
+        trust.trust(ORG.org_id)
+        policy = admission(mode, ME, ORG, trust=trust, clock=lambda: clock[0])
+        self.events: list[PeerEvent] = []
+        hub = PeerEvents()
+        hub.add_listener(self.events.append)
+        self.spawned: list[str] = []
+        self.closed: list[PeerId] = []
+        self.sessions = PeerSessions(
+            admission=policy,
+            limits=LIMITS,
+            book=AddressBook(ME.peer_id, per_peer=8),
+            events=hub,
+            own_hello=lambda: OUR_HELLO,
+            open_stream=self._no_streams,
+            close_peer=self._close_peer,
+            start_soon=self._start_soon,
+        )
+
+    async def _no_streams(self, peer: PeerId, protocol: str) -> FramedStream:
+        raise AssertionError("not used here")
+
+    async def _close_peer(self, peer: PeerId) -> None:
+        self.closed.append(peer)
+
+    def _start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        name = getattr(fn, "__name__", repr(fn))
+        self.spawned.append(name)
+
+    async def hello(self, hello: Hello | bytes) -> bytes:
+        """The peer dials us and sends ``hello`` on /datanet/id; returns our answer."""
+        ours, theirs = pipe()
+        frame = hello if isinstance(hello, bytes) else hello.encode()
+        await theirs.write_frame(frame, MAX_HELLO_SIZE)
+        await self.sessions.serve_id(ours, PEER.peer_id)
+        return await theirs.read_required(MAX_HELLO_SIZE)
+
+
+GOOD = Hello((cert_for(ORG, PEER),), frozenset({MODE_KAD_SERVER}), (ADDR,))
+
+
+async def test_the_listener_answers_admits_and_announces() -> None:
+    rig = Rig("closed", [NOW])
+    rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
+    assert rig.spawned == ["_await_hello"]
+    assert decode_reply(await rig.hello(GOOD)) == OUR_HELLO
+    assert rig.events == [
+        PeerConnected(PEER.peer_id, ORG.org_id, True, (ADDR,)),
+        KadServer(PEER.peer_id, (ADDR,)),
+    ]
+    await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
+    p = rig.sessions.get(PEER.peer_id)
+    assert p is not None
+    assert await rig.sessions.gate(p)
+    rig.sessions.last_connection_closed(PEER.peer_id)
+    assert rig.events[-1] == PeerDisconnected(PEER.peer_id)
+    assert rig.sessions.get(PEER.peer_id) is None
+    with pytest.raises(PeerUnreachable):
+        await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
+
+
+async def test_a_refused_dialer_gets_the_refusal_and_is_closed() -> None:
+    rig = Rig("closed", [NOW])
+    rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
+    untrusted = Hello((cert_for(org_key(3), PEER),), frozenset(), ())
+    reply = decode_reply(await rig.hello(untrusted))
+    assert isinstance(reply, Refusal)
+    assert reply.code == "untrusted_organization"
+    assert rig.events == []
+    assert rig.spawned == ["_await_hello", "_close_peer"]
+    with pytest.raises(AdmissionRefused, match="untrusted_organization"):
+        await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
+
+
+async def test_a_certificate_that_expires_while_connected_loses_access() -> None:
+    clock = [NOW]
+    rig = Rig("members", clock)
+    rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
+    await rig.hello(GOOD)
+    clock[0] = NOW + 7200
+    with pytest.raises(AdmissionRefused, match="no longer admitted"):
+        await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
+    p = rig.sessions.get(PEER.peer_id)
+    assert p is not None
+    assert not await rig.sessions.gate(p)
+    assert rig.spawned.count("_close_peer") == 1
+
+
+async def test_waiting_for_an_undecided_peer_times_out() -> None:
+    rig = Rig("closed", [NOW])
+    rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
+    with pytest.raises(Timeout):
+        await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 0.05)
+    p = rig.sessions.get(PEER.peer_id)
+    assert p is not None
+    assert not p.session.decided
