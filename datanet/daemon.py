@@ -415,13 +415,13 @@ def _single_datanet_error(exc: BaseException) -> DatanetError | None:
 
 
 def load_node_factory() -> NodeFactory:
-    """The production node factory, ``datanet.node.open_node``, imported only now.
+    """The production node factory, ``datanet.node.startup.open_node``, imported only now.
 
     Importing the node loads py-libp2p (tens of MB), so nothing imports it before
     the daemon actually starts. Assigning it to :class:`NodeFactory` also makes
     mypy check that the real ``Node`` satisfies the API's ``NodeAPI`` protocol.
     """
-    from datanet.node.driver import open_node  # noqa: PLC0415 - heavy: only when starting
+    from datanet.node.startup import open_node  # noqa: PLC0415 - heavy: only when starting
 
     factory: NodeFactory = open_node
     return factory

@@ -33,28 +33,23 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from datanet.errors import DatanetError, InvalidInput, NotFound, Timeout
+from datanet.errors import DatanetError, NotFound, Timeout
 from datanet.node.config import Config
-from datanet.node.home import Home
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.p2p import (
-    Admission,
-    AdmissionMode,
     Host,
-    HostLimits,
     KadServer,
     PeerConnected,
     PeerDisconnected,
     addr_from_bytes,
     addr_to_bytes,
-    open_host,
+    dialable,
+    parse_peer_addr,
 )
 from datanet.records.descriptor import (
     VerifiedDescriptor,
@@ -65,7 +60,7 @@ from datanet.records.ids import DatasetId
 from datanet.records.validators import default_validator
 from datanet.store.catalog import Catalog, Hit
 from datanet.store.db import PEER_MAX_AGE, Storage
-from identity.certs import TrustStore, parse_certificate
+from identity.certs import TrustStore
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.coordinator import (
     Coordinator,
@@ -89,7 +84,7 @@ from routing.wire import Message, Peer, expects_response
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-__all__ = ["Node", "open_node"]
+__all__ = ["Node"]
 
 log = logging.getLogger("datanet.node")
 
@@ -124,27 +119,6 @@ class _RecordSink:
     def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
         self._storage.records_changed(upserted, removed)
         self._accepted(upserted, removed)
-
-
-def _dialable(addrs: Sequence[bytes], limit: int = 8) -> list[str]:
-    """The first ``limit`` well-formed addresses of ``addrs`` (binary multiaddrs from peers)."""
-    out: list[str] = []
-    for raw in addrs:
-        try:
-            out.append(addr_from_bytes(raw))
-        except DatanetError:
-            continue
-        if len(out) >= limit:
-            break
-    return out
-
-
-def _split_p2p(addr: str) -> tuple[PeerId, str]:
-    """``/ip4/…/tcp/…/p2p/<id>`` -> (peer id, transport address)."""
-    head, sep, tail = addr.rpartition("/p2p/")
-    if not sep or not head:
-        raise InvalidInput(f"bootstrap address must end in /p2p/<peer id>: {addr}")
-    return PeerId.parse(tail), head
 
 
 class Node:
@@ -292,7 +266,7 @@ class Node:
         async with trio.open_nursery() as nursery:
             for addr in bootstrap:
                 try:
-                    peer, transport = _split_p2p(str(addr))
+                    peer, transport = parse_peer_addr(str(addr))
                 except DatanetError as exc:
                     log.warning("bad bootstrap address", extra={"kv": {"error": str(exc)}})
                     continue
@@ -310,7 +284,7 @@ class Node:
                         peer = PeerId.from_bytes(entry.peer_id)
                     except DatanetError:
                         continue
-                    addrs = _dialable(entry.addrs)
+                    addrs = dialable(entry.addrs)
                     if addrs:
                         nursery.start_soon(self._dial, peer, addrs)
         if len(self.coordinator.table):
@@ -379,7 +353,7 @@ class Node:
         try:
             # Addresses only matter for dialling. They come from other peers, so a
             # malformed one is skipped, never allowed to raise out of this task.
-            addrs = [] if self._host.is_connected(peer.id) else _dialable(peer.addrs)
+            addrs = [] if self._host.is_connected(peer.id) else dialable(peer.addrs)
             if expects_response(action.message.type):
                 response = await self._host.kad.request(peer.id, action.message, addrs=addrs)
             else:
@@ -658,8 +632,8 @@ class Node:
         result = await self._query(lambda t: self.coordinator.find_node(peer.to_bytes(), t))
         assert isinstance(result, ClosestPeers)
         for found in result.closest:
-            if found.id == peer.to_bytes() and _dialable(found.addrs):
-                return _dialable(found.addrs)
+            if found.id == peer.to_bytes() and dialable(found.addrs):
+                return dialable(found.addrs)
         raise NotFound(f"peer {peer} was not found")
 
     async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:
@@ -713,72 +687,3 @@ class Node:
             "catalog_size": len(self._catalog),
             "uptime_seconds": round(_now() - self._started_at, 3),
         }
-
-
-def _trust_for(home: Home, mode: AdmissionMode) -> TrustStore:
-    trust = home.trust_store()
-    if mode is not AdmissionMode.CLOSED:
-        # Records are verified regardless of the admission mode; in members/open
-        # networks a valid chain from any organization is acceptable.
-        trust.accept_any = True
-    return trust
-
-
-@asynccontextmanager
-async def open_node(
-    data_dir: Path, config: Config, node_key: KeyPair, *, rng: random.Random | None = None
-) -> AsyncIterator[Node]:
-    """Run a node for the duration of an ``async with`` block (the daemon's node factory).
-
-    Joins the network (bootstrap peers, else the address book) before yielding.
-
-    Raises:
-        DatanetError: the data directory, database or listen addresses are unusable.
-    """
-    home = Home(data_dir)
-    now = int(_now())
-    mode = AdmissionMode(config.network.admission)
-    trust = _trust_for(home, mode)
-    try:
-        chain = home.membership_chain(now)
-    except NotFound:
-        chain = []
-        log.warning("no valid membership certificate installed; peers may refuse this node")
-    org = parse_certificate(chain[0]).org if chain else None
-    admission = Admission(mode=mode, trust=trust, chain=tuple(chain))
-    limits = HostLimits(
-        max_connections=config.limits.max_connections,
-        inbound_streams_per_peer=config.limits.inbound_streams_per_peer,
-        request_timeout=config.limits.request_timeout,
-    )
-    storage = Storage(home.database_path)
-    try:
-        catalog = Catalog(home.layout.catalog)
-        try:
-            async with open_host(
-                node_key,
-                list(config.network.listen),
-                admission,
-                limits=limits,
-                announce=list(config.network.announce),
-            ) as host:
-                node = Node(
-                    key=node_key,
-                    host=host,
-                    storage=storage,
-                    catalog=catalog,
-                    trust=trust,
-                    config=config,
-                    org=org,
-                    rng=rng or random.Random(),
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(node._run)
-                    try:
-                        yield node
-                    finally:
-                        nursery.cancel_scope.cancel()
-        finally:
-            catalog.close()
-    finally:
-        storage.close()

@@ -16,7 +16,15 @@ from datanet.p2p._errors import (
     RemoteError,
     StreamClosedByPeer,
 )
-from datanet.p2p.addrs import TcpAddr, addr_from_bytes, addr_to_bytes, as_peer, parse_addr
+from datanet.p2p.addrs import (
+    TcpAddr,
+    addr_from_bytes,
+    addr_to_bytes,
+    as_peer,
+    dialable,
+    parse_addr,
+    parse_peer_addr,
+)
 from datanet.p2p.admission import (
     ID_PROTOCOL,
     MODE_KAD_SERVER,
@@ -72,7 +80,9 @@ __all__ = [
     "addr_to_bytes",
     "as_peer",
     "check_protocol_id",
+    "dialable",
     "open_host",
     "parse_addr",
+    "parse_peer_addr",
     "serve_host",
 ]

@@ -16,13 +16,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from datanet.p2p._libp2p import Multiaddr
-from identity.errors import DecodeError, InvalidInput
+from identity.errors import DatanetError, DecodeError, InvalidInput
 from identity.keys import PeerId
 
-__all__ = ["MAX_ADDR_LEN", "TcpAddr", "addr_from_bytes", "addr_to_bytes", "as_peer", "parse_addr"]
+__all__ = [
+    "MAX_ADDR_LEN",
+    "TcpAddr",
+    "addr_from_bytes",
+    "addr_to_bytes",
+    "as_peer",
+    "dialable",
+    "parse_addr",
+    "parse_peer_addr",
+]
 
 MAX_ADDR_LEN = 256
 _HOSTNAME_RE = re.compile(
@@ -140,3 +150,31 @@ def as_peer(peer: PeerId | bytes) -> PeerId:
     if isinstance(peer, bytes | bytearray):
         return PeerId.from_bytes(bytes(peer))
     raise InvalidInput(f"expected a PeerId or peer id bytes, got {type(peer).__name__}")
+
+
+def parse_peer_addr(text: str) -> tuple[PeerId, str]:
+    """``/ip4/…/tcp/…/p2p/<id>`` -> (peer id, transport address), as bootstrap lists hold them.
+
+    Raises:
+        InvalidInput: not a datanet multiaddr, or no ``/p2p/<peer id>`` at its end.
+    """
+    addr = parse_addr(text)
+    if addr.peer is None:
+        raise InvalidInput(f"expected an address ending in /p2p/<peer id>, got {text[:80]!r}")
+    return addr.peer, addr.transport
+
+
+def dialable(addrs: Sequence[bytes], limit: int = 8) -> list[str]:
+    """The first ``limit`` well-formed addresses of ``addrs`` (binary multiaddrs from peers).
+
+    Peers announce whatever they like; a malformed address is skipped, never raised.
+    """
+    out: list[str] = []
+    for raw in addrs:
+        try:
+            out.append(addr_from_bytes(raw))
+        except DatanetError:
+            continue
+        if len(out) >= limit:
+            break
+    return out

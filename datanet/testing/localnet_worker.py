@@ -322,8 +322,8 @@ async def _main_async(
     import trio  # noqa: PLC0415
 
     from datanet.node.config import load_config  # noqa: PLC0415
-    from datanet.node.driver import open_node  # noqa: PLC0415
     from datanet.node.home import Home  # noqa: PLC0415
+    from datanet.node.startup import open_node  # noqa: PLC0415
 
     started = time.perf_counter()
     slots: list[Node | None] = [None] * len(homes)

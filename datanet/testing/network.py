@@ -18,8 +18,9 @@ from pathlib import Path
 
 from datanet.devnet import DevnetNode, provision
 from datanet.node.config import load_config
-from datanet.node.driver import Node, open_node
+from datanet.node.driver import Node
 from datanet.node.home import Home
+from datanet.node.startup import open_node
 from datanet.testing.raw import put_value_payload, send_raw_kad
 
 __all__ = ["in_process_network", "raw_put"]
