@@ -14,6 +14,7 @@ modules:
 * :mod:`datanet.testing.localnet` - multi-process networks driven over pipes
   (the runner side is :mod:`datanet.testing.localnet_worker`).
 * :mod:`datanet.testing.raw` - raw kad frames past a node's own client.
+* :mod:`datanet.testing.streams` - in-memory framed stream pairs for p2p services.
 * :mod:`datanet.testing.doubles` - :class:`~datanet.testing.doubles.MemoryNode`,
   the in-memory node behind the HTTP API; :mod:`datanet.testing.memory_daemon`
   runs it as a daemon.

@@ -29,6 +29,7 @@ from datanet.p2p import (
     StreamHandler,
 )
 from datanet.p2p.streams import FramedStream
+from datanet.testing.streams import framed_pair
 from identity import KeyPair, TrustStore
 from identity.keys import PeerId
 from routing.wire import Message, MessageType
@@ -94,24 +95,6 @@ async def serve_nothing(stream: FramedStream, peer: PeerId) -> None:
 # ------------------------------------------------------------ a fake host
 
 
-class MemRaw:
-    def __init__(self, send: Any, receive: Any) -> None:
-        self.send, self.receive = send, receive
-
-    async def read(self, n: int | None = None) -> bytes:
-        return bytes(await self.receive.receive_some(n))
-
-    async def write(self, data: bytes) -> None:
-        await self.send.send_all(data)
-
-    async def close(self) -> None:
-        await self.send.aclose()
-
-    async def reset(self) -> None:
-        await self.send.aclose()
-        await self.receive.aclose()
-
-
 class FakeHost:
     """A ServiceHost whose streams are in-memory pipes to other fake hosts."""
 
@@ -142,11 +125,10 @@ class FakeHost:
         assert timeout is not None
         assert timeout > 0
         handler, _ = self._world[peer].handlers[protocol]
-        a_send, b_recv = trio.testing.memory_stream_one_way_pair()
-        b_send, a_recv = trio.testing.memory_stream_one_way_pair()
-        self._nursery.start_soon(handler, FramedStream(MemRaw(b_send, b_recv), "in"), self.peer_id)
+        ours, theirs = framed_pair(f"{protocol} to {peer}", "in")
+        self._nursery.start_soon(handler, theirs, self.peer_id)
         self.opened += 1
-        return FramedStream(MemRaw(a_send, a_recv), f"{protocol} to {peer}")
+        return ours
 
     def add_peer_listener(self, listener: PeerListener) -> None:
         self.listeners.append(listener)

@@ -26,6 +26,7 @@ from datanet.p2p.events import PeerEvents
 from datanet.p2p.sessions import PeerSessions
 from datanet.p2p.streams import FramedStream
 from datanet.testing.p2p import NOW, admission, cert_for, node_key, org_key
+from datanet.testing.streams import framed_pair
 from identity import TrustStore
 from identity.keys import PeerId
 
@@ -36,28 +37,8 @@ LIMITS = HostLimits(hello_timeout=1.0)
 OUR_HELLO = Hello((b"ours",), frozenset(), ())
 
 
-class MemRaw:
-    def __init__(self, send: Any, receive: Any) -> None:
-        self.send, self.receive = send, receive
-
-    async def read(self, n: int | None = None) -> bytes:
-        return bytes(await self.receive.receive_some(n))
-
-    async def write(self, data: bytes) -> None:
-        await self.send.send_all(data)
-
-    async def close(self) -> None:
-        await self.send.aclose()
-
-    async def reset(self) -> None:
-        await self.send.aclose()
-        await self.receive.aclose()
-
-
 def pipe() -> tuple[FramedStream, FramedStream]:
-    a_send, b_recv = trio.testing.memory_stream_one_way_pair()
-    b_send, a_recv = trio.testing.memory_stream_one_way_pair()
-    return FramedStream(MemRaw(a_send, a_recv), "ours"), FramedStream(MemRaw(b_send, b_recv), "it")
+    return framed_pair("ours", "it")
 
 
 class Rig:

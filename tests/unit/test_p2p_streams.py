@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 import trio.testing
@@ -20,40 +18,14 @@ from datanet.p2p.streams import (
     write_error,
     write_response,
 )
+from datanet.testing.streams import MemoryRawStream, raw_pair
 from identity.encoding import pack
 from identity.errors import ScopeError
 from routing.wire import encode_frame
 
 
-class MemRaw:
-    """A RawStream over one direction pair of trio memory streams."""
-
-    def __init__(self, send: Any, receive: Any) -> None:
-        self.send = send
-        self.receive = receive
-        self.was_reset = False
-        self.chunks: list[bytes] = []
-
-    async def read(self, n: int | None = None) -> bytes:
-        return bytes(await self.receive.receive_some(n))
-
-    async def write(self, data: bytes) -> None:
-        self.chunks.append(data)
-        await self.send.send_all(data)
-
-    async def close(self) -> None:
-        await self.send.aclose()
-
-    async def reset(self) -> None:
-        self.was_reset = True
-        await self.send.aclose()
-        await self.receive.aclose()
-
-
-def pair() -> tuple[FramedStream, FramedStream, MemRaw, MemRaw]:
-    a_send, b_recv = trio.testing.memory_stream_one_way_pair()
-    b_send, a_recv = trio.testing.memory_stream_one_way_pair()
-    ra, rb = MemRaw(a_send, a_recv), MemRaw(b_send, b_recv)
+def pair() -> tuple[FramedStream, FramedStream, MemoryRawStream, MemoryRawStream]:
+    ra, rb = raw_pair()
     return FramedStream(ra, "a"), FramedStream(rb, "b"), ra, rb
 
 
