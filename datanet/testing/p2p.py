@@ -16,10 +16,10 @@ import trio
 
 import datanet.p2p  # noqa: F401 - installs the libp2p package without its heavy __init__
 from datanet.p2p import Admission, AdmissionMode, HostLimits
+from datanet.testing.clock import NOW
 from identity import KeyPair, Role, TrustStore, issue_certificate
 from routing.wire import decode_message, encode_frame, encode_message
 
-NOW = 1_700_000_000
 LOCAL = ["/ip4/127.0.0.1/tcp/0"]
 FAST = HostLimits(hello_timeout=1.0, dial_timeout=2.0, request_timeout=3.0)
 

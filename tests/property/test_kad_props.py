@@ -7,6 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from datanet.testing.clock import NOW
 from routing.keyspace import KEY_BITS, common_prefix_len, distance, key_of
 from routing.lookup import (
     ClosestPeers,
@@ -154,8 +155,8 @@ def test_republish_turns_hold_under_any_sequence_of_events(
 ) -> None:
     """Tracked keys come out at most once per interval and never later than due (if polled);
     untracked keys never come out."""
-    s = Schedule(1_700_000_000.0)
-    now = 1_700_000_000.0
+    now = float(NOW)
+    s = Schedule(now)
     tracked: dict[bytes, float] = {}  # key -> when it is due (model)
     last_out: dict[bytes, float] = {}
     for op, which, step in ops:

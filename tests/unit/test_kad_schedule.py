@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datanet.testing.clock import NOW
 from identity.errors import InvalidInput
 from routing.schedule import (
     MAINTENANCE_INTERVAL,
@@ -19,7 +20,7 @@ from routing.schedule import (
 from routing.stores import PROVIDER_TTL, RECORD_MAX_AGE
 from routing.wire import MessageType, expects_response
 
-T0 = 1_700_000_000.0
+T0 = float(NOW)
 
 
 def test_intervals_fit_inside_the_lifetimes_they_renew() -> None:

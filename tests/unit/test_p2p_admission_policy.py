@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from datanet.p2p import Admission, AdmissionMode, Hello
 from datanet.p2p.admission import MAX_HELLO_SIZE, Refusal, decode_reply
+from datanet.testing.clock import NOW
 from identity import (
     KeyPair,
     Role,
@@ -21,7 +22,6 @@ from identity import (
 from identity.encoding import pack
 from identity.errors import DecodeError, InvalidInput
 
-NOW = 1_700_000_000
 ORG_A = KeyPair.from_seed(b"A" * 32)
 ORG_B = KeyPair.from_seed(b"B" * 32)
 NODE = KeyPair.from_seed(b"n" * 32)
