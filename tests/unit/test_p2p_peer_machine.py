@@ -36,6 +36,7 @@ from datanet.p2p.peer import (
     SendHello,
     StreamKind,
 )
+from datanet.testing.clock import ManualClock
 from datanet.testing.p2p import NOW, cert_for, node_key, org_key
 from identity import TrustStore
 
@@ -52,24 +53,16 @@ NO_CHAIN = Hello((), frozenset({MODE_KAD_SERVER}), (ADDR,))
 
 
 @dataclass
-class Clock:
-    now: int = NOW
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@dataclass
 class Setup:
     session: PeerSession
     book: AddressBook
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=ManualClock)
 
 
 def setup(mode: str = "closed", *, inbound: bool = False) -> Setup:
     trust = TrustStore()
     trust.trust(ORG.org_id)
-    clock = Clock()
+    clock = ManualClock()
     policy = Admission(AdmissionMode(mode), trust, (), clock)
     book = AddressBook(ME.peer_id, per_peer=LIMITS.max_peer_addrs)
     session = PeerSession(PEER.peer_id, policy, book, LIMITS, inbound=inbound)

@@ -25,7 +25,8 @@ from datanet.p2p.admission import MAX_HELLO_SIZE, Refusal, decode_reply
 from datanet.p2p.events import PeerEvents
 from datanet.p2p.sessions import PeerSessions
 from datanet.p2p.streams import FramedStream
-from datanet.testing.p2p import NOW, admission, cert_for, node_key, org_key
+from datanet.testing.clock import ManualClock
+from datanet.testing.p2p import admission, cert_for, node_key, org_key
 from datanet.testing.streams import framed_pair
 from identity import TrustStore
 from identity.keys import PeerId
@@ -42,10 +43,10 @@ def pipe() -> tuple[FramedStream, FramedStream]:
 
 
 class Rig:
-    def __init__(self, mode: str, clock: list[int]) -> None:
+    def __init__(self, mode: str, clock: ManualClock | None = None) -> None:
         trust = TrustStore()
         trust.trust(ORG.org_id)
-        policy = admission(mode, ME, ORG, trust=trust, clock=lambda: clock[0])
+        policy = admission(mode, ME, ORG, trust=trust, clock=clock or ManualClock())
         self.events: list[PeerEvent] = []
         hub = PeerEvents()
         hub.add_listener(self.events.append)
@@ -85,7 +86,7 @@ GOOD = Hello((cert_for(ORG, PEER),), frozenset({MODE_KAD_SERVER}), (ADDR,))
 
 
 async def test_the_listener_answers_admits_and_announces() -> None:
-    rig = Rig("closed", [NOW])
+    rig = Rig("closed")
     rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
     assert rig.spawned == ["_await_hello"]
     assert decode_reply(await rig.hello(GOOD)) == OUR_HELLO
@@ -105,7 +106,7 @@ async def test_the_listener_answers_admits_and_announces() -> None:
 
 
 async def test_a_refused_dialer_gets_the_refusal_and_is_closed() -> None:
-    rig = Rig("closed", [NOW])
+    rig = Rig("closed")
     rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
     untrusted = Hello((cert_for(org_key(3), PEER),), frozenset(), ())
     reply = decode_reply(await rig.hello(untrusted))
@@ -118,11 +119,11 @@ async def test_a_refused_dialer_gets_the_refusal_and_is_closed() -> None:
 
 
 async def test_a_certificate_that_expires_while_connected_loses_access() -> None:
-    clock = [NOW]
+    clock = ManualClock()
     rig = Rig("members", clock)
     rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
     await rig.hello(GOOD)
-    clock[0] = NOW + 7200
+    clock.advance(7200)
     with pytest.raises(AdmissionRefused, match="no longer admitted"):
         await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
     p = rig.sessions.get(PEER.peer_id)
@@ -132,7 +133,7 @@ async def test_a_certificate_that_expires_while_connected_loses_access() -> None
 
 
 async def test_waiting_for_an_undecided_peer_times_out() -> None:
-    rig = Rig("closed", [NOW])
+    rig = Rig("closed")
     rig.sessions.connection_opened(PEER.peer_id, None, inbound=True)
     with pytest.raises(Timeout):
         await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 0.05)
