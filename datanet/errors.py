@@ -60,6 +60,7 @@ __all__ = [
     "DaemonError",
     "DaemonUnreachable",
     "DatanetError",
+    "DatasetWithdrawn",
     "DecodeError",
     "ExpiredRecord",
     "HomeError",
@@ -127,6 +128,13 @@ class NotFound(DatanetError):
     """Raised when a record, dataset or peer is not found anywhere we looked."""
 
     code = "not_found"
+
+
+class DatasetWithdrawn(NotFound):
+    """Raised when a dataset left the catalog: deprecated by its publisher, its
+    publisher's certificate revoked, or its descriptor expired (the message says which)."""
+
+    code = "dataset_withdrawn"
 
 
 # --- settings, the data directory, organizations, the daemon -----------------------
@@ -298,6 +306,7 @@ ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
         RemoteProtocolError,
         StorageError,
         NotFound,
+        DatasetWithdrawn,
         ConfigError,
         UnknownAlias,
         HomeError,

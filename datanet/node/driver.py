@@ -38,10 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from datanet.errors import DatanetError, NotFound, Timeout
+from datanet.errors import DatanetError, DatasetWithdrawn, NotFound, ScopeError, Timeout
+from datanet.node.antientropy import AntiEntropy, LedgerBackend
 from datanet.node.config import Config
+from datanet.node.feed import CatalogFeed
+from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
+from datanet.node.ledger import Ledger
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.p2p import (
+    GossipTransport,
     Host,
     KadServer,
     PeerConnected,
@@ -51,16 +56,19 @@ from datanet.p2p import (
     dialable,
     parse_peer_addr,
 )
+from datanet.p2p.sync import SyncService
 from datanet.records.descriptor import (
     VerifiedDescriptor,
     decode_descriptor_unverified,
     verify_descriptor,
 )
+from datanet.records.deprecation import Deprecation, sign_deprecation
 from datanet.records.ids import DatasetId
+from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator
 from datanet.store.catalog import Catalog, Hit
 from datanet.store.db import PEER_MAX_AGE, Storage
-from identity.certs import TrustStore
+from identity.certs import Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.coordinator import (
     Coordinator,
@@ -95,6 +103,14 @@ ADDRESS_BOOK_DIALS = 20
 #: An isolated node (empty routing table) tries to join again after this many
 #: seconds, doubling up to MAINTENANCE_INTERVAL.
 REJOIN_FIRST_DELAY = 1.0
+#: How often a publisher node checks that its organization's datasets published by
+#: other nodes of the org still have a reachable publisher (org keep-alive).
+KEEPALIVE_INTERVAL = 600.0
+#: DHT namespaces whose values are ledger records (the complete catalog's input).
+_LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev"})
+#: A deprecation outlives the descriptor it withdraws by at least this long, so a
+#: stale replica of the descriptor cannot come back after the tombstone expired.
+DEPRECATION_MIN_LIFETIME = 30 * 24 * 3600
 
 
 def _now() -> float:
@@ -133,6 +149,7 @@ class Node:
         config: the node's configuration.
         org: the organization of this node's certificate, if installed.
         rng: randomness for bucket refresh targets.
+        chain: this node's membership chain (it signs deprecations with it).
     """
 
     def __init__(
@@ -146,6 +163,7 @@ class Node:
         config: Config,
         org: OrgId | None,
         rng: random.Random,
+        chain: Sequence[bytes] = (),
     ) -> None:
         self._key = key
         self._host = host
@@ -154,6 +172,8 @@ class Node:
         self._trust = trust
         self._config = config
         self._org = org
+        self._chain = tuple(chain)
+        self._rng = rng
         self.validator = default_validator(trust)
         self.schedule = Schedule(_now())
         self.records = RecordStore(
@@ -179,6 +199,23 @@ class Node:
         self._latency: dict[bytes, float] = {}
         self._started_at = _now()
         self._nursery: trio.Nursery | None = None
+        # The complete catalog: one ledger fed by gossip, anti-entropy and the DHT.
+        self.keepalive_interval = KEEPALIVE_INTERVAL
+        self.feed = CatalogFeed()
+        self.ledger = Ledger(catalog=catalog, storage=storage, trust=trust, feed=self.feed, clock=_now)
+        self.gossip = GossipDriver(
+            key.peer_id.to_bytes(),
+            transport=GossipTransport(host),
+            ledger=self.ledger,
+            rng=rng,
+            clock=_now,
+        )
+        self.antientropy = AntiEntropy(
+            SyncService(host, LedgerBackend(self.ledger)),
+            peers=host.connected_peers,
+            disconnect=host.disconnect,
+            rng=rng,
+        )
 
     # -- identity -------------------------------------------------------------------
 
@@ -229,12 +266,17 @@ class Node:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._host.kad.set_handler(self._handle_kad)
+            self.ledger.load()
+            self.gossip.start()
             events = self._host.subscribe()
             nursery.start_soon(self._peer_events, events)
             nursery.start_soon(self._driver)
+            nursery.start_soon(self.gossip.run)
             self._restore()
             await self._join()
             nursery.start_soon(self._maintenance)
+            nursery.start_soon(self.antientropy.run)
+            nursery.start_soon(self._keep_alive)
             task_status.started()
 
     def _restore(self) -> None:
@@ -414,6 +456,7 @@ class Node:
                 if isinstance(action, Expire):
                     self.records.expire(now)
                     self.providers.expire(now)
+                    self.ledger.expire(now)
                     self._storage.prune_peers(older_than=now - PEER_MAX_AGE)
                 elif isinstance(action, RefreshBuckets):
                     self.coordinator.refresh(now)
@@ -456,15 +499,15 @@ class Node:
     # -- catalog --------------------------------------------------------------------
 
     def _index(self, key: bytes, value: bytes) -> None:
-        """The one way into the catalog: a value the node accepted under ``key``.
+        """Hand a DHT value the node accepted under ``key`` to the ledger.
 
-        The value passed the namespace validator already (the record store's on the
-        way in, or the lookup's for a fetched replica), so decoding is enough.
-        Never raises: indexing is best effort, the record itself is already held.
+        Descriptors, deprecations, revocation lists and org records reach the
+        complete catalog through :meth:`Ledger.ingest`, like those that arrive by
+        gossip and anti-entropy. Never raises: the record itself is already held.
         """
         try:
-            if namespace_of(key) == "dn":
-                self._catalog.upsert(value, decode_descriptor_unverified(value))
+            if namespace_of(key) in _LEDGER_NAMESPACES:
+                self.ledger.ingest(value)
         except DatanetError as exc:
             log.debug("indexing a record failed", extra={"kv": {"error": str(exc)}})
 
@@ -506,9 +549,14 @@ class Node:
     async def publish(self, raw: bytes) -> PublishOutcome:
         """Verify, store, and put a signed descriptor on the k closest peers.
 
+        Any other ledger record (a deprecation, a revocation list, an org record)
+        is verified, stored under its DHT key and sent the same ways.
+
         Raises:
-            DatanetError: the descriptor is invalid or older than the one held.
+            DatanetError: the record is invalid or older than the one held.
         """
+        if record_kind(raw) is not RecordKind.DESCRIPTOR:
+            return await self._publish_record(raw)
         now = _now()
         verified = verify_descriptor(raw, self._trust, int(now))
         desc = verified.descriptor
@@ -517,10 +565,64 @@ class Node:
         self._storage.put_own_descriptor(
             key, raw, sequence=desc.sequence, expires_at=verified.valid_until, now=now
         )
+        self.gossip.publish(raw)  # every node within a second; the DHT put below is for lookups
         result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
         self._provide_soon(desc.dataset_id)
         return PublishOutcome(desc.dataset_id, desc.sequence, len(result.acked))
+
+    async def _publish_record(self, raw: bytes) -> PublishOutcome:
+        """Publish a deprecation, revocation list or org record: here, by gossip, in the DHT."""
+        now = _now()
+        record = verify_ledger_record(raw, self._trust, int(now))
+        self.records.put(
+            record.key,
+            raw,
+            now=now,
+            from_peer=None,
+            expires_at=float("inf") if record.expires is None else float(record.expires),
+        )
+        if record.kind is RecordKind.DEPRECATION:
+            self._storage.delete_own_descriptor(record.key)
+        self.gossip.publish(raw)
+        result = await self._query(lambda t: self.coordinator.put_value(record.key, raw, t))
+        assert isinstance(result, PutResult)
+        return PublishOutcome(
+            record.dataset_id,
+            record.sequence,
+            len(result.acked),
+            kind=str(record.kind),
+            key=record.key.decode("utf-8", "replace"),
+        )
+
+    async def deprecate(self, dataset_id: DatasetId, *, reason: str = "") -> PublishOutcome:
+        """Withdraw ``dataset_id``: sign a tombstone with this node's key and publish it.
+
+        The tombstone's sequence is one above the newest descriptor known (here or
+        in the DHT), so it wins everywhere the way a newer descriptor would.
+
+        Raises:
+            ScopeError: this node holds no publisher certificate of the dataset's org.
+            NotFound: no descriptor of ``dataset_id`` is known.
+        """
+        cert = parse_certificate(self._chain[0]) if self._chain else None
+        if cert is None or cert.org != dataset_id.org or Role.PUBLISHER not in cert.roles:
+            raise ScopeError(
+                f"this node holds no publisher certificate of {dataset_id.org}; "
+                "only a publisher node of the dataset's organization can deprecate it"
+            )
+        current = await self.resolve(dataset_id)
+        desc = current.descriptor
+        now = int(_now())
+        tombstone = Deprecation(
+            dataset_id=dataset_id,
+            sequence=desc.sequence + 1,
+            withdrawn_at=now,
+            expires=max(desc.expires, now) + DEPRECATION_MIN_LIFETIME,
+            node=self.peer_id,
+            reason=reason,
+        )
+        return await self._publish_record(sign_deprecation(tombstone, self._key, self._chain))
 
     def _provide_soon(self, dataset_id: DatasetId) -> None:
         """Announce this node as a provider of ``dataset_id`` in the background."""
@@ -564,18 +666,40 @@ class Node:
                     return verify_descriptor(raw, self._trust, int(_now()))
                 except DatanetError:
                     pass  # expired or revoked since: ask the network
+            self._raise_if_deprecated(dataset_id)
         key = dataset_id.dht_key()
         result = await self._query(lambda t: self.coordinator.get_value(key, t))
         assert isinstance(result, ValueResult)
+        if result.best is not None and record_kind(result.best) is RecordKind.DEPRECATION:
+            self.ledger.ingest(result.best)
+            self._raise_if_deprecated(dataset_id)
         if result.best is None:
-            raise NotFound(f"no valid descriptor found for {dataset_id}")
+            raise self._not_found(dataset_id)
         try:
             verified = verify_descriptor(result.best, self._trust, int(_now()))
         except DatanetError:
-            raise NotFound(f"no valid descriptor found for {dataset_id}") from None
+            raise self._not_found(dataset_id) from None
         self._index(key, result.best)
         self._correct(key, result)
         return verified
+
+    def _raise_if_deprecated(self, dataset_id: DatasetId) -> None:
+        withdrawal = self._catalog.withdrawal(str(dataset_id))
+        if withdrawal is not None and withdrawal.reason == "deprecated":
+            raise self._not_found(dataset_id)
+
+    def _not_found(self, dataset_id: DatasetId) -> NotFound:
+        """NotFound, saying why the dataset left the catalog when it did."""
+        withdrawal = self._catalog.withdrawal(str(dataset_id))
+        if withdrawal is None:
+            return NotFound(f"no valid descriptor found for {dataset_id}")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(withdrawal.at))
+        why = {
+            "deprecated": "was withdrawn by its publisher",
+            "revoked": "left the catalog: its publisher's certificate was revoked",
+            "expired": "left the catalog: its descriptor expired",
+        }.get(withdrawal.reason, f"left the catalog ({withdrawal.reason})")
+        return DatasetWithdrawn(f"{dataset_id} {why} on {when}")
 
     def _correct(self, key: bytes, result: ValueResult) -> None:
         """Put the best value back to peers that held an outdated copy (in the background)."""
@@ -685,5 +809,78 @@ class Node:
             "records": len(self.records),
             "own_descriptors": len(self._storage.load_own_descriptors()),
             "catalog_size": len(self._catalog),
+            "gossip_mesh": len(self.gossip.router.mesh(CATALOG_TOPIC)),
             "uptime_seconds": round(_now() - self._started_at, 3),
         }
+
+    # -- the complete catalog ------------------------------------------------------
+
+    def catalog_stats(self) -> Mapping[str, Any]:
+        """The catalog, gossip and anti-entropy figures (JSON-safe)."""
+        return {
+            "catalog": self._catalog.stats(),
+            "ledger": self.ledger.stats(),
+            "gossip": self.gossip.stats(),
+            "sync": self.antientropy.stats(),
+            "watchers": self.feed.subscribers,
+        }
+
+    async def catalog_sync(
+        self, *, peers: int = 3, peer: PeerId | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """Reconcile the ledger now with ``peer`` or ``peers`` random connected peers."""
+        return await self.antientropy.sync_some(peers, peer)
+
+    async def _keep_alive(self) -> None:
+        """Org keep-alive, every KEEPALIVE_INTERVAL (jittered), while the node runs."""
+        while True:
+            await trio.sleep(self.keepalive_interval * (0.75 + self._rng.random() / 2))
+            try:
+                await self.keep_alive_once()
+            except DatanetError as exc:
+                log.info("org keep-alive failed", extra={"kv": {"error": str(exc)}})
+
+    async def keep_alive_once(self) -> int:
+        """Re-put and re-announce the org's datasets whose publishing node is unreachable.
+
+        Only a node holding the publisher role of an organization does this, and
+        only for that organization's live descriptors published by *other* nodes
+        (its own are republished anyway). The original signed bytes go out
+        unchanged, so nothing is re-signed on another node's behalf.
+
+        Returns:
+            How many descriptors were re-announced.
+        """
+        cert = parse_certificate(self._chain[0]) if self._chain else None
+        if cert is None or Role.PUBLISHER not in cert.roles:
+            return 0
+        revived = 0
+        for _dataset_id, raw in self._catalog.by_org(str(cert.org)):
+            try:
+                desc = decode_descriptor_unverified(raw)
+            except DatanetError:
+                continue
+            if desc.publisher_node == self.peer_id or await self._reachable(desc.publisher_node):
+                continue
+            key = desc.dataset_id.dht_key()
+            self.gossip.publish(raw)
+            await self._query(lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
+            provider_key = desc.dataset_id.provider_key()
+            self.providers.add(provider_key, self.coordinator.self_peer, now=_now(), from_peer=None)
+            await self._query(lambda t: self.coordinator.add_provider(provider_key, t))  # noqa: B023
+            revived += 1
+        if revived:
+            log.info("org keep-alive re-announced datasets", extra={"kv": {"count": revived}})
+        return revived
+
+    async def _reachable(self, peer: PeerId) -> bool:
+        """Whether ``peer`` is connected or can be dialled within a few seconds."""
+        if self._host.is_connected(peer):
+            return True
+        try:
+            with trio.fail_after(5):
+                addrs = await self.find_peer(peer)
+                await self._host.connect(peer, addrs)
+        except (DatanetError, trio.TooSlowError):
+            return False
+        return True

@@ -32,9 +32,14 @@ class ConnectedPeer:
 
 @dataclass(frozen=True)
 class PublishOutcome:
-    """The outcome of publishing one descriptor."""
+    """The outcome of publishing one ledger record (most often a descriptor)."""
 
-    dataset_id: DatasetId
+    dataset_id: DatasetId | None
+    """The dataset (descriptors and deprecations); None for revocation lists and org records."""
     sequence: int
     replicas: int
     """How many peers acknowledged storing it (echoed the record)."""
+    kind: str = "descriptor"
+    """descriptor, deprecation, revocation or org."""
+    key: str = ""
+    """Its DHT key (``/dn/…``, ``/dn-rev/…``, ``/dn-org/…``); "" when not reported."""

@@ -94,6 +94,7 @@ async def open_node(
                     config=config,
                     org=org,
                     rng=rng or random.Random(),
+                    chain=chain,
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node._run)

@@ -2,8 +2,8 @@
 
 Start a host with :func:`open_host` (or :func:`serve_host` in a nursery), then use
 ``host.connect``, ``host.kad.request``, ``host.request``, ``host.ping`` and
-``host.subscribe``. Protocol services (kad, request/response, later gossip and
-access requests) use only the host's service surface, :class:`ServiceHost`.
+``host.subscribe``. Protocol services (kad, request/response, gossip, catalog sync,
+later access requests) use only the host's service surface, :class:`ServiceHost`.
 Peers are :class:`~identity.keys.PeerId` (bytes accepted), addresses are
 multiaddr strings, errors are :mod:`datanet.errors` plus the few
 adapter-specific subclasses exported here. See ``docs/p2p.md``.
@@ -40,6 +40,7 @@ from datanet.p2p.events import (
     PeerEvent,
     PeerListener,
 )
+from datanet.p2p.gossip import MESHSUB_PROTOCOL, GossipLimits, GossipTransport
 from datanet.p2p.host import Host, open_host, serve_host
 from datanet.p2p.kad import KAD_PROTOCOL, KadHandler, KadService
 from datanet.p2p.limits import HostLimits
@@ -51,6 +52,7 @@ __all__ = [
     "IDENTIFY_PROTOCOL",
     "ID_PROTOCOL",
     "KAD_PROTOCOL",
+    "MESHSUB_PROTOCOL",
     "MODE_KAD_SERVER",
     "PING_PROTOCOL",
     "Admission",
@@ -59,6 +61,8 @@ __all__ = [
     "Decision",
     "FrameTooLarge",
     "FramedStream",
+    "GossipLimits",
+    "GossipTransport",
     "Hello",
     "Host",
     "HostLimits",

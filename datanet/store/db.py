@@ -44,6 +44,7 @@ __all__ = [
     "MAX_PEERS",
     "PEER_MAX_AGE",
     "SCHEMA_VERSION",
+    "LedgerRow",
     "OwnDescriptor",
     "PeerAddress",
     "Storage",
@@ -123,7 +124,21 @@ DROP TABLE revocations;
 CREATE INDEX peers_by_last_seen ON peers (last_seen);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# V3: the ledger records the catalog does not hold itself (revocation lists and
+# org records learnt from gossip or sync): the newest per DHT key, so a restarted
+# node still applies them and hands them on in anti-entropy.
+_V3 = """
+CREATE TABLE ledger_records (
+    key         BLOB PRIMARY KEY,         -- /dn-rev/<org> or /dn-org/<org>
+    kind        TEXT NOT NULL,            -- revocation | org
+    sequence    INTEGER NOT NULL,
+    timestamp   INTEGER NOT NULL,         -- from the signed body (the sync order)
+    expires_at  REAL,                     -- NULL: does not expire
+    raw         BLOB NOT NULL             -- the exact signed bytes
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1``; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -270,6 +285,18 @@ class PeerAddress:
     addrs: tuple[bytes, ...]
     last_seen: float
     last_ok: float | None
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """A revocation list or org record held in ``ledger_records``."""
+
+    key: bytes
+    kind: str
+    sequence: int
+    timestamp: int
+    expires_at: float | None
+    raw: bytes
 
 
 @dataclass(frozen=True)
@@ -545,3 +572,52 @@ class Storage:
         """
         with transaction(self._conn) as conn:
             return bool(conn.execute("DELETE FROM own_descriptors WHERE key = ?", (key,)).rowcount)
+
+    # -- ledger records (revocation lists, org records)
+
+    def put_ledger_record(self, row: LedgerRow) -> bool:
+        """Hold ``row`` unless a record with an equal or higher sequence is held under its key.
+
+        Returns:
+            Whether it was stored.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        with transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO ledger_records (key, kind, sequence, timestamp, expires_at, raw) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, "
+                "sequence = excluded.sequence, timestamp = excluded.timestamp, "
+                "expires_at = excluded.expires_at, raw = excluded.raw "
+                "WHERE excluded.sequence > ledger_records.sequence",
+                (row.key, row.kind, row.sequence, row.timestamp, row.expires_at, row.raw),
+            )
+            return bool(cur.rowcount)
+
+    def load_ledger_records(self) -> list[LedgerRow]:
+        """Every held ledger record."""
+        rows = self._query(
+            "SELECT key, kind, sequence, timestamp, expires_at, raw FROM ledger_records"
+        )
+        return [
+            LedgerRow(bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r))
+            for k, kind, s, t, e, r in rows
+        ]
+
+    def ledger_record(self, key: bytes) -> LedgerRow | None:
+        """The ledger record held under ``key``, if any."""
+        rows = self._query(
+            "SELECT key, kind, sequence, timestamp, expires_at, raw FROM ledger_records "
+            "WHERE key = ?",
+            (key,),
+        )
+        if not rows:
+            return None
+        k, kind, s, t, e, r = rows[0]
+        return LedgerRow(bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r))
+
+    def delete_ledger_record(self, key: bytes) -> bool:
+        """Forget the ledger record under ``key``; returns whether one was held."""
+        with transaction(self._conn) as conn:
+            return bool(conn.execute("DELETE FROM ledger_records WHERE key = ?", (key,)).rowcount)

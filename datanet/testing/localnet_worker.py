@@ -120,6 +120,10 @@ class _Runner:
     def __init__(self, nodes: list[Node], stop: Any) -> None:
         self.nodes = nodes
         self.stop = stop
+        self.nursery: Any = None
+        # Per node: dataset id -> wall-clock time its catalog event arrived (op track).
+        self.arrivals: list[dict[str, float]] = [{} for _ in nodes]
+        self.tracking = False
 
     def node(self, cmd: Mapping[str, Any]) -> Node:
         index: int = _field(cmd, "node", int, 0)
@@ -202,6 +206,45 @@ class _Runner:
                 echo = None
             stored = echo is not None and echo.record is not None and echo.record.value == value
         return {"stored": stored, "refusal": stopped}
+
+    async def op_track(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Record, on every node here, when each catalog event arrives (see op arrivals)."""
+        if not self.tracking:
+            self.tracking = True
+            for index, node in enumerate(self.nodes):
+                self.nursery.start_soon(self._track, index, node)
+        return {"tracking": len(self.nodes)}
+
+    async def _track(self, index: int, node: Node) -> None:
+        async with node.feed.subscribe("") as events:
+            async for event in events:
+                if getattr(event, "kind", "") in ("new", "updated", "withdrawn"):
+                    self.arrivals[index].setdefault(f"{event.dataset_id}#{event.sequence}", time.time())
+
+    async def op_arrivals(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Arrival times per node for the given ``keys`` (``dataset_id#sequence``), then forget them."""
+        keys = _field(cmd, "keys", list, [])
+        out = []
+        for seen in self.arrivals:
+            out.append({k: seen.pop(k) for k in keys if k in seen})
+        return {"arrivals": out}
+
+    async def op_catalog(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Catalog size and gossip/sync figures of every node here."""
+        return {
+            "nodes": [
+                {
+                    "catalog_size": len(n.ledger.catalog),
+                    "ledger_items": n.ledger.held_ids(),
+                    "stats": dict(n.catalog_stats()),
+                }
+                for n in self.nodes
+            ]
+        }
+
+    async def op_sync(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        node = self.node(cmd)
+        return {"sessions": list(await node.catalog_sync(peers=_field(cmd, "peers", int, 3)))}
 
     async def op_bootstrap(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         node = self.node(cmd)
@@ -303,6 +346,7 @@ async def _serve(runner: _Runner) -> None:
 
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     async with stdin, trio.open_nursery() as nursery:
+        runner.nursery = nursery
 
         async def read_commands() -> None:
             async for raw in _lines(stdin):

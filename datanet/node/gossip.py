@@ -1,0 +1,125 @@
+"""Gossip on the node: the pure GossipSub router carried out over the host.
+
+:class:`GossipDriver` owns a :class:`routing.gossip.router.GossipRouter` and
+does what it asks: ``SendRpc`` goes to :class:`datanet.p2p.gossip.GossipTransport`,
+``Validate`` goes to the node's :class:`~datanet.node.ledger.Ledger` (verify,
+hold if newer) and its verdict goes back to the router, which forwards only what
+was accepted and scores the sender. RPCs and peer changes from the transport
+are handed to the router as they arrive.
+
+Invariants:
+* The router is touched only from trio tasks of this node (one thread); after
+  every event the driver loop is woken so new RPCs go out at once.
+* ``now`` is wall-clock Unix seconds (the router's deadlines too).
+* Validation is synchronous (a signature check, well under a millisecond), so a
+  message is forwarded in the same loop turn it was accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from datanet.node.ledger import Ledger
+from datanet.p2p.gossip import GossipTransport
+from identity.keys import PeerId
+from routing.gossip.router import GossipConfig, GossipRouter, SendRpc, Validate
+from routing.gossip.wire import RPC
+
+__all__ = ["CATALOG_TOPIC", "GossipDriver"]
+
+log = logging.getLogger("datanet.node.gossip")
+
+CATALOG_TOPIC = "/datanet/catalog/1.0.0"
+"""The one topic of a datanet network: every ledger record (descriptors,
+deprecations, revocation lists, org records). The network itself is set apart
+by its kad protocol id and admission, so one topic name serves every network."""
+
+
+class GossipDriver:
+    """Runs the router for one node; see the module docstring.
+
+    Args:
+        self_id: this node's binary peer id.
+        transport: the ``/meshsub/1.1.0`` streams.
+        ledger: validates and holds what arrives.
+        config: router parameters.
+        rng: randomness for peer selection.
+        clock: wall-clock Unix seconds.
+    """
+
+    def __init__(
+        self,
+        self_id: bytes,
+        *,
+        transport: GossipTransport,
+        ledger: Ledger,
+        config: GossipConfig | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self.router = GossipRouter(
+            self_id,
+            config=config or GossipConfig(),
+            rng=rng or random.Random(),
+            now=clock(),
+        )
+        self.router.subscribe(CATALOG_TOPIC, clock())
+        self._transport = transport
+        self._ledger = ledger
+        self._wake = trio.Event()
+
+    def start(self) -> None:
+        """Hear peers and RPCs from the transport (call before the node joins)."""
+        self._transport.start(self._on_rpc, self._on_peer)
+
+    def _on_rpc(self, peer: PeerId, rpc: RPC) -> None:
+        try:
+            self.router.handle_rpc(peer.to_bytes(), rpc, self._clock())
+        except Exception:  # the router is pure and must not raise; never let it kill the host
+            log.exception("gossip router failed on an rpc")
+        self._wake.set()
+
+    def _on_peer(self, peer: PeerId, joined: bool, outbound: bool) -> None:
+        now = self._clock()
+        if joined:
+            self.router.add_peer(peer.to_bytes(), outbound=outbound, now=now)
+        else:
+            self.router.remove_peer(peer.to_bytes(), now)
+        self._wake.set()
+
+    def publish(self, raw: bytes) -> bytes:
+        """Send an accepted record to the network now; returns its message id."""
+        message_id = self.router.publish(CATALOG_TOPIC, raw, self._clock())
+        self._wake.set()
+        return message_id
+
+    async def run(self) -> None:
+        """The driver loop: carry out the router's actions until cancelled."""
+        while True:
+            for action in self.router.poll(self._clock()):
+                if isinstance(action, SendRpc):
+                    self._transport.send(action.peer, action.rpc)
+                elif isinstance(action, Validate):
+                    intake = self._ledger.ingest(action.data, from_peer=action.from_peer)
+                    self.router.report_validation(action.message_id, intake.result, self._clock())
+                    self._wake.set()
+            wait = max(0.0, min(1.0, self.router.next_deadline() - self._clock()))
+            with trio.move_on_after(wait):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    def stats(self) -> dict[str, Any]:
+        """Router and transport figures (JSON-safe)."""
+        return {
+            "topic": CATALOG_TOPIC,
+            "router": self.router.stats(),
+            "transport": self._transport.stats(),
+            "mesh": len(self.router.mesh(CATALOG_TOPIC)),
+        }
