@@ -150,8 +150,10 @@ class _Runner:
 
     async def op_publish(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         node = self.node(cmd)
+        at = time.time()
         result = await node.publish(_unb64(cmd.get("raw"), "raw"))
         return {
+            "at": at,
             "dataset_id": str(result.dataset_id),
             "sequence": result.sequence,
             "replicas": result.replicas,
@@ -206,6 +208,17 @@ class _Runner:
                 echo = None
             stored = echo is not None and echo.record is not None and echo.record.value == value
         return {"stored": stored, "refusal": stopped}
+
+    async def op_announce(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Verify a record into the node's ledger and send it by gossip only (no DHT put)."""
+        node = self.node(cmd)
+        raw = _unb64(cmd.get("raw"), "raw")
+        at = time.time()
+        intake = node.ledger.ingest(raw)
+        if intake.result.name != "ACCEPT":
+            raise InvalidInput(f"the record was not accepted: {intake.reason}")
+        node.gossip.publish(raw)
+        return {"at": at}
 
     async def op_track(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         """Record, on every node here, when each catalog event arrives (see op arrivals)."""
