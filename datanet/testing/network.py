@@ -38,13 +38,20 @@ async def raw_put(
 
 @contextlib.asynccontextmanager
 async def in_process_network(
-    base: Path, count: int = 5, *, seed: int = 7, settings: Mapping[str, object] | None = None
+    base: Path,
+    count: int = 5,
+    *,
+    seed: int = 7,
+    settings: Mapping[str, object] | None = None,
+    start: int | None = None,
 ) -> AsyncIterator[tuple[list[DevnetNode], list[Node]]]:
     """``count`` joined nodes of 3 organizations in this trio process.
 
     Args:
         base: the directory that holds the nodes' data directories.
-        count: how many nodes.
+        count: how many nodes are provisioned.
+        start: how many of them run (the first ``start``; default all): the others
+            exist (keys, certificates) but stay offline.
         seed: seeds each node's randomness, so runs repeat.
         settings: config values every node runs with (``{"dht.value_quorum": 3}``),
             over the devnet's defaults.
@@ -52,7 +59,7 @@ async def in_process_network(
     _, specs = provision(base, orgs=3, nodes=count)
     async with contextlib.AsyncExitStack() as stack:
         nodes = []
-        for spec in specs:
+        for spec in specs[: count if start is None else start]:
             home = Home(spec.home)
             config = load_config(home.config_path)
             for key, value in (settings or {}).items():
