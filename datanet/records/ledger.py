@@ -76,6 +76,7 @@ __all__ = [
     "check_org_trusted",
     "check_revocation",
     "max_size_of",
+    "newer",
     "org_record_key",
     "record_id",
     "record_kind",
@@ -310,3 +311,20 @@ def verify_ledger_record(data: bytes, trust: TrustStore, now: int) -> LedgerReco
         expires=record.expires,
         value=record,
     )
+
+
+def newer(
+    record: LedgerRecord, held_sequence: int | None, held_kind: RecordKind | None = None
+) -> bool:
+    """Whether ``record`` supersedes what is held under its key (sequence ``held_sequence``).
+
+    Nothing held (``None``) means it is newer. Otherwise the higher sequence wins;
+    at an equal sequence only a deprecation replacing a descriptor (``held_kind``)
+    is newer, the rule the ``/dn/`` DHT ``select`` and the catalog follow, so a
+    tie never undoes a withdrawal. Equal records are never newer (no re-forwarding).
+    """
+    if held_sequence is None:
+        return True
+    if record.sequence != held_sequence:
+        return record.sequence > held_sequence
+    return record.kind is RecordKind.DEPRECATION and held_kind is RecordKind.DESCRIPTOR

@@ -28,6 +28,7 @@ from datanet.records.ledger import (
     LedgerRecord,
     RecordKind,
     max_size_of,
+    newer,
     org_record_key,
     record_id,
     record_kind,
@@ -341,3 +342,18 @@ def test_org_record_refusals() -> None:
     with_chain = seal(ORG_A, ORG_RECORD_TAG, body, [certificate()]).encode()
     with pytest.raises(DecodeError, match="no certificate chain"):
         verify_ledger_record(with_chain, trust(), NOW)
+
+
+def test_newer() -> None:
+    desc = verify_ledger_record(signed(descriptor(sequence=5)), trust(), NOW)
+    tomb = verify_ledger_record(signed_deprecation(deprecation(sequence=5)), trust(), NOW)
+    for rec in (desc, tomb):
+        assert newer(rec, None)
+        assert newer(rec, 4)
+        assert not newer(rec, 6)
+        assert not newer(rec, 5)
+        assert not newer(rec, 5, rec.kind)
+    # at an equal sequence a tombstone replaces a descriptor, never the other way round
+    assert newer(tomb, 5, RecordKind.DESCRIPTOR)
+    assert not newer(desc, 5, RecordKind.DEPRECATION)
+    assert newer(desc, 4, RecordKind.DEPRECATION)
