@@ -71,6 +71,7 @@ __all__ = [
     "ORG_PREFIX",
     "REV_PREFIX",
     "LedgerRecord",
+    "LedgerValue",
     "RecordKind",
     "check_org_record",
     "check_org_trusted",
