@@ -242,7 +242,7 @@ def parse_revocation(data: bytes) -> Revocation:
         ScopeError: signed by a key other than the organization it names.
     """
     env = open_envelope(data, tag=REVOCATION_TAG, max_size=MAX_REVOCATION_SIZE)
-    obj = unpack_map(env.body, max_size=MAX_REVOCATION_SIZE, max_items=16)
+    obj = unpack_map(env.body, max_size=MAX_REVOCATION_SIZE, max_items=MAX_REVOKED_SERIALS)
     if obj.get("v") != 1:
         raise DecodeError("unsupported revocation version")
     serials = get_field(obj, "serials", list, max_len=MAX_REVOKED_SERIALS)

@@ -3,7 +3,8 @@
 ================  ==========================  ===========================================
 namespace         key                         value
 ================  ==========================  ===========================================
-``dn``            ``/dn/<org did>/<name>``    a signed descriptor of exactly that dataset
+``dn``            ``/dn/<org did>/<name>``    a signed descriptor *or deprecation* (tombstone)
+                                              of exactly that dataset
 ``dn-org``        ``/dn-org/<org did>``       the org record, signed by that org
 ``dn-rev``        ``/dn-rev/<org did>``       the org's revocation list, signed by it
 ================  ==========================  ===========================================
@@ -11,7 +12,13 @@ namespace         key                         value
 Each validator implements :class:`routing.records.Validator`: ``validate`` raises
 a :class:`~datanet.errors.DatanetError` for anything that must be neither stored
 nor forwarded; ``select`` returns the index of the value with the highest
-``sequence``, the earliest on ties (stable).
+``sequence``, the earliest on ties (stable). Under a ``/dn/`` key descriptors and
+deprecations compete by ``sequence`` alike, so a tombstone withdraws every lower
+sequence and a newer descriptor brings the dataset back; at an equal sequence the
+tombstone wins, whatever the order (a withdrawal is never undone by a tie).
+The per-kind checks live in :mod:`datanet.records.descriptor`,
+:mod:`datanet.records.deprecation` and :mod:`datanet.records.ledger`; the
+validators add only the key binding, the cache and ``select``.
 
 Invariants:
 * The work that depends only on the bytes (decoding, the signature) is cached
@@ -20,6 +27,9 @@ Invariants:
   every call, so a cached record can never outlive its validity.
 * ``select`` never raises for values that passed ``validate``; a value it cannot
   decode ranks below every decodable one.
+* Org records and revocation lists follow the same trust rule as everything else
+  (:func:`datanet.records.ledger.check_org_trusted`) when the validator has a
+  trust store: in a ``closed`` network only trusted organizations' records.
 """
 
 from __future__ import annotations
@@ -31,15 +41,23 @@ from typing import Generic, TypeVar
 from datanet.errors import (
     DatanetError,
     DecodeError,
-    ExpiredRecord,
     ScopeError,
-    VerificationError,
 )
+from datanet.records.deprecation import Deprecation, check_deprecation, open_deprecation
 from datanet.records.descriptor import (
-    MAX_CLOCK_SKEW,
     Descriptor,
     check_descriptor,
     open_descriptor,
+)
+from datanet.records.ledger import (
+    ORG_PREFIX,
+    REV_PREFIX,
+    RecordKind,
+    check_org_record,
+    check_revocation,
+    org_record_key,
+    record_kind,
+    revocation_key,
 )
 from identity.certs import Revocation, TrustStore, parse_revocation
 from identity.envelope import SignedEnvelope
@@ -48,28 +66,17 @@ from identity.orgs import OrgRecord, decode_org_record
 from routing.records import NamespacedValidator
 
 __all__ = [
+    "DatasetRecord",
     "DescriptorValidator",
     "OrgRecordValidator",
     "RevocationValidator",
     "default_validator",
+    "open_dataset_record",
     "org_record_key",
     "revocation_key",
 ]
 
-ORG_PREFIX = b"/dn-org/"
-REV_PREFIX = b"/dn-rev/"
-
 T = TypeVar("T")
-
-
-def org_record_key(org: OrgId) -> bytes:
-    """The DHT key of ``org``'s org record: ``/dn-org/<did>``."""
-    return ORG_PREFIX + str(org).encode("ascii")
-
-
-def revocation_key(org: OrgId) -> bytes:
-    """The DHT key of ``org``'s revocation list: ``/dn-rev/<did>``."""
-    return REV_PREFIX + str(org).encode("ascii")
 
 
 def _org_of_key(key: bytes, prefix: bytes) -> OrgId:
@@ -106,64 +113,99 @@ class _DecodeCache(Generic[T]):
         return decoded
 
 
-def _select_highest(values: Sequence[bytes], sequence_of: Callable[[bytes], int]) -> int:
-    """Index of the highest sequence; the first one on ties; undecodable ranks lowest."""
+def _select_highest(values: Sequence[bytes], rank_of: Callable[[bytes], tuple[int, ...]]) -> int:
+    """Index of the highest rank; the first one on ties; undecodable ranks lowest."""
     best_index = 0
-    best_seq = -1
+    best_rank: tuple[int, ...] = (-1,)
     for index, value in enumerate(values):
         try:
-            seq = sequence_of(value)
+            rank = rank_of(value)
         except DatanetError:
             continue
-        if seq > best_seq:
-            best_index, best_seq = index, seq
+        if rank > best_rank:
+            best_index, best_rank = index, rank
     return best_index
 
 
+#: A decoded, signature-checked value of a ``/dn/`` key: a descriptor or a tombstone.
+DatasetRecord = tuple[Descriptor, SignedEnvelope] | tuple[Deprecation, SignedEnvelope]
+
+
+def open_dataset_record(value: bytes) -> DatasetRecord:
+    """Decode a ``/dn/`` value, a descriptor or a deprecation, and check its signature.
+
+    Raises:
+        RecordTooLarge, DecodeError: neither kind, or over the kind's bound.
+        SignatureError, ScopeError: see :func:`~datanet.records.descriptor.open_descriptor`
+            and :func:`~datanet.records.deprecation.open_deprecation`.
+    """
+    kind = record_kind(value)
+    if kind is RecordKind.DESCRIPTOR:
+        return open_descriptor(value)
+    if kind is RecordKind.DEPRECATION:
+        return open_deprecation(value)
+    raise DecodeError(f"a /dn/ value is a descriptor or a deprecation, not a {kind} record")
+
+
+def _dataset_rank(record: DatasetRecord) -> tuple[int, int]:
+    # At an equal sequence the tombstone ranks higher, so a tie never undoes a withdrawal.
+    rec = record[0]
+    return (rec.sequence, 1 if isinstance(rec, Deprecation) else 0)
+
+
 class DescriptorValidator:
-    """Validates ``/dn/`` records: signed descriptors under their own dataset key.
+    """Validates ``/dn/`` records: a dataset's signed descriptors and deprecations.
 
     Args:
         trust: the trust store that certificate chains are checked against. It
             is consulted on every call, so revocations added later take effect.
-        cache_size: how many decoded descriptors to keep.
+        cache_size: how many decoded records to keep.
     """
 
     def __init__(self, trust: TrustStore, *, cache_size: int = 512) -> None:
         self.trust = trust
-        self._cache: _DecodeCache[tuple[Descriptor, SignedEnvelope]] = _DecodeCache(
-            open_descriptor, cache_size
-        )
+        self._cache: _DecodeCache[DatasetRecord] = _DecodeCache(open_dataset_record, cache_size)
 
     def validate(self, key: bytes, value: bytes, now: int) -> None:
-        """Raise unless ``value`` is a valid descriptor of the dataset named by ``key``.
+        """Raise unless ``value`` is a valid descriptor or deprecation of the dataset ``key``.
 
         Raises:
             DecodeError, RecordTooLarge, SignatureError: the value is not a
-                well-formed, well-signed descriptor.
-            ScopeError: the key is not the descriptor's dataset key, or the
+                well-formed, well-signed descriptor or deprecation.
+            ScopeError: the key is not the record's dataset key, or the
                 certificate is of another org or node.
             CertificateError, ExpiredRecord, VerificationError: see
-                :func:`datanet.records.descriptor.verify_descriptor`.
+                :func:`datanet.records.descriptor.verify_descriptor` and
+                :func:`datanet.records.deprecation.verify_deprecation`.
         """
-        desc, env = self._cache.get(value)
-        expected = desc.dataset_id.dht_key()
+        record, env = self._cache.get(value)
+        expected = record.dataset_id.dht_key()
         if key != expected:
+            what = "deprecation" if isinstance(record, Deprecation) else "descriptor"
             raise ScopeError(
-                f"descriptor of {desc.dataset_id} stored under the wrong key "
+                f"{what} of {record.dataset_id} stored under the wrong key "
                 f"{key[:100].decode('ascii', 'replace')!r}"
             )
-        check_descriptor(desc, env, self.trust, now)
+        if isinstance(record, Deprecation):
+            check_deprecation(record, env, self.trust, now)
+        else:
+            check_descriptor(record, env, self.trust, now)
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
-        """The index of the descriptor with the highest sequence (first on ties)."""
-        return _select_highest(values, lambda v: self._cache.get(v)[0].sequence)
+        """The index of the highest sequence (first on ties; a tombstone beats a descriptor)."""
+        return _select_highest(values, lambda v: _dataset_rank(self._cache.get(v)))
 
 
 class OrgRecordValidator:
-    """Validates ``/dn-org/<did>`` records: org records signed by that org."""
+    """Validates ``/dn-org/<did>`` records: org records signed by that org.
 
-    def __init__(self, *, cache_size: int = 256) -> None:
+    Args:
+        trust: if given, a ``closed`` store refuses untrusted organizations' records.
+        cache_size: how many decoded records to keep.
+    """
+
+    def __init__(self, trust: TrustStore | None = None, *, cache_size: int = 256) -> None:
+        self.trust = trust
         self._cache: _DecodeCache[OrgRecord] = _DecodeCache(decode_org_record, cache_size)
 
     def validate(self, key: bytes, value: bytes, now: int) -> None:
@@ -172,24 +214,30 @@ class OrgRecordValidator:
         Raises:
             DecodeError, RecordTooLarge, SignatureError: not a well-signed org record.
             ScopeError: the record is of another org than the key names.
+            UntrustedOrganization: the org is not trusted in a ``closed`` network.
             ExpiredRecord: the record expired.
         """
         org = _org_of_key(key, ORG_PREFIX)
         record = self._cache.get(value)
         if record.org != org:
             raise ScopeError(f"org record of {record.org} stored under the key of {org}")
-        if now >= record.expires:
-            raise ExpiredRecord(f"org record of {record.org} expired at {record.expires}")
+        check_org_record(record, self.trust, now)
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
         """The index of the record with the highest sequence (first on ties)."""
-        return _select_highest(values, lambda v: self._cache.get(v).sequence)
+        return _select_highest(values, lambda v: (self._cache.get(v).sequence,))
 
 
 class RevocationValidator:
-    """Validates ``/dn-rev/<did>`` records: revocation lists signed by that org."""
+    """Validates ``/dn-rev/<did>`` records: revocation lists signed by that org.
 
-    def __init__(self, *, cache_size: int = 256) -> None:
+    Args:
+        trust: if given, a ``closed`` store refuses untrusted organizations' lists.
+        cache_size: how many decoded lists to keep.
+    """
+
+    def __init__(self, trust: TrustStore | None = None, *, cache_size: int = 256) -> None:
+        self.trust = trust
         self._cache: _DecodeCache[Revocation] = _DecodeCache(parse_revocation, cache_size)
 
     def validate(self, key: bytes, value: bytes, now: int) -> None:
@@ -200,18 +248,18 @@ class RevocationValidator:
         Raises:
             DecodeError, RecordTooLarge, SignatureError: not a well-signed list.
             ScopeError: the list is of another org than the key names.
+            UntrustedOrganization: the org is not trusted in a ``closed`` network.
             VerificationError: the list claims to be issued in the future.
         """
         org = _org_of_key(key, REV_PREFIX)
         rev = self._cache.get(value)
         if rev.org != org:
             raise ScopeError(f"revocation list of {rev.org} stored under the key of {org}")
-        if rev.issued_at > now + MAX_CLOCK_SKEW:
-            raise VerificationError(f"revocation list of {org} is issued in the future")
+        check_revocation(rev, self.trust, now)
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
         """The index of the list with the highest sequence (first on ties)."""
-        return _select_highest(values, lambda v: self._cache.get(v).sequence)
+        return _select_highest(values, lambda v: (self._cache.get(v).sequence,))
 
 
 def default_validator(trust: TrustStore) -> NamespacedValidator:
@@ -219,7 +267,7 @@ def default_validator(trust: TrustStore) -> NamespacedValidator:
     return NamespacedValidator(
         {
             "dn": DescriptorValidator(trust),
-            "dn-org": OrgRecordValidator(),
-            "dn-rev": RevocationValidator(),
+            "dn-org": OrgRecordValidator(trust),
+            "dn-rev": RevocationValidator(trust),
         }
     )

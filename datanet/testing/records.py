@@ -4,8 +4,10 @@ Two families of helpers:
 
 * **From fixed keys** (unit tests, property tests, benchmarks): :data:`ORG_A`,
   :data:`ORG_B`, :data:`NODE_A`, :data:`NODE_B` or any :func:`key`;
-  :func:`certificate`, :func:`descriptor`, :func:`full_descriptor` and
-  :func:`signed`, all at :data:`datanet.testing.clock.NOW` unless told otherwise.
+  :func:`certificate`, :func:`descriptor`, :func:`full_descriptor`,
+  :func:`signed`, and the tombstones :func:`deprecation` and
+  :func:`signed_deprecation`, all at :data:`datanet.testing.clock.NOW` unless
+  told otherwise.
 * **From a provisioned devnet node** (integration tests: real key files, real
   certificates, real time): :func:`node_descriptor` and :func:`signed_by`, and
   for attacks :func:`sign_as` and :func:`forge_body`.
@@ -15,7 +17,8 @@ Invariants:
   helpers, which read the node's files and default to the current time (the
   node's certificate was issued at provisioning time, not at ``NOW``).
 * Only :func:`sign_as` and :func:`forge_body` make records that
-  :func:`~datanet.records.descriptor.sign_descriptor` would refuse to make.
+  :func:`~datanet.records.descriptor.sign_descriptor` would refuse to make
+  (and :func:`signed_deprecation` with ``check=False``, for tombstones).
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from datanet.node.home import Home
+from datanet.records.deprecation import (
+    DEFAULT_DEPRECATION_LIFETIME,
+    DEPRECATION_TAG,
+    Deprecation,
+    sign_deprecation,
+)
 from datanet.records.descriptor import (
     DESCRIPTOR_TAG,
     AccessPolicy,
@@ -49,6 +58,7 @@ __all__ = [
     "ORG_A",
     "ORG_B",
     "certificate",
+    "deprecation",
     "descriptor",
     "forge_body",
     "full_descriptor",
@@ -57,6 +67,7 @@ __all__ = [
     "sign_as",
     "signed",
     "signed_by",
+    "signed_deprecation",
 ]
 
 
@@ -183,6 +194,60 @@ def signed(
             :func:`~datanet.records.descriptor.sign_descriptor`).
     """
     return sign_descriptor(desc, key, [certificate(org, key)] if chain is None else chain)
+
+
+def deprecation(
+    name: str | DatasetId = "weather/stations",
+    *,
+    org: KeyPair | OrgId = ORG_A,
+    node: KeyPair | PeerId = NODE_A,
+    now: int = NOW,
+    sequence: int = 2,
+    reason: str = "",
+    lifetime: int = DEFAULT_DEPRECATION_LIFETIME,
+) -> Deprecation:
+    """A tombstone of dataset ``name`` of ``org``, signed-to-be by ``node``, withdrawn at ``now``.
+
+    ``sequence`` defaults to 2, one above :func:`descriptor`'s default, so it
+    withdraws that descriptor. It expires ``lifetime`` seconds after ``now``:
+    by default :data:`~datanet.records.deprecation.DEFAULT_DEPRECATION_LIFETIME`
+    (a year: long enough to outlive every copy of what it withdraws, see there);
+    :func:`certificate`'s default year covers it.
+    """
+    if isinstance(name, DatasetId):
+        dataset_id = name
+    else:
+        dataset_id = DatasetId(org.org_id if isinstance(org, KeyPair) else org, name)
+    return Deprecation(
+        dataset_id=dataset_id,
+        sequence=sequence,
+        withdrawn_at=now,
+        expires=now + lifetime,
+        node=node.peer_id if isinstance(node, KeyPair) else node,
+        reason=reason,
+    )
+
+
+def signed_deprecation(
+    dep: Deprecation,
+    *,
+    key: KeyPair = NODE_A,
+    chain: Sequence[bytes] | None = None,
+    org: KeyPair = ORG_A,
+    check: bool = True,
+) -> bytes:
+    """``dep`` signed by ``key`` with ``chain`` (default: its :func:`certificate` in ``org``).
+
+    With ``check=False`` the envelope is sealed as a forger would, skipping every
+    consistency check :func:`~datanet.records.deprecation.sign_deprecation` makes.
+
+    Raises:
+        DatanetError: ``dep`` does not match the signer or its chain (``check`` only).
+    """
+    certs = [certificate(org, key)] if chain is None else list(chain)
+    if not check:
+        return seal(key, DEPRECATION_TAG, dep.encode_body(), certs).encode()
+    return sign_deprecation(dep, key, certs)
 
 
 def node_descriptor(

@@ -1,4 +1,5 @@
-"""DHT validators for /dn/, /dn-org/ and /dn-rev/: validity, scope, select, cache."""
+"""DHT validators for /dn/ (descriptors and tombstones), /dn-org/ and /dn-rev/: validity,
+scope, trust, select, cache."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from datanet.errors import (
     ExpiredRecord,
     ScopeError,
     SignatureError,
+    UntrustedOrganization,
     VerificationError,
 )
+from datanet.records.deprecation import open_deprecation
 from datanet.records.descriptor import open_descriptor
 from datanet.records.ids import DatasetId
 from datanet.records.validators import (
@@ -27,7 +30,14 @@ from datanet.records.validators import (
     revocation_key,
 )
 from datanet.testing.clock import NOW
-from datanet.testing.records import NODE_A, certificate, descriptor, key
+from datanet.testing.records import (
+    NODE_A,
+    certificate,
+    deprecation,
+    descriptor,
+    key,
+    signed_deprecation,
+)
 from datanet.testing.records import signed as sign
 from identity.certs import TrustStore, issue_revocation, parse_revocation
 from identity.envelope import seal
@@ -187,3 +197,116 @@ def test_descriptor_of_another_org_under_its_key_is_refused() -> None:
     store = TrustStore({ORG.org_id, OTHER.org_id})
     with pytest.raises(ScopeError):
         default_validator(store).validate(foreign.dht_key(), data, NOW)
+
+
+# -- /dn/ tombstones (deprecations) ---------------------------------------------------
+
+
+def tombstone(sequence: int = 2, *, lifetime: int = 1000, dataset_id: DatasetId = DID) -> bytes:
+    dep = deprecation(dataset_id, node=NODE, sequence=sequence, lifetime=lifetime)
+    return signed_deprecation(dep, key=NODE, chain=[CERT])
+
+
+def test_tombstone_valid_under_its_dataset_key() -> None:
+    validator = default_validator(trust())
+    validator.validate(KEY, tombstone(), NOW)
+    with pytest.raises(ScopeError, match=r"deprecation .* wrong key"):
+        validator.validate(DatasetId(ORG.org_id, "a/c").dht_key(), tombstone(), NOW)
+    with pytest.raises(DecodeError):
+        validator.validate(org_record_key(ORG.org_id), tombstone(), NOW)
+
+
+def test_tombstone_checks_time_and_trust_on_every_call() -> None:
+    store = trust()
+    validator = DescriptorValidator(store)
+    data = tombstone(lifetime=500)
+    validator.validate(KEY, data, NOW)
+    with pytest.raises(ExpiredRecord):
+        validator.validate(KEY, data, NOW + 500)
+    store.add_revocation(parse_revocation(issue_revocation(ORG, [9], sequence=1, issued_at=NOW)))
+    with pytest.raises(CertificateRevoked):
+        validator.validate(KEY, data, NOW)
+    with pytest.raises(UntrustedOrganization):
+        DescriptorValidator(TrustStore({OTHER.org_id})).validate(KEY, tombstone(), NOW)
+
+
+def test_forged_or_foreign_tombstone_is_refused() -> None:
+    validator = default_validator(TrustStore({ORG.org_id, OTHER.org_id}))
+    good = tombstone()
+    forged = good.replace(b"a/b", b"a/c")
+    with pytest.raises(SignatureError):
+        validator.validate(DatasetId(ORG.org_id, "a/c").dht_key(), forged, NOW)
+    foreign = DatasetId(OTHER.org_id, "a/b")
+    dep = deprecation(foreign, node=NODE)
+    data = signed_deprecation(dep, key=NODE, chain=[CERT], check=False)
+    with pytest.raises(ScopeError):
+        validator.validate(foreign.dht_key(), data, NOW)
+
+
+def test_other_ledger_kinds_are_refused_under_dn() -> None:
+    validator = default_validator(trust())
+    for value in (
+        issue_revocation(ORG, [1], sequence=1, issued_at=NOW),
+        issue_org_record(ORG, name="o", gateways=(), sequence=1, expires=NOW + 50),
+    ):
+        with pytest.raises(DecodeError, match="descriptor or a deprecation"):
+            validator.validate(KEY, value, NOW)
+
+
+def test_select_tombstone_beats_lower_descriptors_and_loses_to_higher() -> None:
+    validator = default_validator(trust())
+    tomb = tombstone(5)
+    older = [signed(1), signed(4, title="x"), signed(3)]
+    assert validator.select(KEY, [*older, tomb]) == 3
+    assert validator.select(KEY, [tomb, *older]) == 0
+    newer = signed(6, title="back")
+    assert validator.select(KEY, [tomb, newer]) == 1
+    assert validator.select(KEY, [newer, tomb, *older]) == 0
+    # an older tombstone loses to a newer one, and to garbage nothing
+    assert validator.select(KEY, [tombstone(2), b"junk", tomb]) == 2
+
+
+def test_select_tombstone_wins_a_tie_whatever_the_order() -> None:
+    validator = default_validator(trust())
+    tomb, desc = tombstone(5), signed(5)
+    assert validator.select(KEY, [desc, tomb]) == 1
+    assert validator.select(KEY, [tomb, desc]) == 0
+    # two tombstones of one sequence: the first (stable)
+    other = signed_deprecation(
+        deprecation(DID, node=NODE, sequence=5, reason="other"), key=NODE, chain=[CERT]
+    )
+    assert validator.select(KEY, [other, tomb, desc]) == 0
+    assert validator.select(KEY, [tomb, other]) == 0
+
+
+def test_tombstone_decoding_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bytes] = []
+
+    def counting(data: bytes) -> object:
+        calls.append(data)
+        return open_deprecation(data)
+
+    monkeypatch.setattr(validators_module, "open_deprecation", counting)
+    validator = DescriptorValidator(trust())
+    data = tombstone()
+    for _ in range(3):
+        validator.validate(KEY, data, NOW)
+    assert validator.select(KEY, [data, signed(1)]) == 0
+    assert calls == [data]
+
+
+# -- the trust rule for org records and revocation lists -------------------------------
+
+
+def test_closed_store_refuses_untrusted_orgs_records() -> None:
+    closed = default_validator(TrustStore({OTHER.org_id}))
+    open_ = default_validator(TrustStore({OTHER.org_id}, accept_any=True))
+    org_rec = issue_org_record(ORG, name="o", gateways=(), sequence=1, expires=NOW + 50)
+    rev = issue_revocation(ORG, [1], sequence=1, issued_at=NOW)
+    for key_, value in ((org_record_key(ORG.org_id), org_rec), (revocation_key(ORG.org_id), rev)):
+        with pytest.raises(UntrustedOrganization):
+            closed.validate(key_, value, NOW)
+        open_.validate(key_, value, NOW)
+    # without a trust store (the validators' own default) the rule does not apply
+    OrgRecordValidator().validate(org_record_key(ORG.org_id), org_rec, NOW)
+    RevocationValidator().validate(revocation_key(ORG.org_id), rev, NOW)
