@@ -26,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -667,10 +666,9 @@ class AsyncClient:
                 if response.status_code != 200:
                     await response.aread()
                     raise _error_from(response)
-                async with contextlib.aclosing(response.aiter_lines()) as lines:
-                    async for line in lines:
-                        item = decoder.feed(line)
-                        if item is not None:
-                            yield parse_watch_event(*item)
+                async for line in response.aiter_lines():
+                    item = decoder.feed(line)
+                    if item is not None:
+                        yield parse_watch_event(*item)
         except httpx.HTTPError as exc:
             raise _watch_error(exc, self.base_url, timeout) from None
