@@ -229,6 +229,8 @@ def _watch_kwargs(query: str, default: float, timeout: float | None) -> dict[str
 def _watch_error(exc: httpx.HTTPError, url: str, timeout: float | None) -> DatanetError:
     if isinstance(exc, httpx.ReadTimeout):
         return Timeout(f"no catalog event nor heartbeat from {url} within {timeout:g} s")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return NetworkError(f"the daemon at {url} closed the event stream (did it stop?)")
     return _transport_error(exc, url)
 
 

@@ -154,6 +154,9 @@ class CatalogFeedLike(Protocol):
     def subscribers(self) -> int:
         """How many subscribers are registered now."""
 
+    def close(self) -> None:
+        """End every subscription (the daemon stops): open watch streams finish at once."""
+
 
 class NodeAPI(Protocol):
     """The node operations the control API exposes."""

@@ -173,3 +173,18 @@ def test_commands_without_a_daemon_exit_7(tmp_path: Path) -> None:
         result = run(tmp_path, *args)
         assert result.exit_code == 7, (args, result.output)
         assert "datanet node start" in result.output
+
+
+def test_stopping_the_daemon_ends_watch_streams_at_once(running: Path) -> None:
+    """The daemon closes the feed when it stops: watchers end (exit 7) instead of holding
+    the shutdown for hypercorn's graceful timeout."""
+    watcher = Watcher(running, "--json")
+    wait_for_watchers(running, 1)
+    stopped = run(running, "node", "stop")
+    assert stopped.exit_code == 0, stopped.output
+    _, err = watcher.proc.communicate(timeout=30)
+    assert watcher.proc.returncode == 7
+    assert json.loads(err)["error"] == {
+        "code": "network_error",
+        "message": "the daemon ended the stream (it is stopping)",
+    }
