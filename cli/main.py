@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from cli import (
     api_cmds,  # noqa: F401 - registers datanet peers, publish, resolve, search, routing, config
+    catalog_cmds,  # noqa: F401 - registers datanet watch, deprecate, catalog stats|sync
     descriptor,  # noqa: F401 - registers datanet descriptor …
     devnet,  # noqa: F401 - registers datanet devnet
     home,  # noqa: F401 - registers datanet init, datanet id

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +39,7 @@ from datanet.api.results import (
     CertificateInfo,
     ConfigChange,
     ConfigView,
+    DeprecateResult,
     NodeInfo,
     NodeStatus,
     PeerInfo,
@@ -46,9 +47,12 @@ from datanet.api.results import (
     PublishResult,
     Resolved,
     SearchHit,
+    SseDecoder,
+    WatchEvent,
     bad_response,
     bytes_of,
     field_of,
+    parse_deprecate,
     parse_hits,
     parse_node_info,
     parse_peers,
@@ -56,6 +60,7 @@ from datanet.api.results import (
     parse_publish,
     parse_resolved,
     parse_status,
+    parse_watch_event,
     texts_of,
 )
 from datanet.errors import (
@@ -76,6 +81,7 @@ __all__ = [
     "Client",
     "ConfigChange",
     "ConfigView",
+    "DeprecateResult",
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
@@ -83,6 +89,7 @@ __all__ = [
     "PublishResult",
     "Resolved",
     "SearchHit",
+    "WatchEvent",
     "api_endpoint",
 ]
 
@@ -182,6 +189,49 @@ class _Calls:
     @staticmethod
     def stop() -> _Call[bool]:
         return _Call("/node/stop", lambda d: bool(d.get("stopping")))
+
+    # -- the complete catalog (issue 9) ---------------------------------------------
+    @staticmethod
+    def deprecate(dataset_id: object, reason: str) -> _Call[DeprecateResult]:
+        return _Call("/deprecate", parse_deprecate, {"arg": str(dataset_id), "reason": reason})
+
+    @staticmethod
+    def catalog_stats() -> _Call[dict[str, Any]]:
+        return _Call("/catalog/stats", lambda d: dict(field_of(d, "stats", dict)))
+
+    @staticmethod
+    def catalog_sync(peers: int, peer: object | None) -> _Call[list[dict[str, Any]]]:
+        body: dict[str, Any] = {"peers": peers}
+        if peer is not None:
+            body["peer"] = str(peer)
+        return _Call("/catalog/sync", _parse_synced, body)
+
+
+def _parse_synced(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    items = field_of(doc, "synced", list)
+    if not all(isinstance(item, dict) for item in items):
+        raise bad_response("synced")
+    return [dict(item) for item in items]
+
+
+_WATCH_PATH = "/catalog/watch"
+
+
+def _watch_kwargs(query: str, default: float, timeout: float | None) -> dict[str, Any]:
+    """The streaming request of ``watch``: the read timeout is ``timeout`` (None: none)."""
+    return {
+        "content": json.dumps({"q": query}).encode("utf-8"),
+        "headers": {"content-type": "application/json", "accept": "text/event-stream"},
+        "timeout": httpx.Timeout(default, read=timeout),
+    }
+
+
+def _watch_error(exc: httpx.HTTPError, url: str, timeout: float | None) -> DatanetError:
+    if isinstance(exc, httpx.ReadTimeout):
+        return Timeout(f"no catalog event nor heartbeat from {url} within {timeout:g} s")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return NetworkError(f"the daemon at {url} closed the event stream (did it stop?)")
+    return _transport_error(exc, url)
 
 
 # --- connection settings ------------------------------------------------------------
@@ -333,6 +383,7 @@ class Client:
     ) -> None:
         s = _Settings(data_dir, base_url, token)
         self.base_url = s.base_url
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=s.base_url + "/api/v0",
             headers=s.headers,
@@ -433,6 +484,58 @@ class Client:
         """Ask the daemon to shut down cleanly; True once it has accepted."""
         return self._run(_Calls.stop())
 
+    # -- the complete catalog (issue 9) ---------------------------------------------
+    def deprecate(self, dataset_id: object, reason: str = "") -> DeprecateResult:
+        """Deprecate one of this node's organization's datasets (a signed withdrawal).
+
+        Raises:
+            NotFound: the daemon holds no such dataset.
+            ScopeError: it belongs to another organization.
+        """
+        return self._run(_Calls.deprecate(dataset_id, reason))
+
+    def catalog_stats(self) -> dict[str, Any]:
+        """Catalog counts, gossip and sync statistics."""
+        return self._run(_Calls.catalog_stats())
+
+    def catalog_sync(self, peers: int = 3, peer: object | None = None) -> list[dict[str, Any]]:
+        """Run catalog sync now with ``peer`` (a PeerId or its text), or up to ``peers`` peers.
+
+        Raises:
+            NotFound: ``peer`` is not known to the daemon.
+        """
+        return self._run(_Calls.catalog_sync(peers, peer))
+
+    def watch(self, query: str = "", *, timeout: float | None = None) -> Iterator[WatchEvent]:
+        """Catalog changes matching ``query`` as they happen, until the caller stops.
+
+        A generator over the daemon's ``catalog/watch`` event stream: ``break`` or
+        ``close()`` it to disconnect (the daemon then frees the watcher). The
+        subscription starts with the first ``next()``. ``timeout``: seconds to wait
+        for the next event or heartbeat (the daemon sends one every 15 s); ``None``
+        waits as long as the stream is open. The iteration ends when the daemon
+        ends the stream (it stops).
+
+        Raises:
+            InvalidInput: too many watchers on the daemon, or ``query`` too long.
+            Timeout: nothing arrived within ``timeout`` seconds.
+            NetworkError: the connection broke.
+        """
+        decoder = SseDecoder()
+        try:
+            with self._http.stream(
+                "POST", _WATCH_PATH, **_watch_kwargs(query, self._timeout, timeout)
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _error_from(response)
+                for line in response.iter_lines():
+                    item = decoder.feed(line)
+                    if item is not None:
+                        yield parse_watch_event(*item)
+        except httpx.HTTPError as exc:
+            raise _watch_error(exc, self.base_url, timeout) from None
+
 
 class AsyncClient:
     """Asynchronous client (asyncio or trio); the same methods as :class:`Client`.
@@ -452,6 +555,7 @@ class AsyncClient:
     ) -> None:
         s = _Settings(data_dir, base_url, token)
         self.base_url = s.base_url
+        self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=s.base_url + "/api/v0",
             headers=s.headers,
@@ -534,3 +638,39 @@ class AsyncClient:
     async def stop(self) -> bool:
         """See :meth:`Client.stop`."""
         return await self._run(_Calls.stop())
+
+    # -- the complete catalog (issue 9) ---------------------------------------------
+    async def deprecate(self, dataset_id: object, reason: str = "") -> DeprecateResult:
+        """See :meth:`Client.deprecate`."""
+        return await self._run(_Calls.deprecate(dataset_id, reason))
+
+    async def catalog_stats(self) -> dict[str, Any]:
+        """See :meth:`Client.catalog_stats`."""
+        return await self._run(_Calls.catalog_stats())
+
+    async def catalog_sync(
+        self, peers: int = 3, peer: object | None = None
+    ) -> list[dict[str, Any]]:
+        """See :meth:`Client.catalog_sync`."""
+        return await self._run(_Calls.catalog_sync(peers, peer))
+
+    async def watch(
+        self, query: str = "", *, timeout: float | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """See :meth:`Client.watch`; an async generator. Close it when done, e.g.
+        ``async with contextlib.aclosing(dn.watch("rain")) as events: async for e in events``.
+        """
+        decoder = SseDecoder()
+        try:
+            async with self._http.stream(
+                "POST", _WATCH_PATH, **_watch_kwargs(query, self._timeout, timeout)
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _error_from(response)
+                async for line in response.aiter_lines():
+                    item = decoder.feed(line)
+                    if item is not None:
+                        yield parse_watch_event(*item)
+        except httpx.HTTPError as exc:
+            raise _watch_error(exc, self.base_url, timeout) from None

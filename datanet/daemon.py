@@ -275,6 +275,7 @@ async def serve(
             task_status.started(url)
             await stop.wait()
             log.info("api_stopping")
+            node.feed.close()  # ends catalog/watch streams now, not after graceful_timeout
         finally:
             url_path.unlink(missing_ok=True)
 

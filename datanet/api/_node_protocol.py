@@ -11,7 +11,8 @@ node, trio or libp2p.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from datanet.records.ids import DatasetId
@@ -19,7 +20,10 @@ from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 
 __all__ = [
+    "CatalogEventLike",
+    "CatalogFeedLike",
     "ConnectedPeerLike",
+    "DeprecateOutcomeLike",
     "DescriptorLike",
     "HitLike",
     "NodeAPI",
@@ -107,6 +111,53 @@ class HitLike(Protocol):
         """Its title."""
 
 
+class DeprecateOutcomeLike(Protocol):
+    """The outcome of deprecating one dataset (a signed withdrawal, announced)."""
+
+    @property
+    def dataset_id(self) -> DatasetId:
+        """The deprecated dataset."""
+
+    @property
+    def sequence(self) -> int:
+        """The withdrawal's sequence number (above the last descriptor's)."""
+
+    @property
+    def replicas(self) -> int:
+        """How many peers acknowledged storing it."""
+
+
+class CatalogEventLike(Protocol):
+    """``datanet.node.feed.CatalogEvent``: one catalog change, or an overflow marker."""
+
+    @property
+    def kind(self) -> str:
+        """``new``, ``updated``, ``withdrawn`` or ``overflow``."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe rendering."""
+
+
+class CatalogFeedLike(Protocol):
+    """``datanet.node.feed.CatalogFeed``: the catalog's change feed."""
+
+    def subscribe(
+        self, query: str = ""
+    ) -> AbstractAsyncContextManager[AsyncIterator[CatalogEventLike]]:
+        """Events matching ``query`` while the block lasts.
+
+        Raises:
+            InvalidInput: too many subscribers, or ``query`` too long.
+        """
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers are registered now."""
+
+    def close(self) -> None:
+        """End every subscription (the daemon stops): open watch streams finish at once."""
+
+
 class NodeAPI(Protocol):
     """The node operations the control API exposes."""
 
@@ -170,3 +221,26 @@ class NodeAPI(Protocol):
 
     def status(self) -> Mapping[str, Any]:
         """A summary of the node's state (JSON-safe values)."""
+
+    # -- the complete catalog (issue 9) -------------------------------------------------
+    @property
+    def feed(self) -> CatalogFeedLike:
+        """The catalog's change feed (what ``catalog/watch`` streams)."""
+
+    async def deprecate(self, dataset_id: DatasetId, *, reason: str) -> DeprecateOutcomeLike:
+        """Sign and announce the withdrawal of one of this node's org's datasets.
+
+        Raises:
+            NotFound: the dataset is not held.
+            DatanetError: it belongs to another org, or the withdrawal could not be stored.
+        """
+
+    def catalog_stats(self) -> Mapping[str, Any]:
+        """Catalog counts, gossip and sync statistics (JSON-safe values)."""
+
+    async def catalog_sync(self, *, peers: int, peer: PeerId | None) -> Sequence[Mapping[str, Any]]:
+        """Run anti-entropy now with ``peer``, or with up to ``peers`` peers; one dict per peer.
+
+        Raises:
+            NotFound: ``peer`` is not connected or known.
+        """

@@ -12,11 +12,15 @@ Request path, in order:
    without a Content-Length), checks the Content-Type and the fields, runs the
    handler under ``api.request_timeout``, and turns every ``DatanetError`` into
    ``{"error": {"code", "message"}}`` with the status from
-   :func:`datanet.api.errors.status_for`.
+   :func:`datanet.api.errors.status_for`. Stream operations (``catalog/watch``) go
+   through :func:`_stream_endpoint` instead: the same checks (GET takes the fields
+   as query parameters), then :class:`datanet.api.sse.EventStream`, with no
+   request timeout.
 
 Invariants:
 * A request without the right token changes nothing and learns nothing but 401.
-* Every response body is JSON, including errors and unknown routes; an unexpected
+* Every response body is JSON (but a stream operation's 200: server-sent events),
+  including errors and unknown routes; an unexpected
   exception is logged with its traceback and answered with 500 ``internal_error``
   without details.
 * The app uses anyio only (never trio directly), so it runs under hypercorn's trio
@@ -50,7 +54,15 @@ from datanet.api.errors import (
     status_for,
 )
 from datanet.api.openapi import OPENAPI_PATH, openapi_document
-from datanet.api.routes import API_PREFIX, OPERATIONS, ApiContext, Operation, check_args
+from datanet.api.routes import (
+    API_PREFIX,
+    OPERATIONS,
+    ApiContext,
+    Operation,
+    check_args,
+    jsonable,
+)
+from datanet.api.sse import EventStream
 from datanet.errors import DatanetError, Timeout
 
 __all__ = ["create_app", "error_response"]
@@ -203,6 +215,33 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Any:
     return endpoint
 
 
+def _stream_endpoint(ctx: ApiContext, op: Operation) -> Any:
+    """A stream operation (server-sent events): POST with JSON, or GET/HEAD with a query."""
+    opener = op.stream
+    assert opener is not None
+
+    async def endpoint(request: Request) -> Any:
+        try:
+            if request.method == "POST":
+                body = await _read_body(request, ctx.max_body_bytes)
+                _check_media(op, _media_type(request))
+                args = check_args(op.fields, _decode_json_body(body))
+            else:
+                args = check_args(op.fields, dict(request.query_params))
+        except DatanetError as exc:
+            return error_response(exc)
+        return EventStream(
+            lambda: opener(ctx, args),
+            render=lambda event: jsonable(event.to_json()),
+            heartbeat=ctx.heartbeat_interval,
+            on_error=error_response,
+            path=op.path,
+            head=request.method == "HEAD",
+        )
+
+    return endpoint
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
         response = error_response(MethodNotAllowed(f"{request.url.path[:200]} accepts POST only"))
@@ -228,7 +267,14 @@ def create_app(ctx: ApiContext) -> ASGIApp:
         return Response(spec, media_type="application/json")
 
     routes = [
-        Route(f"{API_PREFIX}{op.path}", _endpoint(ctx, op), methods=["POST"]) for op in OPERATIONS
+        Route(f"{API_PREFIX}{op.path}", _endpoint(ctx, op), methods=["POST"])
+        for op in OPERATIONS
+        if op.stream is None
+    ]
+    routes += [
+        Route(f"{API_PREFIX}{op.path}", _stream_endpoint(ctx, op), methods=["GET", "POST"])
+        for op in OPERATIONS
+        if op.stream is not None
     ]
     routes.append(Route(OPENAPI_PATH, openapi, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})

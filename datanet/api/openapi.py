@@ -97,11 +97,43 @@ def _operation(op: Operation) -> dict[str, Any]:
     return doc
 
 
+def _stream_operation(op: Operation, method: str) -> dict[str, Any]:
+    """A server-sent events operation: POST with a JSON body, or GET with query parameters."""
+    doc = _operation(op)
+    doc["operationId"] = f"{op.operation_id}_{method}"
+    doc["responses"]["200"] = {
+        "description": f"{op.summary}: `event: <kind>` and `data: <JSON>` per event",
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "x-event-data": dict(op.response),
+            }
+        },
+    }
+    if method == "get":
+        del doc["requestBody"]
+        doc["parameters"] = [
+            {
+                "name": f.name,
+                "in": "query",
+                "required": f.required,
+                "description": f.help,
+                "schema": {**f.schema, **({} if f.required else {"default": f.default})},
+            }
+            for f in op.fields
+        ]
+    return doc
+
+
+def _path_item(op: Operation) -> dict[str, Any]:
+    if op.stream is None:
+        return {"post": _operation(op)}
+    return {"get": _stream_operation(op, "get"), "post": _stream_operation(op, "post")}
+
+
 def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document as a JSON-safe dict."""
-    paths: dict[str, Any] = {
-        f"{API_PREFIX}{op.path}": {"post": _operation(op)} for op in operations
-    }
+    paths: dict[str, Any] = {f"{API_PREFIX}{op.path}": _path_item(op) for op in operations}
     paths[OPENAPI_PATH] = {
         "get": {
             "operationId": "openapi",
@@ -124,7 +156,8 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
             "description": "Control API of a datanet node daemon. Every endpoint is POST "
             "with a JSON object body (empty body = {}) and needs `Authorization: Bearer "
             "<token>`; the token is in the file `api.token` in the node's data directory. "
-            'Errors are `{"error": {"code", "message"}}`.',
+            'Errors are `{"error": {"code", "message"}}`. `catalog/watch` answers with '
+            "server-sent events and also takes GET with query parameters.",
         },
         "servers": [{"url": "http://127.0.0.1:5080"}],
         "security": [{"bearer": []}],

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,11 @@ from typing import Any
 from datanet.errors import ApiError
 
 __all__ = [
+    "MAX_EVENT_BYTES",
     "CertificateInfo",
     "ConfigChange",
     "ConfigView",
+    "DeprecateResult",
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
@@ -33,9 +36,12 @@ __all__ = [
     "PublishResult",
     "Resolved",
     "SearchHit",
+    "SseDecoder",
+    "WatchEvent",
     "bad_response",
     "bytes_of",
     "field_of",
+    "parse_deprecate",
     "parse_hits",
     "parse_node_info",
     "parse_peers",
@@ -43,6 +49,7 @@ __all__ = [
     "parse_publish",
     "parse_resolved",
     "parse_status",
+    "parse_watch_event",
     "texts_of",
 ]
 
@@ -282,3 +289,129 @@ def parse_status(doc: Mapping[str, Any]) -> NodeStatus:
         peers=field_of(doc, "peers", int),
         node=field_of(doc, "node", dict),
     )
+
+
+# --- the complete catalog (issue 9) -------------------------------------------------
+
+MAX_EVENT_BYTES = 1024 * 1024
+"""The largest server-sent event the client accepts (the daemon's are under 20 KiB)."""
+
+
+@dataclass(frozen=True)
+class DeprecateResult:
+    """``deprecate``: the withdrawal's sequence and on how many peers it was stored."""
+
+    dataset_id: str
+    sequence: int
+    replicas: int
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One event of ``watch``: a catalog change, or an ``overflow`` marker.
+
+    ``kind`` is ``new``, ``updated``, ``withdrawn`` (``reason``: ``deprecated``,
+    ``revoked`` or ``expired``) or ``overflow`` (``lost`` events were missed here:
+    the watcher fell behind). ``at`` is when the daemon learned it (Unix seconds);
+    ``fields`` holds the whole JSON object as sent.
+    """
+
+    kind: str
+    dataset_id: str = ""
+    sequence: int = 0
+    org: str = ""
+    title: str = ""
+    keywords: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+    description: str = ""
+    reason: str | None = None
+    at: float = 0.0
+    lost: int = 0
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_deprecate(doc: Mapping[str, Any]) -> DeprecateResult:
+    return DeprecateResult(
+        field_of(doc, "dataset_id", str),
+        field_of(doc, "sequence", int),
+        field_of(doc, "replicas", int),
+    )
+
+
+_CHANGE_KINDS = ("new", "updated", "withdrawn")
+
+
+def parse_watch_event(name: str, data: str) -> WatchEvent:
+    """The event named ``name`` with JSON ``data``; a kind this client does not know
+    yet (a newer daemon) comes back with only ``kind`` and ``fields``.
+
+    Raises:
+        ApiError: malformed JSON, a known kind of the wrong shape, or an ``event:``
+            name other than the data's ``kind``.
+    """
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise bad_response("watch event (not JSON)") from None
+    if not isinstance(doc, dict):
+        raise bad_response("watch event")
+    kind = field_of(doc, "kind", str)
+    if kind != name:
+        raise bad_response("watch event (event name and kind differ)")
+    at = float(field_of(doc, "at", (int, float)))
+    if kind == "overflow":
+        return WatchEvent(kind, at=at, lost=field_of(doc, "lost", int), fields=doc)
+    if kind not in _CHANGE_KINDS:
+        return WatchEvent(kind, at=at, fields=doc)
+    return WatchEvent(
+        kind,
+        dataset_id=field_of(doc, "dataset_id", str),
+        sequence=field_of(doc, "sequence", int),
+        org=field_of(doc, "org", str),
+        title=field_of(doc, "title", str),
+        keywords=texts_of(doc, "keywords"),
+        themes=texts_of(doc, "themes"),
+        description=field_of(doc, "description", str),
+        reason=_opt_text(doc, "reason"),
+        at=at,
+        fields=doc,
+    )
+
+
+class SseDecoder:
+    """Turns the lines of a ``text/event-stream`` into ``(event name, data)`` pairs.
+
+    Follows the WHATWG rules the client needs: comments (``:`` lines) are skipped,
+    ``data:`` lines are joined with newlines, a blank line dispatches, ``id`` and
+    ``retry`` are ignored, the default name is ``message``.
+
+    Raises:
+        ApiError: one event's data exceeds :data:`MAX_EVENT_BYTES`.
+    """
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._data: list[str] = []
+        self._size = 0
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """Take one line (without its line break); the event it completes, if any."""
+        if not line:
+            if not self._data:
+                self._name = ""
+                return None
+            event = (self._name or "message", "\n".join(self._data))
+            self._name, self._data, self._size = "", [], 0
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._name = value
+        elif name == "data":
+            self._size += len(value) + 1
+            if self._size > MAX_EVENT_BYTES:
+                raise bad_response(f"watch event (over {MAX_EVENT_BYTES} bytes)")
+            self._data.append(value)
+        return None

@@ -9,7 +9,9 @@ the two cannot drift apart.
 Invariants:
 * Every endpoint is ``POST /api/v0/<path>`` (like Kubo's RPC API). JSON endpoints
   take one JSON object (an empty body means ``{}``); ``publish`` takes the raw signed
-  descriptor file as ``application/octet-stream``.
+  descriptor file as ``application/octet-stream``. A *stream* operation (one with
+  ``stream``: ``catalog/watch``) answers with server-sent events instead of JSON and
+  also takes ``GET`` with its fields as query parameters (for ``EventSource``).
 * A handler receives arguments that already passed :func:`check_args`: right
   types, within bounds, no unknown fields. It raises only ``DatanetError``.
 * Responses are JSON-safe (:func:`jsonable`): ids as text, bytes as standard
@@ -26,11 +28,12 @@ import math
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from datanet.api._node_protocol import NodeAPI
+from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
 from datanet.node.config import SETTINGS, Config, ConfigFile
 from datanet.records.ids import DatasetId
@@ -74,6 +77,8 @@ class ApiContext:
     version: str = field(default_factory=_version)
     pid: int = field(default_factory=os.getpid)
     api_url: str = ""
+    heartbeat_interval: float = 15.0
+    """Seconds between the comment lines that keep an event stream open through proxies."""
 
     @property
     def max_body_bytes(self) -> int:
@@ -254,6 +259,10 @@ def certificate_json(cert: MembershipCertificate) -> dict[str, Any]:
 # --- handlers -----------------------------------------------------------------------
 
 Handler = Callable[[ApiContext, dict[str, Any], bytes], Awaitable[dict[str, Any]]]
+StreamOpener = Callable[
+    [ApiContext, dict[str, Any]], AbstractAsyncContextManager[AsyncIterator[CatalogEventLike]]
+]
+"""Opens a stream operation's events (checked args in); leaving the block ends them."""
 
 
 async def _id(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -433,6 +442,8 @@ class Operation:
     body: Literal["json", "octet-stream"] = "json"
     tag: str = "node"
     description: str = ""
+    stream: StreamOpener | None = None
+    """Set for an event-stream operation; ``handler`` is then never called."""
 
     @property
     def operation_id(self) -> str:
@@ -663,3 +674,140 @@ OPERATIONS: tuple[Operation, ...] = (
         description="Answers first, then shuts the node down as on SIGTERM.",
     ),
 )
+
+
+# --- the complete catalog: deprecate, catalog stats|sync, catalog watch (issue 9) ----
+
+
+async def _deprecate(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    dataset_id = DatasetId.parse(args["arg"])
+    outcome = await ctx.node.deprecate(dataset_id, reason=args["reason"])
+    return {
+        "dataset_id": str(outcome.dataset_id),
+        "sequence": outcome.sequence,
+        "replicas": outcome.replicas,
+    }
+
+
+async def _catalog_stats(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {"stats": jsonable(ctx.node.catalog_stats())}
+
+
+async def _catalog_sync(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    peer = PeerId.parse(args["peer"]) if args["peer"] else None
+    results = await ctx.node.catalog_sync(peers=args["peers"], peer=peer)
+    return {"synced": [jsonable(r) for r in results]}
+
+
+def _watch(
+    ctx: ApiContext, args: dict[str, Any]
+) -> AbstractAsyncContextManager[AsyncIterator[CatalogEventLike]]:
+    return ctx.node.feed.subscribe(args["q"])
+
+
+async def _stream_only(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    raise InvalidRequest("this endpoint answers with an event stream")  # pragma: no cover
+
+
+WATCH_QUERY_MAX = 512
+"""The longest ``q`` of ``catalog/watch`` (the feed's and the catalog's query bound)."""
+
+_CATALOG_EVENT = {
+    "type": "object",
+    "required": ["kind", "at"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["new", "updated", "withdrawn", "overflow"]},
+        "dataset_id": {"type": "string"},
+        "sequence": {"type": "integer"},
+        "org": {"type": "string"},
+        "title": {"type": "string"},
+        "keywords": _TEXT_LIST,
+        "themes": _TEXT_LIST,
+        "description": {"type": "string"},
+        "reason": {"type": ["string", "null"], "enum": ["deprecated", "revoked", "expired", None]},
+        "at": {"type": "number"},
+        "lost": {"type": "integer", "description": "overflow only: events this watcher missed"},
+    },
+}
+"""The ``data:`` of one event of ``catalog/watch`` (its ``event:`` line is ``kind``)."""
+
+_CATALOG_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "/deprecate",
+        "Deprecate one of this organization's datasets",
+        _deprecate,
+        _object(
+            {
+                "dataset_id": {"type": "string"},
+                "sequence": {"type": "integer"},
+                "replicas": {"type": "integer"},
+            }
+        ),
+        fields=(
+            Field(
+                "arg",
+                _string(400, 1, DATASET_ID_PATTERN),
+                "dataset id, dn://did:key:z6Mk…/name",
+                True,
+            ),
+            Field("reason", _string(1024), "why, for the people who use it", False, ""),
+        ),
+        tag="datasets",
+        description="The node signs a withdrawal one sequence above the descriptor it holds, "
+        "stores it and announces it; every catalog drops the dataset and watchers see a "
+        "`withdrawn` event with reason `deprecated`. Only the dataset's own organization "
+        "can deprecate it.",
+    ),
+    Operation(
+        "/catalog/stats",
+        "Catalog, gossip and sync statistics",
+        _catalog_stats,
+        _object({"stats": {"type": "object"}}),
+        tag="catalog",
+    ),
+    Operation(
+        "/catalog/sync",
+        "Run anti-entropy catalog sync now",
+        _catalog_sync,
+        _object({"synced": {"type": "array", "items": {"type": "object"}}}),
+        fields=(
+            Field(
+                "peer",
+                _string(80, 0, f"^(12D3KooW{_B58}+)?$"),
+                "sync with this peer only (12D3KooW…); empty: pick peers",
+                False,
+                "",
+            ),
+            Field("peers", _integer(1, 32), "how many peers to sync with", False, 3),
+        ),
+        tag="catalog",
+        description="One object per peer synced (what was exchanged); the node's own "
+        "periodic sync runs regardless.",
+    ),
+    Operation(
+        "/catalog/watch",
+        "Stream catalog changes (server-sent events)",
+        _stream_only,
+        _CATALOG_EVENT,
+        fields=(
+            Field(
+                "q",
+                _string(WATCH_QUERY_MAX),
+                "only changes whose text has every word of this (as word prefixes); "
+                "empty: every change",
+                False,
+                "",
+            ),
+        ),
+        tag="catalog",
+        description="`text/event-stream`: one `event: <kind>` and `data: <JSON>` per catalog "
+        "change (`new`, `updated`, `withdrawn`), in order, until the client disconnects; a "
+        "comment line every 15 s keeps proxies from closing it. A watcher that falls behind "
+        "loses events and gets one `overflow` event (`lost`: how many) in their place. "
+        "`GET` with `?q=` works too (EventSource); the bearer token is needed either way. "
+        "Too many watchers at once: `400 invalid_input`.",
+        stream=_watch,
+    ),
+)
+
+OPERATIONS = (*OPERATIONS, *_CATALOG_OPERATIONS)

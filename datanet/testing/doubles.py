@@ -2,7 +2,9 @@
 
 It is a test double for the *network*, not for the records: descriptors are real
 signed envelopes checked with ``verify_descriptor``, DHT values are checked with
-the real validators. Only the DHT and the peers are replaced by dicts.
+the real validators. Only the DHT and the peers are replaced by dicts. Catalog
+changes go to a real :class:`~datanet.node.feed.CatalogFeed` (``feed``), as the
+real node's do: ``new``/``updated`` on publish, ``withdrawn`` on deprecate.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datanet.errors import NotFound, StaleRecord
+from datanet.node.feed import CatalogFeed, event_for
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.records.descriptor import (
     VerifiedDescriptor,
@@ -23,6 +26,7 @@ from datanet.store.catalog import Hit
 from datanet.testing.clock import DAY, NOW
 from datanet.testing.records import certificate, descriptor, key, signed
 from identity.certs import Role, TrustStore
+from identity.errors import ScopeError
 from identity.keys import KeyPair, OrgId, PeerId
 
 
@@ -37,6 +41,11 @@ class MemoryNode:
     values: dict[bytes, bytes] = field(default_factory=dict)
     providers: dict[bytes, list[tuple[PeerId, list[str]]]] = field(default_factory=dict)
     known_peers: list[ConnectedPeer] = field(default_factory=list)
+    feed: CatalogFeed = field(default_factory=CatalogFeed)
+    withdrawn: dict[DatasetId, tuple[int, str]] = field(default_factory=dict)
+    """Deprecated datasets: the withdrawal's sequence and the reason given."""
+    syncs: list[tuple[int, PeerId | None]] = field(default_factory=list)
+    """Every ``catalog_sync(peers, peer)`` call, in order."""
 
     def __post_init__(self) -> None:
         self.trust = TrustStore()
@@ -70,6 +79,9 @@ class MemoryNode:
         desc = descriptor(name, org=self.org_key, node=self.node_key, sequence=sequence, **fields)
         return signed(desc, key=self.node_key, chain=self.chain)
 
+    def make_dataset_id(self, name: str = "weather/daily") -> DatasetId:
+        return DatasetId(self.org_key.org_id, name)
+
     # -- NodeAPI -------------------------------------------------------------------
     @property
     def peer_id(self) -> PeerId:
@@ -91,8 +103,14 @@ class MemoryNode:
         held = self.catalog.get(desc.dataset_id)
         if held is not None and held.descriptor.sequence > desc.sequence:
             raise StaleRecord(f"holding sequence {held.descriptor.sequence}")
+        gone = self.withdrawn.get(desc.dataset_id)
+        if gone is not None and gone[0] >= desc.sequence:
+            raise StaleRecord(f"deprecated at sequence {gone[0]}")
         self.catalog[desc.dataset_id] = verified
         self.values[desc.dataset_id.dht_key()] = raw
+        if held is None or held.descriptor.sequence < desc.sequence:
+            kind = "new" if held is None else "updated"
+            self.feed.publish(event_for(kind, desc, at=float(self.now)))
         return PublishOutcome(desc.dataset_id, desc.sequence, len(self.known_peers))
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
@@ -147,3 +165,46 @@ class MemoryNode:
 
     def status(self) -> Mapping[str, Any]:
         return {"catalog": len(self.catalog), "admission": "members", "started": True}
+
+    # -- the complete catalog (issue 9) -------------------------------------------------
+    async def deprecate(self, dataset_id: DatasetId, *, reason: str) -> PublishOutcome:
+        """Withdraw one of this org's datasets: a withdrawal one sequence above the copy held."""
+        if dataset_id.org != self.org_key.org_id:
+            raise ScopeError(f"{dataset_id} belongs to another organization")
+        held = self.catalog.pop(dataset_id, None)
+        if held is None:
+            raise NotFound(f"no descriptor for {dataset_id}")
+        sequence = held.descriptor.sequence + 1
+        self.withdrawn[dataset_id] = (sequence, reason)
+        self.values.pop(dataset_id.dht_key(), None)
+        self.feed.publish(
+            event_for(
+                "withdrawn",
+                held.descriptor,
+                at=float(self.now),
+                reason="deprecated",
+                sequence=sequence,
+            )
+        )
+        return PublishOutcome(dataset_id, sequence, len(self.known_peers))
+
+    def catalog_stats(self) -> Mapping[str, Any]:
+        orgs = {d.org for d in self.catalog}
+        return {
+            "datasets": len(self.catalog),
+            "organizations": len(orgs),
+            "withdrawn": len(self.withdrawn),
+            "watchers": self.feed.subscribers,
+            "gossip": {"mesh_peers": len(self.known_peers), "received": 0},
+            "sync": {"rounds": len(self.syncs)},
+        }
+
+    async def catalog_sync(self, *, peers: int, peer: PeerId | None) -> list[dict[str, Any]]:
+        self.syncs.append((peers, peer))
+        if peer is not None:
+            if all(info.peer_id != peer for info in self.known_peers):
+                raise NotFound(f"peer {peer} is not connected")
+            chosen = [peer]
+        else:
+            chosen = [info.peer_id for info in self.known_peers[:peers]]
+        return [{"peer": str(p), "received": 0, "sent": 0, "in_sync": True} for p in chosen]

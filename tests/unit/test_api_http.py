@@ -371,6 +371,80 @@ async def test_status_and_stop(h: Harness) -> None:
     assert h.stops == 1
 
 
+# --- the complete catalog: deprecate, catalog stats|sync, watch (finite answers) -------
+# The event stream itself is tested over real sockets in test_api_watch.py.
+
+
+async def test_deprecate(h: Harness) -> None:
+    did = f"dn://{h.node.org}/weather/daily"
+    async with h.client() as c:
+        r = await c.post("/api/v0/publish", content=h.node.make_descriptor())
+        assert r.status_code == 200
+        r = await c.post("/api/v0/deprecate", json={"arg": did, "reason": "superseded"})
+        assert r.json() == {"dataset_id": did, "sequence": 2, "replicas": 0}
+        assert error(await c.post("/api/v0/resolve", json={"id": did})) == (404, "not_found")
+        r = await c.post("/api/v0/deprecate", json={"arg": did})  # reason is optional
+        assert error(r) == (404, "not_found")
+        for body in [{}, {"arg": "nonsense"}, {"arg": did, "reason": "x" * 1025}, {"id": did}]:
+            assert error(await c.post("/api/v0/deprecate", json=body)) == (400, "invalid_request")
+        stale = h.node.make_descriptor(sequence=2)
+        assert error(await c.post("/api/v0/publish", content=stale)) == (422, "stale_record")
+    assert h.node.withdrawn[h.node.make_dataset_id()] == (2, "superseded")
+
+
+async def test_catalog_stats_and_sync(h: Harness) -> None:
+    peer = KeyPair.from_seed(b"\x07" * 32).peer_id
+    h.node.known_peers.append(ConnectedPeer(peer, (), None, None))
+    async with h.client() as c:
+        await c.post("/api/v0/publish", content=h.node.make_descriptor())
+        r = await c.post("/api/v0/catalog/stats")
+        stats = r.json()["stats"]
+        assert stats["datasets"] == 1
+        assert stats["watchers"] == 0
+        r = await c.post("/api/v0/catalog/sync")
+        assert r.json() == {
+            "synced": [{"peer": str(peer), "received": 0, "sent": 0, "in_sync": True}]
+        }
+        r = await c.post("/api/v0/catalog/sync", json={"peer": str(peer), "peers": 1})
+        assert [s["peer"] for s in r.json()["synced"]] == [str(peer)]
+        other = KeyPair.from_seed(b"\x08" * 32).peer_id
+        r = await c.post("/api/v0/catalog/sync", json={"peer": str(other)})
+        assert error(r) == (404, "not_found")
+        for body in [{"peers": 0}, {"peers": 33}, {"peer": "nope"}, {"peer": 5}]:
+            r = await c.post("/api/v0/catalog/sync", json=body)
+            assert error(r) == (400, "invalid_request"), body
+    assert h.node.syncs == [(3, None), (1, peer), (3, other)]
+
+
+async def test_watch_refusals_are_json(h: Harness) -> None:
+    """Everything refused before the stream starts is an ordinary JSON error."""
+    path = "/api/v0/catalog/watch"
+    async with h.client({}) as c:
+        assert error(await c.get(path))[0] == 401
+        assert error(await c.post(path, json={"q": "x"}))[0] == 401
+    async with h.client() as c:
+        too_long = "q" * 513
+        assert error(await c.post(path, json={"q": too_long})) == (400, "invalid_request")
+        assert error(await c.get(path, params={"q": too_long})) == (400, "invalid_request")
+        assert error(await c.get(path, params={"query": "x"})) == (400, "invalid_request")
+        assert error(await c.post(path, content=b"{")) == (400, "invalid_json")
+        assert error(await c.put(path))[0] == 405
+    feed = h.node.feed
+    subs = [feed.subscribe() for _ in range(feed.max_subscribers)]
+    for sub in subs:
+        await sub.__aenter__()
+    try:
+        async with h.client() as c:
+            r = await c.post(path, json={"q": "rain"})
+            assert error(r) == (400, "invalid_input")
+            assert "too many catalog watchers" in r.json()["error"]["message"]
+            assert error(await c.get(path))[0] == 400
+    finally:
+        for sub in subs:
+            await sub.__aexit__(None, None, None)
+    assert feed.subscribers == 0
+
+
 # --- node failures ----------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from datanet.client import (
     AsyncClient,
     Client,
     ConfigChange,
+    DeprecateResult,
     NodeInfo,
     PublishResult,
     Resolved,
@@ -285,3 +286,45 @@ def test_client_import_stays_light() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+# --- the complete catalog (issue 9); watch itself: test_api_watch.py ---------------------
+
+
+async def test_catalog_calls(tmp_path: Path) -> None:
+    node = MemoryNode()
+    peer = KeyPair.from_seed(b"\x09" * 32).peer_id
+    node.known_peers.append(ConnectedPeer(peer, (), None, None))
+    did = f"dn://{node.org}/sales/q1"
+    async with _client(tmp_path, node) as dn:
+        await dn.publish(node.make_descriptor("sales/q1"))
+        assert (await dn.catalog_stats())["datasets"] == 1
+        assert await dn.deprecate(did, reason="replaced") == DeprecateResult(did, 2, 1)
+        assert node.withdrawn[node.make_dataset_id("sales/q1")] == (2, "replaced")
+        with pytest.raises(NotFound):
+            await dn.deprecate(did)
+        synced = await dn.catalog_sync()
+        assert [s["peer"] for s in synced] == [str(peer)]
+        assert (await dn.catalog_sync(peers=1, peer=peer))[0]["in_sync"] is True
+        with pytest.raises(NotFound):
+            await dn.catalog_sync(peer=KeyPair.from_seed(b"\x0a" * 32).peer_id)
+    assert node.syncs[-2:] == [(1, peer), (3, KeyPair.from_seed(b"\x0a" * 32).peer_id)]
+
+
+def test_catalog_calls_send_documented_bodies() -> None:
+    got: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        if request.url.path.endswith("/deprecate"):
+            return httpx.Response(
+                200, json={"dataset_id": "dn://x/y", "sequence": 4, "replicas": 2}
+            )
+        return httpx.Response(200, json={"synced": [1]})
+
+    with _mock(httpx.MockTransport(handler)) as dn:
+        assert dn.deprecate("dn://x/y").sequence == 4
+        with pytest.raises(ApiError):
+            dn.catalog_sync(peer="12D3KooWx")
+    assert json.loads(got[0].content) == {"arg": "dn://x/y", "reason": ""}
+    assert json.loads(got[1].content) == {"peers": 3, "peer": "12D3KooWx"}
