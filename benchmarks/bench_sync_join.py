@@ -54,8 +54,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     source = Home(specs[0].home).layout.catalog
     for spec in specs[1:]:
         shutil.copyfile(source, Home(spec.home).layout.catalog)
-    log(f"seeded {args.descriptors} descriptors into {n} catalogs in "
-        f"{time.perf_counter() - started:.1f} s")
+    log(
+        f"seeded {args.descriptors} descriptors into {n} catalogs in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     args.join_concurrency, args.gc_freeze = 4, False
     net, timings = start_network(specs, args, workdir, log)
     try:

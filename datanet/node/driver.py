@@ -62,7 +62,7 @@ from datanet.records.descriptor import (
     decode_descriptor_unverified,
     verify_descriptor,
 )
-from datanet.records.deprecation import Deprecation, sign_deprecation
+from datanet.records.deprecation import deprecation_for, sign_deprecation
 from datanet.records.ids import DatasetId
 from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator
@@ -108,9 +108,6 @@ REJOIN_FIRST_DELAY = 1.0
 KEEPALIVE_INTERVAL = 600.0
 #: DHT namespaces whose values are ledger records (the complete catalog's input).
 _LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev"})
-#: A deprecation outlives the descriptor it withdraws by at least this long, so a
-#: stale replica of the descriptor cannot come back after the tombstone expired.
-DEPRECATION_MIN_LIFETIME = 30 * 24 * 3600
 
 
 def _now() -> float:
@@ -202,7 +199,9 @@ class Node:
         # The complete catalog: one ledger fed by gossip, anti-entropy and the DHT.
         self.keepalive_interval = KEEPALIVE_INTERVAL
         self.feed = CatalogFeed()
-        self.ledger = Ledger(catalog=catalog, storage=storage, trust=trust, feed=self.feed, clock=_now)
+        self.ledger = Ledger(
+            catalog=catalog, storage=storage, trust=trust, feed=self.feed, clock=_now
+        )
         self.gossip = GossipDriver(
             key.peer_id.to_bytes(),
             transport=GossipTransport(host),
@@ -267,7 +266,7 @@ class Node:
             self._nursery = nursery
             self._host.kad.set_handler(self._handle_kad)
             self.ledger.load()
-            self.gossip.start()
+            self.gossip.start(already_connected=self._host.connected_peers())
             events = self._host.subscribe()
             nursery.start_soon(self._peer_events, events)
             nursery.start_soon(self._driver)
@@ -612,15 +611,8 @@ class Node:
                 "only a publisher node of the dataset's organization can deprecate it"
             )
         current = await self.resolve(dataset_id)
-        desc = current.descriptor
-        now = int(_now())
-        tombstone = Deprecation(
-            dataset_id=dataset_id,
-            sequence=desc.sequence + 1,
-            withdrawn_at=now,
-            expires=max(desc.expires, now) + DEPRECATION_MIN_LIFETIME,
-            node=self.peer_id,
-            reason=reason,
+        tombstone = deprecation_for(
+            current.descriptor, node=self.peer_id, now=int(_now()), reason=reason
         )
         return await self._publish_record(sign_deprecation(tombstone, self._key, self._chain))
 

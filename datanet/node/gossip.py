@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -75,9 +75,15 @@ class GossipDriver:
         self._ledger = ledger
         self._wake = trio.Event()
 
-    def start(self) -> None:
-        """Hear peers and RPCs from the transport (call before the node joins)."""
+    def start(self, already_connected: Sequence[PeerId] = ()) -> None:
+        """Hear peers and RPCs from the transport (call before the node joins).
+
+        ``already_connected``: peers admitted before this call (a peer may dial
+        a restarted node before it starts gossip); they count as inbound.
+        """
         self._transport.start(self._on_rpc, self._on_peer)
+        for peer in already_connected:
+            self._on_peer(peer, True, False)
 
     def _on_rpc(self, peer: PeerId, rpc: RPC) -> None:
         try:

@@ -119,7 +119,9 @@ class Ledger:
                 try:
                     self._trust.add_revocation(parse_revocation(row.raw))
                 except DatanetError as exc:
-                    log.warning("a stored revocation list is damaged", extra={"kv": {"error": str(exc)}})
+                    log.warning(
+                        "a stored revocation list is damaged", extra={"kv": {"error": str(exc)}}
+                    )
                     continue
             self._hold(row.key.decode("utf-8", "replace"), "ledger", row.timestamp, row.raw)
 
@@ -179,7 +181,9 @@ class Ledger:
         except DatanetError as exc:
             log.debug(
                 "record refused",
-                extra={"kv": {"error": str(exc), "from": from_peer.hex()[:16] if from_peer else ""}},
+                extra={
+                    "kv": {"error": str(exc), "from": from_peer.hex()[:16] if from_peer else ""}
+                },
             )
             return self._count(Intake(ValidationResult.REJECT, None, str(exc)))
         try:
@@ -188,7 +192,9 @@ class Ledger:
             log.warning("storing a record failed", extra={"kv": {"error": str(exc)}})
             return self._count(Intake(ValidationResult.IGNORE, record, str(exc)))
         if not applied:
-            return self._count(Intake(ValidationResult.IGNORE, record, "not newer than the held record"))
+            return self._count(
+                Intake(ValidationResult.IGNORE, record, "not newer than the held record")
+            )
         return self._count(Intake(ValidationResult.ACCEPT, record))
 
     async def ingest_many(self, raws: Sequence[bytes], from_peer: Any) -> tuple[int, int]:

@@ -232,7 +232,9 @@ class _Runner:
         async with node.feed.subscribe("") as events:
             async for event in events:
                 if getattr(event, "kind", "") in ("new", "updated", "withdrawn"):
-                    self.arrivals[index].setdefault(f"{event.dataset_id}#{event.sequence}", time.time())
+                    self.arrivals[index].setdefault(
+                        f"{event.dataset_id}#{event.sequence}", time.time()
+                    )
 
     async def op_arrivals(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         """Arrival times per node for the given ``keys`` (``dataset_id#sequence``), then forget them."""
