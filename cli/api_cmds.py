@@ -76,7 +76,12 @@ def peers(app: CliContext) -> None:
 @json_option
 @pass_app
 def publish(app: CliContext, file: Path) -> None:
-    """Publish the signed descriptor FILE (from `datanet descriptor sign`)."""
+    """Publish the signed descriptor FILE (from `datanet descriptor sign`).
+
+    FILE may also be another signed record every node should hold: an
+    organization's revocation list (`datanet org revoke --out FILE`) or an org
+    record. The daemon verifies it and sends it to every node.
+    """
     data = read_input_file(file, max_size=_MAX_DESCRIPTOR_FILE)
     with client_for(app) as client, progress(app, f"publishing {file.name}…"):
         result = client.publish(data)
@@ -84,12 +89,15 @@ def publish(app: CliContext, file: Path) -> None:
         "dataset_id": result.dataset_id,
         "sequence": result.sequence,
         "replicas": result.replicas,
+        "kind": result.kind,
+        "key": result.key,
     }
+    what = result.dataset_id or f"the {result.kind} record {result.key}"
     emit(
         app,
         doc,
         lambda: click.echo(
-            f"published {result.dataset_id} (sequence {result.sequence}) "
+            f"published {what} (sequence {result.sequence}) "
             f"on {result.replicas} peer{'s' if result.replicas != 1 else ''}"
         ),
     )

@@ -79,11 +79,17 @@ class PeerInfo:
 
 @dataclass(frozen=True)
 class PublishResult:
-    """``publish``: what was stored and on how many peers."""
+    """``publish``: what was stored and on how many peers.
 
-    dataset_id: str
+    ``dataset_id`` is None for records that are not about one dataset (a
+    revocation list, an org record); ``kind`` says which record it was.
+    """
+
+    dataset_id: str | None
     sequence: int
     replicas: int
+    kind: str = "descriptor"
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,9 +229,11 @@ def parse_peers(doc: Mapping[str, Any]) -> list[PeerInfo]:
 
 def parse_publish(doc: Mapping[str, Any]) -> PublishResult:
     return PublishResult(
-        field_of(doc, "dataset_id", str),
+        _opt_text(doc, "dataset_id"),
         field_of(doc, "sequence", int),
         field_of(doc, "replicas", int),
+        _opt_text(doc, "kind") or "descriptor",
+        _opt_text(doc, "key") or "",
     )
 
 

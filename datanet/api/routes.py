@@ -294,12 +294,14 @@ async def _peers(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str
 
 async def _publish(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
     if not body:
-        raise InvalidRequest("the body must be the signed descriptor file (.dnd bytes)")
+        raise InvalidRequest("the body must be a signed record file (.dnd bytes, a revocation list…)")
     result = await ctx.node.publish(body)
     return {
-        "dataset_id": str(result.dataset_id),
+        "dataset_id": None if result.dataset_id is None else str(result.dataset_id),
         "sequence": result.sequence,
         "replicas": result.replicas,
+        "kind": getattr(result, "kind", "descriptor"),
+        "key": getattr(result, "key", ""),
     }
 
 
@@ -487,20 +489,27 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "/publish",
-        "Publish a signed descriptor",
+        "Publish a signed descriptor (or another signed ledger record)",
         _publish,
         _object(
             {
-                "dataset_id": {"type": "string"},
+                "dataset_id": {"type": ["string", "null"]},
                 "sequence": {"type": "integer"},
                 "replicas": {"type": "integer"},
+                "kind": {
+                    "type": "string",
+                    "enum": ["descriptor", "deprecation", "revocation", "org"],
+                },
+                "key": {"type": "string"},
             }
         ),
         body="octet-stream",
         tag="datasets",
         description="The body is the signed descriptor file exactly as `datanet descriptor "
-        "sign` wrote it (Content-Type: application/octet-stream). The node verifies it, "
-        "stores it in its catalog and on the closest peers, and answers with the replica count.",
+        "sign` wrote it (Content-Type: application/octet-stream), or another signed ledger "
+        "record: a deprecation, an org's revocation list (`datanet org revoke --out`), an org "
+        "record. The node verifies it, holds it, sends it to every node by gossip and stores "
+        "it on the closest peers, and answers with the replica count.",
     ),
     Operation(
         "/resolve",
