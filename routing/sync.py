@@ -67,8 +67,8 @@ from identity.errors import DecodeError, InvalidInput, RecordTooLarge
 __all__ = [
     "BRANCHING",
     "FINGERPRINT_SIZE",
-    "ID_SIZE",
     "IDLIST_THRESHOLD",
+    "ID_SIZE",
     "MAX_IDLIST",
     "MAX_TIMESTAMP",
     "MIN_FRAME_SIZE",
@@ -570,7 +570,7 @@ class Reconciler:
             if mode == _FINGERPRINT or (mode == _IDLIST and not initiator)
         ]
         last_answerable = answerable[-1] if answerable else -1
-        for i, (lower, upper, mode, payload) in enumerate(ranges):
+        for lower, upper, mode, payload in ranges:
             if mode == _SKIP:
                 continue
             if deferred is not None:
@@ -638,9 +638,7 @@ class Reconciler:
             start = end
         return parts
 
-    def _answer_list(
-        self, lower: Key, upper: Key, payload: object
-    ) -> list[tuple[Key, int, bytes]]:
+    def _answer_list(self, lower: Key, upper: Key, payload: object) -> list[tuple[Key, int, bytes]]:
         """The responder's answer to the initiator's id list."""
         assert isinstance(payload, tuple)
         width, theirs = payload
