@@ -374,6 +374,7 @@ class SyncService:
                     continue
                 batch, raws = raws[:n], raws[n:]
                 await session.send([_PUT, batch])
+                self._stats["records_pushed"] += len(batch)
                 reply = await session.receive()
                 assert reply is not None
                 if (
@@ -383,7 +384,6 @@ class SyncService:
                 ):
                     raise RemoteProtocolError(f"{what}: expected an acknowledgement")
                 sent += len(batch)
-                self._stats["records_pushed"] += len(batch)
         return sent
 
     # ------------------------------------------------------------------ server
