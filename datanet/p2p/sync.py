@@ -475,4 +475,3 @@ class SyncService:
                 raws.append(raw)
             consumed += 1
         return consumed, raws
-

@@ -78,7 +78,8 @@ async def test_two_hosts_end_with_the_union() -> None:
             result = await a_sync.sync_with(b.peer_id, addrs=b.listen_addrs())
         assert result.peer == b.peer_id
         assert (result.have, result.need) == (700, 400)
-        assert (result.received, result.accepted, result.rejected, result.sent) == (400, 400, 0, 700)
+        assert (result.received, result.accepted, result.rejected) == (400, 400, 0)
+        assert result.sent == 700
         assert result.rounds >= 1
         assert result.bytes_sent > 700 * 200
         assert result.bytes_received > 400 * 200
