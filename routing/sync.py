@@ -15,13 +15,22 @@ each range a side says one of:
 
 * ``SKIP`` - nothing to do here (the sets agree, or it is resolved);
 * ``FINGERPRINT`` - a 16-byte digest of my items in the range; the receiver
-  compares it with its own and, if they differ, splits the range into
-  :data:`BRANCHING` parts with their fingerprints, or lists its items when it
-  holds at most :data:`IDLIST_THRESHOLD` of them;
+  compares it with its own and, if they differ, lists its items when it holds
+  few of them (the initiator at most :data:`IDLIST_THRESHOLD`, the responder at
+  most :data:`RESPONDER_IDLIST_THRESHOLD`), else splits the range into
+  ``min(16, isqrt(count))`` parts of equal counts with their fingerprints (a
+  small range with one difference costs fewer bytes in few parts);
 * ``IDLIST`` - my items in the range, by id: the initiator sends 16-byte id
   prefixes, the responder full ids (the initiator then knows both sides);
 * ``IDDIFF`` - the responder's answer to an id list: its ids the initiator
-  lacks (full) and the positions in the initiator's list it lacks itself.
+  lacks (full) and the positions in the initiator's list it lacks itself (a
+  responder holding more than :data:`IDDIFF_THRESHOLD` items there splits
+  instead).
+
+Why prefix lists and diffs: a differing range of ``n`` items then costs the
+initiator ``16 n`` bytes and the responder only the actual differences, where
+full lists both ways would cost ``64 n``; the responder answers by index,
+which is why the initiator remembers (for one round) the lists it sent.
 
 Fingerprint (as Negentropy): ``sha256(sum of ids mod 2**256, little-endian, ||
 varint(count))[:16]``. The sum is incremental, so :class:`SyncIndex` keeps it per
@@ -58,6 +67,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -67,11 +77,14 @@ from identity.errors import DecodeError, InvalidInput, RecordTooLarge
 __all__ = [
     "BRANCHING",
     "FINGERPRINT_SIZE",
+    "IDDIFF_THRESHOLD",
     "IDLIST_THRESHOLD",
     "ID_SIZE",
     "MAX_IDLIST",
     "MAX_TIMESTAMP",
     "MIN_FRAME_SIZE",
+    "PREFIX_SIZE",
+    "RESPONDER_IDLIST_THRESHOLD",
     "SYNC_VERSION",
     "Item",
     "Reconciler",
@@ -87,7 +100,7 @@ FINGERPRINT_SIZE = 16
 SYNC_VERSION = 0x01
 """First byte of every message; a peer speaking another version is refused."""
 BRANCHING = 16
-"""Parts a range is split into when fingerprints differ."""
+"""Most parts a range is split into when fingerprints differ."""
 IDLIST_THRESHOLD = 32
 """The initiator lists (16-byte prefixes) a differing range of at most this many items."""
 RESPONDER_IDLIST_THRESHOLD = 8
@@ -630,7 +643,7 @@ class Reconciler:
             return [(upper, _IDLIST, _varint(count) + bytes([width]) + blob)]
         parts: list[tuple[Key, int, bytes]] = []
         start = lo
-        branches = min(BRANCHING, count)  # every part holds at least one item
+        branches = max(2, min(BRANCHING, math.isqrt(count)))  # every part holds an item
         for j in range(1, branches + 1):
             end = hi if j == branches else lo + j * count // branches
             bound = upper if j == branches else _between(index.key_at(end - 1), index.key_at(end))
