@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -261,7 +260,7 @@ class SyncService:
         """
         peer = as_peer(peer)
         limits = self.limits
-        started = time.perf_counter()
+        started = trio.current_time()
         self._stats["sessions_out"] += 1
         what = f"sync with {peer}"
         session: _Session | None = None
@@ -318,7 +317,7 @@ class SyncService:
             sent=sent,
             bytes_sent=session.bytes_out,
             bytes_received=session.bytes_in,
-            seconds=time.perf_counter() - started,
+            seconds=trio.current_time() - started,
         )
 
     async def _fetch(

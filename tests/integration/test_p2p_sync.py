@@ -148,12 +148,25 @@ async def test_junk_frames_and_silent_peers() -> None:
             while served.stats()["sessions_in_failed"] < 2:
                 await trio.sleep(0.01)
 
+        # one session per peer at a time: a second one is reset at once
+        first = await a.open_stream(b.peer_id, SYNC_PROTOCOL)
+        with trio.fail_after(5):
+            while served.stats()["sessions_in"] < 3:
+                await trio.sleep(0.01)
+        client = SyncService(a, store)
+        with trio.fail_after(5), pytest.raises(NetworkError):
+            await client.sync_with(b.peer_id)
+        assert served.stats()["sessions_in_refused"] == 1
+        await first.reset()
+
         # a peer that never answers: the initiator times out
         async def silent(stream: FramedStream, peer: PeerId) -> None:
             await trio.sleep_forever()
 
         b.set_stream_handler(SYNC_PROTOCOL, silent)
         client = SyncService(a, store, limits=SyncLimits(idle_timeout=0.3, total_timeout=5))
+        assert client.stats()["sessions_out_failed"] == 0
         with trio.fail_after(10), pytest.raises(Timeout):
             await client.sync_with(b.peer_id)
         assert client.stats()["sessions_out_failed"] == 1
+        assert client.stats()["sessions_out"] == 1
