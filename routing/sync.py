@@ -27,6 +27,9 @@ each range a side says one of:
   responder holding more than :data:`IDDIFF_THRESHOLD` items there splits
   instead).
 
+* ``DEFER`` - "my frame was full: send me again what you sent for this span"
+  (the sender remembers the ranges of its last message that needed an answer).
+
 Why prefix lists and diffs: a differing range of ``n`` items then costs the
 initiator ``16 n`` bytes and the responder only the actual differences, where
 full lists both ways would cost ``64 n``; the responder answers by index,
@@ -47,14 +50,15 @@ Wire format of one message (all varints are unsigned LEB128, at most 10 bytes)::
     FINGERPRINT fp:16 bytes
     IDLIST      count:varint width:u8 (16 or 32) ids:count*width bytes
     IDDIFF      count:varint ids:count*32 bytes  lacking:varint  index-deltas:varint*
+    DEFER       -
 
 Invariants:
 * Pure: no clock, no randomness, no I/O; bytes in, bytes and id sets out.
 * :meth:`Reconciler.reconcile` raises only :class:`~identity.errors.DecodeError`,
   :class:`~identity.errors.RecordTooLarge` or :class:`~identity.errors.InvalidInput`
   on any input bytes, and never returns a message longer than ``frame_size_limit``
-  (ranges that do not fit are summarised by one fingerprint and resolved in
-  later rounds).
+  (answers that do not fit are deferred: the peer sends those ranges again, or,
+  where that would defer a deferral, one fingerprint stands for them).
 * Bounds in a message strictly increase; a message that goes backwards, lists
   more than :data:`MAX_IDLIST` ids in a range or answers a list we never sent is
   refused.
@@ -117,7 +121,7 @@ MIN_FRAME_SIZE = 4096
 
 _INF_TS = 2**64 - 1
 _MOD = 2**256
-_SKIP, _FINGERPRINT, _IDLIST, _IDDIFF = 0, 1, 2, 3
+_SKIP, _FINGERPRINT, _IDLIST, _IDDIFF, _DEFER = 0, 1, 2, 3, 4
 _RESERVE = 128  # room kept for the closing fingerprint range when a frame fills up
 
 Key = tuple[int, bytes]
@@ -451,6 +455,8 @@ def _decode(message: bytes, limit: int) -> list[_Range]:
                 raise DecodeError(f"sync id list of {width}-byte ids")
             blob = r.take(count * width)
             payload = (width, [blob[i : i + width] for i in range(0, len(blob), width)])
+        elif mode == _DEFER:
+            payload = None
         elif mode == _IDDIFF:
             count = r.varint()
             if count > MAX_IDLIST:
@@ -520,6 +526,7 @@ class Reconciler:
         self._max_rounds = max_rounds
         self._initiator: bool | None = None
         self._pending: dict[tuple[Key, Key], list[bytes]] = {}
+        self._sent: list[tuple[Key, Key, int]] = []  # ranges of our last message to answer
         self._done = False
         self.have_ids: set[bytes] = set()
         """Ids this side holds and the peer lacks (known to the initiator)."""
@@ -548,6 +555,7 @@ class Reconciler:
         parts = self._mismatch(_MIN, _INF, 0, len(self._index))
         encoded, last_ts = out.encode(parts, _MIN)
         out.commit(encoded, last_ts, _INF)
+        self._remember(_MIN, parts)
         message = bytes(out.buf)
         self.bytes_sent += len(message)
         return message
@@ -560,7 +568,8 @@ class Reconciler:
                 too many ids.
             DecodeError: the bytes are not a sync message of this version.
             InvalidInput: more than ``max_rounds`` messages, a message after the
-                end, or an answer to an id list this side never sent.
+                end, or an answer to an id list (or a deferral of ranges) this
+                side never sent.
         """
         if self._done and self._initiator:
             raise InvalidInput("the reconciliation is already done")
@@ -573,17 +582,19 @@ class Reconciler:
             self._initiator = False
         initiator = self._initiator
         pending, self._pending = self._pending, {}
+        sent, self._sent = self._sent, []
         out = _Writer()
         index = self._index
-        deferred: tuple[Key, Key] | None = None
-        # where the last range that might need an answer ends (a full frame defers up to it)
+        deferred: tuple[Key, Key, bool] | None = None
+        # the ranges that need an answer: a full frame defers from the first one
+        # that does not fit up to the last of them
         answerable = [
             i
             for i, (_, _, mode, _) in enumerate(ranges)
-            if mode == _FINGERPRINT or (mode == _IDLIST and not initiator)
+            if mode in (_FINGERPRINT, _DEFER) or (mode == _IDLIST and not initiator)
         ]
         last_answerable = answerable[-1] if answerable else -1
-        for lower, upper, mode, payload in ranges:
+        for at, (lower, upper, mode, payload) in enumerate(ranges):
             if mode == _SKIP:
                 continue
             if deferred is not None:
@@ -591,29 +602,39 @@ class Reconciler:
                 if initiator and mode in (_IDLIST, _IDDIFF):
                     self._apply(lower, upper, mode, payload, pending)
                 continue
-            parts: list[tuple[Key, int, bytes]] = []
+            chunks: list[tuple[Key, Key, list[tuple[Key, int, bytes]]]] = []
             if mode == _FINGERPRINT:
                 assert isinstance(payload, bytes)
                 lo, hi = index.position(lower), index.position(upper)
                 if index.fingerprint(lo, hi) != payload:
-                    parts = self._mismatch(lower, upper, lo, hi)
+                    chunks.append((lower, upper, self._mismatch(lower, upper, lo, hi)))
+            elif mode == _DEFER:
+                chunks = self._resend(lower, upper, sent)
             elif initiator:
                 self._apply(lower, upper, mode, payload, pending)
             elif mode == _IDLIST:
-                parts = self._answer_list(lower, upper, payload)
+                chunks.append((lower, upper, self._answer_list(lower, upper, payload)))
             else:
                 raise InvalidInput("an id diff is sent only to the initiator")
-            if not parts:
-                continue
-            encoded, last_ts = out.encode(parts, lower)
-            if len(out.buf) + len(encoded) + _RESERVE > self._limit:
-                deferred = (lower, ranges[last_answerable][1])
-                continue
-            out.commit(encoded, last_ts, upper)
+            for chunk_lower, chunk_upper, parts in chunks:
+                encoded, last_ts = out.encode(parts, chunk_lower)
+                if len(out.buf) + len(encoded) + _RESERVE > self._limit:
+                    # The peer resends what it sent (a deferral), unless that would
+                    # defer one of its own deferrals: then a fingerprint stands in.
+                    nested = any(r[2] == _DEFER for r in ranges[at : last_answerable + 1])
+                    deferred = (chunk_lower, ranges[last_answerable][1], nested)
+                    break
+                out.commit(encoded, last_ts, chunk_upper)
+                self._remember(chunk_lower, parts)
         if deferred is not None:
-            lower, upper = deferred
-            lo, hi = index.position(lower), index.position(upper)
-            encoded, last_ts = out.encode([(upper, _FINGERPRINT, index.fingerprint(lo, hi))], lower)
+            lower, upper, nested = deferred
+            if nested:
+                lo, hi = index.position(lower), index.position(upper)
+                parts = [(upper, _FINGERPRINT, index.fingerprint(lo, hi))]
+                self._remember(lower, parts)
+            else:
+                parts = [(upper, _DEFER, b"")]
+            encoded, last_ts = out.encode(parts, lower)
             out.commit(encoded, last_ts, upper)
         if initiator and out.empty:
             self._done = True
@@ -624,6 +645,33 @@ class Reconciler:
         assert len(message_out) <= self._limit
         self.bytes_sent += len(message_out)
         return message_out
+
+    def _remember(self, lower: Key, parts: list[tuple[Key, int, bytes]]) -> None:
+        """Keep the ranges of ``parts`` the peer must answer, in case it defers them."""
+        for upper, mode, _ in parts:
+            if mode == _FINGERPRINT or (mode == _IDLIST and self._initiator):
+                self._sent.append((lower, upper, mode))
+            lower = upper
+
+    def _resend(
+        self, lower: Key, upper: Key, sent: list[tuple[Key, Key, int]]
+    ) -> list[tuple[Key, Key, list[tuple[Key, int, bytes]]]]:
+        """Our answer to a deferral: the ranges we sent in ``[lower, upper)``, afresh."""
+        first = bisect_left(sent, (lower,))
+        if first == len(sent) or sent[first][0] != lower:
+            raise InvalidInput("a deferral of ranges this side did not send")
+        index = self._index
+        chunks: list[tuple[Key, Key, list[tuple[Key, int, bytes]]]] = []
+        for part_lower, part_upper, mode in sent[first:]:
+            if part_upper > upper:
+                break
+            lo, hi = index.position(part_lower), index.position(part_upper)
+            if mode == _FINGERPRINT:
+                parts = [(part_upper, _FINGERPRINT, index.fingerprint(lo, hi))]
+            else:
+                parts = self._mismatch(part_lower, part_upper, lo, hi)
+            chunks.append((part_lower, part_upper, parts))
+        return chunks
 
     # -- the three answers
 

@@ -148,6 +148,14 @@ def test_a_new_node_learns_everything_within_the_frame_limit() -> None:
     assert largest <= MIN_FRAME_SIZE
 
 
+def test_a_new_node_catches_up_within_the_default_rounds() -> None:
+    full = [item(n) for n in range(20_000)]
+    ra, _, largest = run(SyncIndex(), SyncIndex(full))  # 60,000-byte frames, 32 rounds
+    assert ra.need_ids == ids(full)
+    assert largest <= 60_000
+    assert ra.rounds > 5  # 640 KB of ids: deferred over several frames
+
+
 def test_small_frames_defer_ranges_to_later_rounds() -> None:
     base = [item(n) for n in range(30_000)]
     a_only = [item(10**6 + n) for n in range(600)]
@@ -211,6 +219,8 @@ def responder_with_items() -> Reconciler:
         (bytes([SYNC_VERSION]) + b"\x00" * (MIN_FRAME_SIZE + 1), RecordTooLarge),
         # an id diff goes only to the initiator
         (bytes([SYNC_VERSION]) + b"\x00\x00\x03\x00\x00", InvalidInput),
+        # a deferral of ranges this side never sent
+        (bytes([SYNC_VERSION]) + b"\x00\x00\x04", InvalidInput),
         # the initiator lists 16-byte prefixes
         (bytes([SYNC_VERSION]) + b"\x00\x00\x02\x01\x20" + b"a" * 32, InvalidInput),
     ],
