@@ -11,7 +11,8 @@ Figures per difference (0.1 %, 1 %, 10 %): ``round_trips``, ``bytes_exchanged``
 (every reconciliation frame both ways; the missing records themselves are
 extra), ``seconds`` (both sides, one process; the CPU of each side is given
 too), the largest frame, and ``naive_bytes``: what one side's full id list
-would cost (32 bytes per item), the trivial alternative. The top-level
+would cost (32 bytes per item), the trivial alternative; and the same for a
+new node with an empty set reconciling with a full one. The top-level
 ``round_trips``/``bytes_exchanged``/``seconds`` are the 1 % case. Setup (building the
 indexes) is not timed. Results go to ``benchmarks/results/sync.json``.
 
@@ -115,6 +116,12 @@ def main() -> int:
             "difference_ids_bytes": (only_a + only_b) * ID_SIZE,
         }
         print(f"  {label}: {cases[label]}", file=sys.stderr)
+    # A new node (empty set) catching up with a full one: every id crosses once.
+    a, b, _, _ = build(args.count, 0.0, args.seed)
+    empty = reconcile(SyncIndex(), b, frame, limits.rounds)
+    assert empty["need"] == args.count, empty
+    empty["naive_bytes"] = args.count * ID_SIZE
+    print(f"  empty initiator: {empty}", file=sys.stderr)
     main_case = cases["1%"]
     result = {
         **results_header(),
@@ -127,6 +134,7 @@ def main() -> int:
         "seconds": main_case["seconds"],
         "naive_bytes": args.count * ID_SIZE,
         "by_difference": cases,
+        "empty_initiator": empty,
         # Other processes share this machine's two cores: a load above ~1 inflates figures.
         "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
