@@ -47,6 +47,7 @@ from datanet.p2p.limits import HostLimits
 from datanet.p2p.protocols import IDENTIFY_PROTOCOL, PING_PROTOCOL
 from datanet.p2p.service import ServiceHost, StreamHandler
 from datanet.p2p.streams import FramedStream, RequestHandler, check_protocol_id
+from datanet.p2p.sync import SYNC_PROTOCOL, SyncBackend, SyncLimits, SyncResult, SyncService
 
 __all__ = [
     "IDENTIFY_PROTOCOL",
@@ -55,6 +56,7 @@ __all__ = [
     "MESHSUB_PROTOCOL",
     "MODE_KAD_SERVER",
     "PING_PROTOCOL",
+    "SYNC_PROTOCOL",
     "Admission",
     "AdmissionMode",
     "AdmissionRefused",
@@ -79,6 +81,10 @@ __all__ = [
     "ServiceHost",
     "StreamClosedByPeer",
     "StreamHandler",
+    "SyncBackend",
+    "SyncLimits",
+    "SyncResult",
+    "SyncService",
     "TcpAddr",
     "addr_from_bytes",
     "addr_to_bytes",
