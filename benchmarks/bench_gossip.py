@@ -207,7 +207,7 @@ def simulator(args: argparse.Namespace) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory(prefix="gossip-sim-") as tmp:
         out = Path(tmp) / "sim.json"
         cmd = [sys.executable, str(REPO_ROOT / "benchmarks/bench_gossip_sim.py"), "--out", str(out)]
-        done = subprocess.run(cmd, check=False)  # noqa: S603 - our own script
+        done = subprocess.run(cmd, check=False)
         if done.returncode != 0 or not out.exists():
             return {"error": f"bench_gossip_sim.py exited with {done.returncode}"}
         figures: dict[str, Any] = json.loads(out.read_text())

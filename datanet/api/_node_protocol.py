@@ -53,11 +53,19 @@ class ConnectedPeerLike(Protocol):
 
 
 class PublishOutcomeLike(Protocol):
-    """The outcome of publishing one descriptor."""
+    """The outcome of publishing one ledger record (most often a descriptor)."""
 
     @property
-    def dataset_id(self) -> DatasetId:
-        """The published dataset."""
+    def dataset_id(self) -> DatasetId | None:
+        """The published dataset (None for a revocation list or an org record)."""
+
+    @property
+    def kind(self) -> str:
+        """descriptor, deprecation, revocation or org."""
+
+    @property
+    def key(self) -> str:
+        """The record's DHT key."""
 
     @property
     def sequence(self) -> int:
@@ -115,8 +123,8 @@ class DeprecateOutcomeLike(Protocol):
     """The outcome of deprecating one dataset (a signed withdrawal, announced)."""
 
     @property
-    def dataset_id(self) -> DatasetId:
-        """The deprecated dataset."""
+    def dataset_id(self) -> DatasetId | None:
+        """The deprecated dataset (always set for a deprecation)."""
 
     @property
     def sequence(self) -> int:

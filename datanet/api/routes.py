@@ -294,14 +294,16 @@ async def _peers(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str
 
 async def _publish(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
     if not body:
-        raise InvalidRequest("the body must be a signed record file (.dnd bytes, a revocation list…)")
+        raise InvalidRequest(
+            "the body must be a signed record file (.dnd bytes, a revocation list…)"
+        )
     result = await ctx.node.publish(body)
     return {
         "dataset_id": None if result.dataset_id is None else str(result.dataset_id),
         "sequence": result.sequence,
         "replicas": result.replicas,
-        "kind": getattr(result, "kind", "descriptor"),
-        "key": getattr(result, "key", ""),
+        "kind": result.kind,
+        "key": result.key,
     }
 
 

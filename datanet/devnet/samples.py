@@ -384,7 +384,7 @@ def publish_samples(
                     desc = build_descriptor(sample, org, node.peer_id, sequence=sequence, now=now)
                     published = client.publish(sign_for_node(node, desc, now))
                     result = PublishedSample(
-                        published.dataset_id,
+                        published.dataset_id or str(desc.dataset_id),
                         desc.title,
                         org.name,
                         node,

@@ -150,7 +150,7 @@ class AntiEntropy:
         return out
 
     async def run(self) -> None:
-        """Sync with ``join_peers`` peers now, then one peer every ``interval`` (until cancelled)."""
+        """Sync with ``join_peers`` peers now, then one every ``interval`` (until cancelled)."""
         results = await self.sync_some(self.join_peers)
         log.info("join sync", extra={"kv": {"sessions": len(results)}})
         while True:

@@ -57,12 +57,12 @@ from datanet.p2p import (
     parse_peer_addr,
 )
 from datanet.p2p.sync import SyncService
+from datanet.records.deprecation import deprecation_for, sign_deprecation
 from datanet.records.descriptor import (
     VerifiedDescriptor,
     decode_descriptor_unverified,
     verify_descriptor,
 )
-from datanet.records.deprecation import deprecation_for, sign_deprecation
 from datanet.records.ids import DatasetId
 from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator

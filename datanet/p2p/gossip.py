@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
@@ -68,7 +68,7 @@ class GossipLimits:
         open_timeout: time to open the outbound stream to a peer.
     """
 
-    wire: GossipWireLimits = GossipWireLimits()
+    wire: GossipWireLimits = field(default_factory=GossipWireLimits)
     queue: int = 512
     write_timeout: float = 10.0
     open_timeout: float = 10.0
@@ -135,7 +135,7 @@ class GossipTransport:
     # ----------------------------------------------------------------- sending
 
     def send(self, peer: PeerId | bytes, rpc: RPC) -> bool:
-        """Queue ``rpc`` for ``peer``; returns False if it was dropped (queue full or unencodable)."""
+        """Queue ``rpc`` for ``peer``; False if it was dropped (queue full, unencodable)."""
         try:
             pid = as_peer(peer)
             payload = encode_rpc(rpc, self.limits.wire)

@@ -601,7 +601,9 @@ class Storage:
             "SELECT key, kind, sequence, timestamp, expires_at, raw FROM ledger_records"
         )
         return [
-            LedgerRow(bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r))
+            LedgerRow(
+                bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r)
+            )
             for k, kind, s, t, e, r in rows
         ]
 
@@ -615,7 +617,9 @@ class Storage:
         if not rows:
             return None
         k, kind, s, t, e, r = rows[0]
-        return LedgerRow(bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r))
+        return LedgerRow(
+            bytes(k), str(kind), int(s), int(t), None if e is None else float(e), bytes(r)
+        )
 
     def delete_ledger_record(self, key: bytes) -> bool:
         """Forget the ledger record under ``key``; returns whether one was held."""

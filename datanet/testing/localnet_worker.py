@@ -237,7 +237,7 @@ class _Runner:
                     )
 
     async def op_arrivals(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        """Arrival times per node for the given ``keys`` (``dataset_id#sequence``), then forget them."""
+        """Arrival times per node of ``keys`` (``dataset_id#sequence``); then forgets them."""
         keys = _field(cmd, "keys", list, [])
         out = []
         for seen in self.arrivals:

@@ -23,10 +23,29 @@ from identity.certs import Role, parse_certificate
 
 __all__ = ["catalog_descriptors", "seed_catalog"]
 
-_WORDS = (
-    "air quality rainfall traffic energy soil water noise pollen census transit "
-    "harbour grid forest coast wind solar river bridge school health"
-).split()
+_WORDS = [
+    "air",
+    "quality",
+    "rainfall",
+    "traffic",
+    "energy",
+    "soil",
+    "water",
+    "noise",
+    "pollen",
+    "census",
+    "transit",
+    "harbour",
+    "grid",
+    "forest",
+    "coast",
+    "wind",
+    "solar",
+    "river",
+    "bridge",
+    "school",
+    "health",
+]
 _THEMES = ("environment", "mobility", "energy", "health", "economy")
 _LICENSES = ("CC-BY-4.0", "CC0-1.0", "ODbL-1.0")
 _MEDIA = ("text/csv", "application/json", "application/parquet")
