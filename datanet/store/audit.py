@@ -39,6 +39,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datanet.errors import DatanetError, InvalidInput, NotFound, StorageError
 from datanet.records.audit import (
@@ -120,6 +121,10 @@ class LogEntry:
     raw: bytes
     leaf_hash: bytes
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (one line of ``datanet audit export``): index, leaf hash, entry."""
+        return {"index": self.index, "leaf_hash": self.leaf_hash.hex(), **self.entry.to_json()}
+
 
 @dataclass(frozen=True)
 class StoredHead:
@@ -156,6 +161,18 @@ class VerifyReport:
     heads_checked: int
     first_bad_index: int | None = None
     reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (root as lowercase hex)."""
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root.hex(),
+            "entries_checked": self.entries_checked,
+            "heads_checked": self.heads_checked,
+            "first_bad_index": self.first_bad_index,
+            "reason": self.reason,
+        }
 
 
 class AuditLog:
@@ -451,7 +468,10 @@ class AuditLog:
                 raise NotFound("the audit log has no signed head yet")
             stored = latest
         else:
-            stored = self._stored_head(head)
+            try:
+                stored = StoredHead(open_tree_head(head)[0], bytes(head))
+            except DatanetError as exc:
+                raise InvalidInput(f"not a signed tree head: {exc}") from None
         size = stored.head.size
         if not 0 <= index < size:
             raise InvalidInput(f"the head of size {size} does not cover entry {index}")
@@ -472,6 +492,15 @@ class AuditLog:
         Raises:
             StorageError: the database cannot be read.
         """
+        with storage_errors("audit log read failed"):
+            self._conn.execute("BEGIN")  # one snapshot of entries and heads (WAL: no lock)
+        try:
+            return self._verify()
+        finally:
+            with storage_errors("audit log read failed"):
+                self._conn.execute("ROLLBACK")
+
+    def _verify(self) -> VerifyReport:
         with storage_errors("audit log read failed"):
             head_rows = self._conn.execute(
                 "SELECT id, size, timestamp, root, raw FROM audit_heads ORDER BY size, id"

@@ -318,3 +318,28 @@ def test_a_damaged_row_raises_storage_error_outside_verify(path: Path) -> None:
             log.entry(2)
         with pytest.raises(StorageError, match="entry 7"):
             log.inclusion_proof(6, 16)
+
+
+def test_receipt_refuses_garbage_head_bytes(log: AuditLog) -> None:
+    fill(log, 2)
+    with pytest.raises(InvalidInput, match="not a signed tree head"):
+        log.receipt(0, b"\x93garbage")
+
+
+def test_json_forms_for_export_and_the_api(log: AuditLog) -> None:
+    fill(log, 3)
+    line = log.entry(1).to_json()
+    assert line["index"] == 1
+    assert line["leaf_hash"] == leaf_hash(entry(1).encode()).hex()
+    assert line["kind"] == str(entry(1).kind)
+    assert line["details"] == {"i": 1}
+    report = log.verify().to_json()
+    assert report == {
+        "ok": True,
+        "size": 3,
+        "root": log.root().hex(),
+        "entries_checked": 3,
+        "heads_checked": 0,
+        "first_bad_index": None,
+        "reason": None,
+    }
