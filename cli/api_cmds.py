@@ -18,8 +18,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -37,6 +40,8 @@ from cli.app import (
 from cli.node import API_URL_ENV, client_for, progress
 
 __all__ = ["config", "peers", "publish", "resolve", "routing", "search"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _MAX_DESCRIPTOR_FILE = 64 * 1024
 _MAX_VALUE_FILE = 1024 * 1024
@@ -167,29 +172,135 @@ def resolve(app: CliContext, dataset_id: str, refresh: bool, out: Path | None, f
     emit(app, doc, lambda: _show_descriptor(dict(found.descriptor), c))
 
 
+_FACET_SHOWN = 5  # values per facet in the human output (--json has all the daemon sent)
+
+
+class _Time(click.ParamType[int]):
+    """``YYYY-MM-DD`` (UTC; the end of that day for ``--to``) or Unix seconds."""
+
+    name = "DATE"
+
+    def __init__(self, *, end_of_day: bool = False) -> None:
+        self.end_of_day = end_of_day
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if re.fullmatch(r"-?[0-9]{1,19}", text):
+            return int(text)
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            self.fail(f"{value!r} is neither a date (YYYY-MM-DD) nor Unix seconds", param, ctx)
+        return int(day.timestamp()) + (86399 if self.end_of_day else 0)
+
+
+def _values_option(name: str, metavar: str, help_text: str) -> Callable[[F], F]:
+    return click.option(name, multiple=True, metavar=metavar, help=help_text + " (repeatable)")
+
+
 @cli.command("search")
 @click.argument("query", nargs=-1)
+@_values_option("--org", "ORG", "Only datasets of this organization (did:key)")
+@_values_option("--keyword", "K", "Only datasets with this keyword")
+@_values_option("--theme", "T", "Only datasets with this theme")
+@_values_option("--license", "L", "Only datasets under this license")
+@_values_option("--media-type", "M", "Only datasets with a distribution of this media type")
+@click.option(
+    "--access",
+    multiple=True,
+    type=click.Choice(["open", "request", "closed"]),
+    help="Only datasets with this access mode (repeatable).",
+)
+@click.option("--from", "start", type=_Time(), help="Only coverage ending on or after DATE.")
+@click.option(
+    "--to", "end", type=_Time(end_of_day=True), help="Only coverage starting on or before DATE."
+)
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
-@click.option("--offset", type=click.IntRange(0, 10_000), default=0, show_default=True)
+@click.option("--cursor", metavar="C", help="Next page: the cursor the previous page printed.")
+@click.option("--facets/--no-facets", default=True, show_default=True, help="Count facet values.")
 @json_option
 @pass_app
-def search(app: CliContext, query: tuple[str, ...], limit: int, offset: int) -> None:
-    """Search the daemon's catalog (no QUERY lists the newest datasets)."""
+def search(
+    app: CliContext,
+    *,
+    query: tuple[str, ...],
+    org: tuple[str, ...],
+    keyword: tuple[str, ...],
+    theme: tuple[str, ...],
+    license: tuple[str, ...],  # noqa: A002 - the option's name
+    media_type: tuple[str, ...],
+    access: tuple[str, ...],
+    start: int | None,
+    end: int | None,
+    limit: int,
+    cursor: str | None,
+    facets: bool,
+) -> None:
+    """Search the daemon's catalog (no QUERY lists the newest datasets).
+
+    Values of one filter are OR'ed, filters are AND'ed. Dates are YYYY-MM-DD
+    (UTC) or Unix seconds. Page with --cursor (same QUERY and filters).
+    """
     text = " ".join(query)
     with client_for(app) as client:
-        hits = client.search(text, limit=limit, offset=offset)
-    doc = [dict(h.fields) for h in hits]
-    rows = [(h.dataset_id, h.title) for h in hits]
-    emit(
-        app,
-        doc,
-        lambda: print_table(
-            f"{len(rows)} datasets" + (f" matching {text!r}" if text else ""),
-            ["dataset id", "title"],
+        result = client.search(
+            text,
+            org=org,
+            keyword=keyword,
+            theme=theme,
+            license=license,
+            media_type=media_type,
+            access=access,
+            temporal_from=start,
+            temporal_to=end,
+            limit=limit,
+            cursor=cursor,
+            facets=facets,
+        )
+    doc = {
+        "query": text,
+        "hits": [dict(h.fields) for h in result.hits],
+        "total": result.total,
+        "facets": {
+            name: [{"value": f.value, "count": f.count} for f in values]
+            for name, values in result.facets.items()
+        },
+        "counted": result.counted,
+        "next_cursor": result.next_cursor,
+    }
+
+    def human() -> None:
+        rows = [
+            (
+                h.dataset_id,
+                h.title,
+                str(h.fields.get("access", "")),
+                str(h.fields.get("license", "")),
+            )
+            for h in result.hits
+        ]
+        matching = f" matching {text!r}" if text else ""
+        print_table(
+            f"{len(rows)} of {result.total} datasets{matching}",
+            ["dataset id", "title", "access", "license"],
             rows,
             empty="no datasets found",
-        ),
-    )
+        )
+        facet_rows = [
+            (name, f.value, str(f.count))
+            for name, values in result.facets.items()
+            for f in values[:_FACET_SHOWN]
+        ]
+        if facet_rows and result.total:
+            note = "" if result.counted >= result.total else f" (over {result.counted} matches)"
+            click.echo()
+            print_table(f"facets{note}", ["facet", "value", "datasets"], facet_rows)
+        if result.next_cursor is not None:
+            click.echo(f"\nnext page: --cursor {result.next_cursor}")
+
+    emit(app, doc, human)
 
 
 # --- routing ------------------------------------------------------------------------

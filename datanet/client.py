@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +40,7 @@ from datanet.api.results import (
     ConfigChange,
     ConfigView,
     DeprecateResult,
+    FacetCount,
     NodeInfo,
     NodeStatus,
     PeerInfo,
@@ -47,18 +48,19 @@ from datanet.api.results import (
     PublishResult,
     Resolved,
     SearchHit,
+    SearchResult,
     SseDecoder,
     WatchEvent,
     bad_response,
     bytes_of,
     field_of,
     parse_deprecate,
-    parse_hits,
     parse_node_info,
     parse_peers,
     parse_providers,
     parse_publish,
     parse_resolved,
+    parse_search,
     parse_status,
     parse_watch_event,
     texts_of,
@@ -82,6 +84,7 @@ __all__ = [
     "ConfigChange",
     "ConfigView",
     "DeprecateResult",
+    "FacetCount",
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
@@ -89,6 +92,7 @@ __all__ = [
     "PublishResult",
     "Resolved",
     "SearchHit",
+    "SearchResult",
     "WatchEvent",
     "api_endpoint",
 ]
@@ -137,8 +141,23 @@ class _Calls:
         return _Call("/resolve", parse_resolved, {"id": str(dataset_id), "refresh": refresh})
 
     @staticmethod
-    def search(query: str, limit: int, offset: int) -> _Call[list[SearchHit]]:
-        return _Call("/search", parse_hits, {"query": query, "limit": limit, "offset": offset})
+    def search(
+        query: str, filters: Mapping[str, str | Sequence[str]], **options: Any
+    ) -> _Call[SearchResult]:
+        body: dict[str, Any] = {"query": query}
+        for name, given in filters.items():
+            values = [given] if isinstance(given, str) else [str(v) for v in given]
+            if values:
+                body[name] = values
+        for name, arg in (("from", "temporal_from"), ("to", "temporal_to")):
+            if options[arg] is not None:
+                body[name] = options[arg]
+        body["limit"] = options["limit"]
+        if options["cursor"] is not None:
+            body["cursor"] = options["cursor"]
+        if not options["facets"]:
+            body["facets"] = False
+        return _Call("/search", parse_search, body)
 
     @staticmethod
     def routing_get(key: str | bytes) -> _Call[bytes]:
@@ -436,9 +455,50 @@ class Client:
         """
         return self._run(_Calls.resolve(dataset_id, refresh))
 
-    def search(self, query: str = "", *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
-        """Full-text search of the node's catalog."""
-        return self._run(_Calls.search(query, limit, offset))
+    def search(
+        self,
+        query: str = "",
+        *,
+        org: str | Sequence[str] = (),
+        keyword: str | Sequence[str] = (),
+        theme: str | Sequence[str] = (),
+        license: str | Sequence[str] = (),  # noqa: A002 - the API's field name
+        media_type: str | Sequence[str] = (),
+        access: str | Sequence[str] = (),
+        temporal_from: int | None = None,
+        temporal_to: int | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        facets: bool = True,
+    ) -> SearchResult:
+        """Full-text and faceted search of the node's catalog, one page at a time.
+
+        Each filter takes one value or several (OR'ed); filters are AND'ed.
+        ``temporal_from``/``temporal_to`` (Unix seconds) keep datasets whose
+        temporal coverage overlaps them. Pass ``next_cursor`` of a result as
+        ``cursor`` (with the same query and filters) for the next page.
+
+        Raises:
+            InvalidInput: a filter value, the limit or the cursor was refused.
+        """
+        return self._run(
+            _Calls.search(
+                query,
+                {
+                    "org": org,
+                    "keyword": keyword,
+                    "theme": theme,
+                    "license": license,
+                    "media_type": media_type,
+                    "access": access,
+                },
+                temporal_from=temporal_from,
+                temporal_to=temporal_to,
+                limit=limit,
+                cursor=cursor,
+                facets=facets,
+            )
+        )
 
     def routing_get(self, key: str | bytes) -> bytes:
         """The best valid DHT value under ``key``.
@@ -599,9 +659,41 @@ class AsyncClient:
         """See :meth:`Client.resolve`."""
         return await self._run(_Calls.resolve(dataset_id, refresh))
 
-    async def search(self, query: str = "", *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+    async def search(
+        self,
+        query: str = "",
+        *,
+        org: str | Sequence[str] = (),
+        keyword: str | Sequence[str] = (),
+        theme: str | Sequence[str] = (),
+        license: str | Sequence[str] = (),  # noqa: A002 - the API's field name
+        media_type: str | Sequence[str] = (),
+        access: str | Sequence[str] = (),
+        temporal_from: int | None = None,
+        temporal_to: int | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        facets: bool = True,
+    ) -> SearchResult:
         """See :meth:`Client.search`."""
-        return await self._run(_Calls.search(query, limit, offset))
+        return await self._run(
+            _Calls.search(
+                query,
+                {
+                    "org": org,
+                    "keyword": keyword,
+                    "theme": theme,
+                    "license": license,
+                    "media_type": media_type,
+                    "access": access,
+                },
+                temporal_from=temporal_from,
+                temporal_to=temporal_to,
+                limit=limit,
+                cursor=cursor,
+                facets=facets,
+            )
+        )
 
     async def routing_get(self, key: str | bytes) -> bytes:
         """See :meth:`Client.routing_get`."""

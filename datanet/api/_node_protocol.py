@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from datanet.records.ids import DatasetId
+from datanet.records.search import SearchFilters
 from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 
@@ -25,9 +26,11 @@ __all__ = [
     "ConnectedPeerLike",
     "DeprecateOutcomeLike",
     "DescriptorLike",
+    "FacetCountLike",
     "HitLike",
     "NodeAPI",
     "PublishOutcomeLike",
+    "SearchPageLike",
     "VerifiedDescriptorLike",
 ]
 
@@ -166,6 +169,42 @@ class CatalogFeedLike(Protocol):
         """End every subscription (the daemon stops): open watch streams finish at once."""
 
 
+class FacetCountLike(Protocol):
+    """``datanet.records.search.FacetCount``: one facet value and its count."""
+
+    @property
+    def value(self) -> str:
+        """The facet value."""
+
+    @property
+    def count(self) -> int:
+        """How many matches carry it."""
+
+
+class SearchPageLike(Protocol):
+    """``datanet.store.catalog.SearchPage``: one page of a catalog search."""
+
+    @property
+    def hits(self) -> Sequence[HitLike]:
+        """This page, best first."""
+
+    @property
+    def total(self) -> int:
+        """How many descriptors match (text queries: within the ranked window)."""
+
+    @property
+    def facets(self) -> Mapping[str, Sequence[FacetCountLike]]:
+        """Top values per facet: org, keyword, theme, license, media_type, access."""
+
+    @property
+    def next_cursor(self) -> str | None:
+        """The next page's cursor; ``None`` on the last page."""
+
+    @property
+    def counted(self) -> int:
+        """How many of the matches the facet counts cover."""
+
+
 class NodeAPI(Protocol):
     """The node operations the control API exposes."""
 
@@ -199,8 +238,20 @@ class NodeAPI(Protocol):
             NotFound: no valid descriptor was found.
         """
 
-    def search(self, query: str, *, limit: int, offset: int) -> Sequence[HitLike]:
-        """Full-text search of the local catalog."""
+    def search(
+        self,
+        query: str = "",
+        *,
+        filters: SearchFilters = ...,
+        limit: int = 20,
+        cursor: str | None = None,
+        facets: bool = True,
+    ) -> SearchPageLike:
+        """Full-text and faceted search of the local catalog.
+
+        Raises:
+            InvalidInput: a bad query, limit or cursor.
+        """
 
     async def routing_get(self, key: bytes) -> bytes:
         """The best valid DHT value under ``key``.

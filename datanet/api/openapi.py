@@ -64,6 +64,8 @@ def _request_body(op: Operation) -> dict[str, Any]:
         prop = {**f.schema, "description": f.help}
         if not f.required:
             prop["default"] = f.default
+            if f.default is None and "type" in prop:
+                prop["type"] = [prop["type"], "null"]
         properties[f.name] = prop
     schema: dict[str, Any] = {
         "type": "object",

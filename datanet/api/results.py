@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datanet.errors import ApiError
+from datanet.records.search import FACETS, FacetCount
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigChange",
     "ConfigView",
     "DeprecateResult",
+    "FacetCount",
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
@@ -36,6 +38,7 @@ __all__ = [
     "PublishResult",
     "Resolved",
     "SearchHit",
+    "SearchResult",
     "SseDecoder",
     "WatchEvent",
     "bad_response",
@@ -48,6 +51,7 @@ __all__ = [
     "parse_providers",
     "parse_publish",
     "parse_resolved",
+    "parse_search",
     "parse_status",
     "parse_watch_event",
     "texts_of",
@@ -127,6 +131,26 @@ class SearchHit:
     dataset_id: str
     title: str
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """``search``: one page of hits, the match count, facet counts and the next page's cursor.
+
+    Attributes:
+        hits: this page, best first.
+        total: how many datasets match (for a text query: within the ranked window).
+        facets: for each facet (``org``, ``keyword``, ``theme``, ``license``,
+            ``media_type``, ``access``) its top values, most frequent first.
+        next_cursor: pass it as ``cursor`` for the next page; ``None`` on the last.
+        counted: how many of the ``total`` matches the facet counts cover.
+    """
+
+    hits: tuple[SearchHit, ...]
+    total: int
+    facets: Mapping[str, tuple[FacetCount, ...]]
+    next_cursor: str | None
+    counted: int
 
 
 @dataclass(frozen=True)
@@ -275,6 +299,26 @@ def parse_hits(doc: Mapping[str, Any]) -> list[SearchHit]:
             )
         )
     return out
+
+
+def parse_search(doc: Mapping[str, Any]) -> SearchResult:
+    facets: dict[str, tuple[FacetCount, ...]] = {}
+    for name, values in field_of(doc, "facets", dict).items():
+        if name not in FACETS or not isinstance(values, list):
+            raise bad_response("facets")
+        counts = []
+        for item in values:
+            if not isinstance(item, dict):
+                raise bad_response("facets")
+            counts.append(FacetCount(field_of(item, "value", str), field_of(item, "count", int)))
+        facets[name] = tuple(counts)
+    return SearchResult(
+        hits=tuple(parse_hits(doc)),
+        total=field_of(doc, "total", int),
+        facets=facets,
+        next_cursor=_opt_text(doc, "next_cursor"),
+        counted=field_of(doc, "counted", int),
+    )
 
 
 def parse_providers(doc: Mapping[str, Any]) -> list[ProviderInfo]:

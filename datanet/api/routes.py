@@ -37,6 +37,7 @@ from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
 from datanet.node.config import SETTINGS, Config, ConfigFile
 from datanet.records.ids import DatasetId
+from datanet.records.search import MAX_FILTER_VALUE, MAX_FILTER_VALUES, SearchFilters
 from identity.certs import MembershipCertificate
 from identity.keys import OrgId, PeerId
 from routing.records import MAX_KEY_SIZE
@@ -98,9 +99,11 @@ class ApiContext:
 class Field:
     """One field of a JSON request body.
 
-    ``schema`` uses only ``type`` (string, integer, boolean; absent = any JSON),
-    ``minLength``/``maxLength`` and ``minimum``/``maximum``; :func:`check_args`
-    enforces exactly those, and the OpenAPI document publishes them.
+    ``schema`` uses only ``type`` (string, integer, boolean, array of strings;
+    absent = any JSON), ``minLength``/``maxLength``, ``minimum``/``maximum`` and
+    ``maxItems`` (with ``items`` holding a string schema); :func:`check_args`
+    enforces exactly those, and the OpenAPI document publishes them. An optional
+    field whose default is ``None`` also takes ``null`` (absent).
     """
 
     name: str
@@ -129,6 +132,14 @@ BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 
 def _integer(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+def _strings(max_items: int, max_length: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "maxItems": max_items,
+        "items": {"type": "string", "minLength": 1, "maxLength": max_length},
+    }
 
 
 _BOOLEAN: dict[str, Any] = {"type": "boolean"}
@@ -166,6 +177,9 @@ def check_args(fields: Sequence[Field], body: Any) -> dict[str, Any]:
             out[f.name] = f.default
             continue
         value = body[f.name]
+        if value is None and not f.required and f.default is None:
+            out[f.name] = None  # an optional field without default: null means absent
+            continue
         kind = f.schema.get("type")
         if kind == "string":
             if not isinstance(value, str):
@@ -188,6 +202,20 @@ def check_args(fields: Sequence[Field], body: Any) -> dict[str, Any]:
         elif kind == "boolean":
             if not isinstance(value, bool):
                 raise InvalidRequest(f"{f.name!r} must be true or false")
+        elif kind == "array":
+            items = f.schema["items"]
+            if not isinstance(value, list) or len(value) > f.schema["maxItems"]:
+                raise InvalidRequest(
+                    f"{f.name!r} must be a list of at most {f.schema['maxItems']} strings"
+                )
+            for item in value:
+                if not isinstance(item, str) or not (
+                    items.get("minLength", 0) <= len(item) <= items["maxLength"]
+                ):
+                    raise InvalidRequest(
+                        f"each of {f.name!r} must be a string of {items.get('minLength', 0)} "
+                        f"to {items['maxLength']} characters"
+                    )
         elif _depth(value, _MAX_JSON_DEPTH + 1) > _MAX_JSON_DEPTH:
             raise InvalidRequest(f"{f.name!r} is nested too deeply")
         out[f.name] = value
@@ -321,12 +349,34 @@ async def _resolve(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[s
 
 
 async def _search(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
-    hits = ctx.node.search(args["query"], limit=args["limit"], offset=args["offset"])
+    filters = SearchFilters(
+        orgs=tuple(args["org"]),
+        keywords=tuple(args["keyword"]),
+        themes=tuple(args["theme"]),
+        licenses=tuple(args["license"]),
+        media_types=tuple(args["media_type"]),
+        access=tuple(args["access"]),
+        temporal_from=args["from"],
+        temporal_to=args["to"],
+    )
+    page = ctx.node.search(
+        args["query"],
+        filters=filters,
+        limit=args["limit"],
+        cursor=args["cursor"],
+        facets=args["facets"],
+    )
     return {
         "query": args["query"],
         "limit": args["limit"],
-        "offset": args["offset"],
-        "hits": [jsonable(hit) for hit in hits],
+        "hits": [jsonable(hit) for hit in page.hits],
+        "total": page.total,
+        "facets": {
+            name: [{"value": f.value, "count": f.count} for f in values]
+            for name, values in page.facets.items()
+        },
+        "counted": page.counted,
+        "next_cursor": page.next_cursor,
     }
 
 
@@ -545,13 +595,12 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "/search",
-        "Full-text search of the local catalog",
+        "Full-text and faceted search of the local catalog",
         _search,
         _object(
             {
                 "query": {"type": "string"},
                 "limit": {"type": "integer"},
-                "offset": {"type": "integer"},
                 "hits": {
                     "type": "array",
                     "items": {
@@ -566,17 +615,63 @@ OPERATIONS: tuple[Operation, ...] = (
                             "keywords": _TEXT_LIST,
                             "description": {"type": "string"},
                             "score": {"type": ["number", "null"]},
+                            "license": {"type": "string"},
+                            "access": {"type": "string"},
+                            "media_types": _TEXT_LIST,
+                            "themes": _TEXT_LIST,
                         },
                     },
                 },
+                "total": {"type": "integer"},
+                "facets": {
+                    "type": "object",
+                    "description": "facet name -> its top values, most frequent first",
+                    "additionalProperties": {
+                        "type": "array",
+                        "items": _object(
+                            {"value": {"type": "string"}, "count": {"type": "integer"}}
+                        ),
+                    },
+                },
+                "counted": {
+                    "type": "integer",
+                    "description": "how many of the matches the facet counts cover",
+                },
+                "next_cursor": {"type": ["string", "null"]},
             }
         ),
         fields=(
             Field("query", _string(1024), "words to find; empty lists the newest", False, ""),
+            *(
+                Field(name, _strings(MAX_FILTER_VALUES, MAX_FILTER_VALUE), text, False, [])
+                for name, text in (
+                    ("org", "only these organizations (did:key), any of them"),
+                    ("keyword", "only datasets with any of these keywords"),
+                    ("theme", "only datasets with any of these themes"),
+                    ("license", "only datasets under any of these licenses"),
+                    ("media_type", "only datasets with a distribution of any of these media types"),
+                    ("access", "only these access modes: open, request, closed"),
+                )
+            ),
+            Field(
+                "from",
+                _integer(-(2**63) + 1, 2**63 - 1),
+                "only coverage ending at or after this time (Unix seconds)",
+            ),
+            Field(
+                "to",
+                _integer(-(2**63) + 1, 2**63 - 1),
+                "only coverage starting at or before this time (Unix seconds)",
+            ),
             Field("limit", _integer(1, 100), "most hits to return", False, 20),
-            Field("offset", _integer(0, 10_000), "hits to skip", False, 0),
+            Field("cursor", _string(256, 1), "next_cursor of the previous page", False, None),
+            Field("facets", _BOOLEAN, "count facet values", False, True),
         ),
         tag="datasets",
+        description="Values within one filter are OR'ed, filters are AND'ed (as CKAN). Page "
+        "with `cursor` (the previous answer's `next_cursor`, same query and filters); a cursor "
+        "of another search is rejected. For a text query, `total` and the facet counts cover "
+        "the ranked window (the 1,000 most recently ingested matches per tier).",
     ),
     Operation(
         "/routing/get",

@@ -176,7 +176,7 @@ def run_tour(
         # 5. search
         started = time.perf_counter()
         try:
-            hits = read.search(TOUR_SEARCH)
+            hits = read.search(TOUR_SEARCH).hits
         except DatanetError as exc:
             raise step_failed("search", exc) from exc
         ours = [h for h in hits if h.dataset_id == str(dataset_id)]

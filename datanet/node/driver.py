@@ -66,7 +66,7 @@ from datanet.records.descriptor import (
 from datanet.records.ids import DatasetId
 from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator
-from datanet.store.catalog import Catalog, Hit
+from datanet.store.catalog import Catalog, SearchFilters, SearchPage
 from datanet.store.db import PEER_MAX_AGE, Storage
 from identity.certs import Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
@@ -539,9 +539,23 @@ class Node:
             except DatanetError as exc:
                 log.warning("forgetting an own record failed", extra={"kv": {"error": str(exc)}})
 
-    def search(self, query: str, *, limit: int, offset: int) -> list[Hit]:
-        """Full-text search of the local catalog."""
-        return self._catalog.search(query, limit=limit, offset=offset)
+    def search(
+        self,
+        query: str = "",
+        *,
+        filters: SearchFilters = SearchFilters(),  # noqa: B008 - frozen, immutable
+        limit: int = 20,
+        cursor: str | None = None,
+        facets: bool = True,
+    ) -> SearchPage:
+        """Full-text and faceted search of the local catalog (expired descriptors left out).
+
+        Raises:
+            InvalidInput: a bad query, limit or cursor (see :meth:`Catalog.search`).
+        """
+        return self._catalog.search(
+            query, filters=filters, limit=limit, cursor=cursor, facets=facets, now=int(_now())
+        )
 
     # -- operations -----------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from datanet.errors import DatanetError, ExpiredRecord
 from datanet.node.feed import CatalogEvent, CatalogFeed
 from datanet.records.deprecation import VerifiedDeprecation
 from datanet.records.descriptor import VerifiedDescriptor, decode_descriptor_unverified
+from datanet.records.ids import SCHEME
 from datanet.records.ledger import LedgerRecord, RecordKind, verify_ledger_record
 from datanet.store.catalog import Catalog
 from datanet.store.db import LedgerRow, Storage
@@ -333,7 +334,8 @@ class Ledger:
     def expire(self, now: float) -> int:
         """Withdraw expired descriptors (reason ``expired``); returns how many left."""
         gone = self.catalog.expire_ids(int(now))
-        for dataset_id, org in gone:
+        for dataset_id in gone:
+            org = dataset_id.removeprefix(SCHEME).partition("/")[0]
             self._drop(dataset_id)
             self.feed.publish(
                 CatalogEvent(

@@ -1,68 +1,116 @@
-"""The local, searchable catalog of verified dataset descriptors (SQLite FTS5).
+"""The searchable catalog of every live dataset descriptor (SQLite FTS5), and why others left.
 
 Every descriptor this node has verified or whose signature its record store
 checked on the way in (its own, replicas other nodes put here, ones resolved
-through the DHT) is kept here with its exact signed bytes, for warm resolves
-(:meth:`Catalog.get`) and full-text search (:meth:`Catalog.search`). The node
-driver feeds it from one function (``Node._index``) for everything it accepts:
-whatever its record store takes in, and replicas fetched by a lookup. Gossip and
-catalog sync do not exist yet (their homes are reserved: ``routing/gossip/``,
-``routing/sync.py``); they will feed the catalog through that same function.
+through the DHT, and later every live descriptor of the network through gossip
+and catalog sync) is kept here with its exact signed bytes, for warm resolves
+(:meth:`Catalog.get`), full-text and faceted search (:meth:`Catalog.search`) and
+catalog sync (:meth:`Catalog.entries`). The node driver feeds it from one
+function (``Node._index``).
+
+Descriptors leave the catalog by a **withdrawal** that is remembered with its
+reason (``WITHDRAWAL_REASONS``), so a resolve can say why a dataset is gone:
+``deprecated`` (its publisher withdrew it; the signed tombstone is kept for
+anti-entropy and blocks every sequence up to its own), ``revoked`` (the signing
+certificate was revoked) and ``expired``. Revocation and expiry records are
+pruned ``WITHDRAWAL_RETENTION`` seconds later; deprecations are kept.
 
 Search: title, description, keywords and themes are indexed by an FTS5 table
 (``porter unicode61`` tokenizer: case- and accent-insensitive, English stemming)
 and ranked with bm25, weighting title 10, keywords 5, themes 3, description 1,
 matches in title/keywords/themes before description-only ones. Each search
 ranks at most ``SEARCH_WINDOW`` matches per tier (the most recently ingested),
-so its cost is bounded whatever the catalog size (see :meth:`Catalog.search`).
+so its cost is bounded whatever the catalog size. Facet filters (organization,
+keyword, theme, license, media type, access mode, temporal coverage;
+:class:`~datanet.records.search.SearchFilters`) and facet counts (top
+``MAX_FACET_VALUES`` per facet) come with every search; pages are linked by an
+opaque keyset cursor, never an offset.
 
 Invariants:
 * Only the highest ``sequence`` per dataset is held: :meth:`Catalog.upsert`
-  ignores an equal or lower one. The caller verifies before inserting; the
-  catalog stores the exact bytes it was given and never re-encodes them.
-* User query text never reaches ``MATCH`` as syntax: it is split into word
-  tokens, each quoted as an FTS5 string, and bound as a parameter. No input
-  can raise an FTS5 syntax error or select columns/operators.
+  ignores an equal or lower one, and one at or below a withdrawal's sequence.
+  The caller verifies before inserting; the catalog stores the exact bytes it
+  was given and never re-encodes them.
+* User text never reaches ``MATCH`` as syntax nor SQL: query words are split
+  into word tokens, each quoted as an FTS5 string, and bound as a parameter;
+  filter values are bound parameters. No input can raise an FTS5 syntax error.
+* ``catalog_facet_counts`` holds, in the same transaction as every change, the
+  count of live descriptors per facet value (the unfiltered facet counts).
+* A cursor is bound to its query and filters by a keyed MAC (the key lives in
+  ``catalog_meta``): a cursor from another search, altered or garbled is an
+  :class:`~datanet.errors.InvalidInput`, never a crash. Pages of one cursor
+  chain only see descriptors ingested before its first page (a snapshot by
+  ingest id), so later inserts and replacements never repeat a hit.
 * The catalog versions its schema in its own ``catalog_meta`` table, so it can
   share a database file with :class:`datanet.store.db.Storage` (which uses
-  ``PRAGMA user_version``) or live in a file of its own.
+  ``PRAGMA user_version``) or live in a file of its own. Version 2 (facets,
+  withdrawals) migrates a version-1 file in place: the new columns are filled
+  by decoding each held descriptor once, on the first open.
 * ``sqlite3`` errors leave as :class:`~datanet.errors.StorageError`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import os
 import re
+import secrets
 import sqlite3
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from datanet.errors import InvalidInput, StorageError
+from datanet.errors import DatanetError, InvalidInput, StorageError
+from datanet.records.descriptor import open_descriptor
 from datanet.records.ids import SCHEME
+from datanet.records.search import FACETS, MAX_FACET_VALUES, FacetCount, SearchFilters
 from datanet.store.db import connect, migrate, storage_errors, transaction
+from identity.certs import parse_certificate
 
 __all__ = [
     "CATALOG_SCHEMA_VERSION",
+    "FACET_WINDOW",
+    "MAX_CURSOR_LENGTH",
     "MAX_QUERY_LENGTH",
     "MAX_QUERY_TOKENS",
     "SEARCH_WINDOW",
+    "WITHDRAWAL_REASONS",
+    "WITHDRAWAL_RETENTION",
     "Catalog",
     "CatalogDescriptor",
     "DatasetIdLike",
+    "FacetCount",
     "Hit",
+    "SearchFilters",
+    "SearchPage",
+    "Withdrawal",
     "match_expression",
 ]
 
 MAX_QUERY_LENGTH = 512
 MAX_QUERY_TOKENS = 16
 MAX_PAGE = 1000
-MAX_OFFSET = 10_000
 SEARCH_WINDOW = 1000
-"""At most this many matches of a text query are ranked (the most recently ingested)."""
+"""At most this many matches of a text query are ranked per tier (the most recently ingested)."""
+FACET_WINDOW = 10_000
+"""Filter-only searches count facets over at most this many matches (the newest)."""
+MAX_CURSOR_LENGTH = 256
+WITHDRAWAL_REASONS: tuple[str, ...] = ("deprecated", "revoked", "expired")
+WITHDRAWAL_RETENTION = 30 * 86400
+"""Revocation and expiry records are forgotten this long after they were made."""
 _SNIPPET = 240
 _ORG_CACHE = 4096
+_CURSOR_VERSION = 1
+_MAC_BYTES = 12
+_IN_CHUNK = 500
+_ENTRY_CHUNK = 1000
+_RANKINGS_KEPT = 16
 
 _V1 = """
 CREATE TABLE catalog (
@@ -95,15 +143,56 @@ CREATE VIRTUAL TABLE catalog_fts USING fts5 (
 INSERT INTO catalog_fts (catalog_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0, 5.0, 3.0, 0.0)');
 """
 
-_MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+ALTER TABLE catalog ADD COLUMN license TEXT NOT NULL DEFAULT '';      -- case-folded
+ALTER TABLE catalog ADD COLUMN access TEXT NOT NULL DEFAULT '';       -- open | request | closed
+ALTER TABLE catalog ADD COLUMN media_types TEXT NOT NULL DEFAULT '';  -- lines, case-folded
+ALTER TABLE catalog ADD COLUMN temporal_start INTEGER;
+ALTER TABLE catalog ADD COLUMN temporal_end INTEGER;
+ALTER TABLE catalog ADD COLUMN serial INTEGER;                        -- signer's cert serial
+CREATE INDEX catalog_by_license ON catalog (license);
+CREATE INDEX catalog_by_access ON catalog (access);
+CREATE INDEX catalog_by_serial ON catalog (org, serial);
+CREATE TABLE catalog_facets (
+    facet       TEXT NOT NULL,             -- k keyword, t theme, m media type
+    value       TEXT NOT NULL,             -- case-folded
+    id          INTEGER NOT NULL,
+    PRIMARY KEY (facet, value, id)
+) WITHOUT ROWID;
+CREATE INDEX catalog_facets_by_id ON catalog_facets (id);
+INSERT INTO catalog_facets (facet, value, id) SELECT 'k', keyword, id FROM catalog_keywords;
+DROP TABLE catalog_keywords;
+CREATE TABLE catalog_facet_counts (
+    facet       TEXT NOT NULL,             -- o org, l license, a access, k, t, m
+    value       TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (facet, value)
+) WITHOUT ROWID;
+CREATE INDEX catalog_facet_counts_by_n ON catalog_facet_counts (facet, n DESC);
+CREATE TABLE catalog_withdrawals (
+    dataset_id  TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,             -- deprecated | revoked | expired
+    at          INTEGER NOT NULL,
+    sequence    INTEGER NOT NULL,
+    raw         BLOB                       -- the signed tombstone of a deprecation
+);
+CREATE INDEX catalog_withdrawals_by_at ON catalog_withdrawals (reason, at);
+INSERT OR REPLACE INTO catalog_meta VALUES ('backfill', 2);
+"""
+
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 CATALOG_SCHEMA_VERSION = len(_MIGRATIONS)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FTS_COLUMNS = "title, description, keywords, themes, org"
 _HIT_COLUMNS = (
-    "c.dataset_id, c.title, c.org, c.sequence, c.modified, c.keywords, "
-    f"substr(c.description, 1, {_SNIPPET})"
+    "c.id, c.dataset_id, c.title, c.org, c.sequence, c.modified, c.keywords, "
+    f"substr(c.description, 1, {_SNIPPET}), c.license, c.access, c.media_types, c.themes"
 )
+# facet name -> code in catalog_facets / catalog_facet_counts, and back
+_CODE = {"org": "o", "keyword": "k", "theme": "t", "license": "l", "media_type": "m", "access": "a"}
+_NAME = {code: name for name, code in _CODE.items()}
+_COLUMN_FACETS = {"org": "c.org", "license": "c.license", "access": "c.access"}
 
 
 class DatasetIdLike(Protocol):
@@ -113,6 +202,20 @@ class DatasetIdLike(Protocol):
     def org(self) -> Hashable: ...
     @property
     def name(self) -> str: ...
+
+
+class DistributionLike(Protocol):
+    """The part of ``datanet.records.descriptor.Distribution`` the catalog reads."""
+
+    @property
+    def media_type(self) -> str: ...
+
+
+class AccessPolicyLike(Protocol):
+    """The part of ``datanet.records.policy.AccessPolicy`` the catalog reads."""
+
+    @property
+    def mode(self) -> str: ...
 
 
 class CatalogDescriptor(Protocol):
@@ -128,6 +231,14 @@ class CatalogDescriptor(Protocol):
     def keywords(self) -> tuple[str, ...]: ...
     @property
     def themes(self) -> tuple[str, ...]: ...
+    @property
+    def license(self) -> str: ...
+    @property
+    def distributions(self) -> Sequence[DistributionLike]: ...
+    @property
+    def temporal(self) -> tuple[int, int] | None: ...
+    @property
+    def access_policy(self) -> AccessPolicyLike: ...
     @property
     def sequence(self) -> int: ...
     @property
@@ -149,6 +260,10 @@ class Hit:
         keywords: as published.
         description: the first characters of the description.
         score: bm25 relevance within its tier (lower is better); 0.0 for an empty query.
+        license: the license, case-folded ("" if none).
+        access: the access mode (``open``, ``request``, ``closed``).
+        media_types: the distributions' media types, case-folded.
+        themes: as published.
     """
 
     dataset_id: str
@@ -159,6 +274,83 @@ class Hit:
     keywords: tuple[str, ...]
     description: str
     score: float
+    license: str = ""
+    access: str = ""
+    media_types: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search.
+
+    Attributes:
+        hits: this page, best first.
+        total: how many descriptors match (for a text query: within the ranked window).
+        facets: for each of ``FACETS``, the top ``MAX_FACET_VALUES`` values with their
+            counts over the matches (empty when facets were not asked for).
+        next_cursor: pass it back for the next page; ``None`` on the last page.
+        counted: how many of the ``total`` matches the facet counts cover: all of
+            them unless a filter-only search matched more than ``FACET_WINDOW``
+            (then the newest ``FACET_WINDOW``).
+    """
+
+    hits: list[Hit]
+    total: int
+    facets: dict[str, list[FacetCount]]
+    next_cursor: str | None
+    counted: int = 0
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """Why a dataset left the catalog.
+
+    Attributes:
+        dataset_id: ``dn://<org>/<name>``.
+        reason: one of ``WITHDRAWAL_REASONS``.
+        at: when it was withdrawn (Unix seconds, the caller's clock).
+        sequence: the withdrawn sequence (a deprecation blocks every sequence up to it).
+        raw: the signed tombstone of a deprecation (for anti-entropy), else ``None``.
+    """
+
+    dataset_id: str
+    reason: str
+    at: int
+    sequence: int
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    kind: str  # "e": empty query, key (modified, id); "t": text, key (tier, score, modified, id)
+    snapshot: int
+    key: tuple[Any, ...]
+
+
+@dataclass
+class _Row:
+    """One match of a text query, with its sort key."""
+
+    tier: int
+    score: float
+    modified: int
+    id: int
+
+    def key(self) -> tuple[int, float, int, int]:
+        return (self.tier, self.score, -self.modified, -self.id)
+
+
+@dataclass
+class _Query:
+    """A search's SQL pieces: exact filter clauses and FTS narrowing."""
+
+    where: list[str] = field(default_factory=list)
+    params: list[object] = field(default_factory=list)
+    narrow: list[str] = field(default_factory=list)
+
+    def clause(self) -> str:
+        return "".join(f" AND {w}" for w in self.where)
 
 
 def match_expression(query: str) -> str:
@@ -179,22 +371,51 @@ def match_expression(query: str) -> str:
     return " ".join(f'"{t}"' for t in tokens)
 
 
-def _phrase(text: str, what: str, *, last_only: bool = False) -> str:
-    """An FTS5 phrase of the word tokens of ``text`` (never FTS syntax)."""
+def _phrase(text: str, *, last_only: bool = False) -> str | None:
+    """An FTS5 phrase of the word tokens of ``text`` (never FTS syntax); None without a word."""
     tokens = _WORD.findall(text)[:MAX_QUERY_TOKENS]
     if last_only:
         tokens = tokens[-1:]
-    if not tokens:
-        raise InvalidInput(f"the {what} filter needs at least one letter or digit")
-    return '"' + " ".join(tokens) + '"'
+    return '"' + " ".join(tokens) + '"' if tokens else None
 
 
 def _lines(values: Iterable[str]) -> str:
     return "\n".join(values)
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()
+
+
+def _folded(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v.casefold() for v in values if v))
+
+
+def _row_facets(
+    org: str, lic: str, access: str, *, keywords: str, themes: str, media_types: str
+) -> list[tuple[str, str]]:
+    """The (code, value) facet pairs of one catalog row, from its columns."""
+    pairs = [("o", org)]
+    if lic:
+        pairs.append(("l", lic))
+    if access:
+        pairs.append(("a", access))
+    pairs += [("k", v) for v in _folded(_split(keywords))]
+    pairs += [("t", v) for v in _folded(_split(themes))]
+    pairs += [("m", v) for v in _split(media_types)]
+    return pairs
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _bad_cursor(why: str) -> InvalidInput:
+    return InvalidInput(f"invalid cursor: {why}; search again without a cursor")
+
+
 class Catalog:
-    """The searchable store of verified descriptors.
+    """The searchable store of verified descriptors, and the record of withdrawn ones.
 
     Args:
         path: the database file (its own file, or the node's ``datanet.sqlite``).
@@ -206,6 +427,8 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._org_texts: dict[Hashable, str] = {}
+        # Rankings of recent text searches by (query and filters, snapshot, window), oldest first.
+        self._rankings: dict[tuple[bytes, int, int], dict[int, list[_Row]]] = {}
         # A 16 MiB page cache keeps the FTS and index pages of a 100k catalog hot:
         # ingest is ~1.5x faster than with SQLite's default 2 MiB.
         self._conn = connect(self.path, cache_kib=16 * 1024)
@@ -222,6 +445,17 @@ class Catalog:
                 "(SELECT version FROM catalog_meta WHERE name = 'catalog'), 0)",
                 set_version="INSERT OR REPLACE INTO catalog_meta VALUES ('catalog', {version})",
             )
+            with transaction(self._conn) as conn:
+                if conn.execute("SELECT 1 FROM catalog_meta WHERE name = 'backfill'").fetchone():
+                    self._backfill(conn)
+                conn.execute(
+                    "INSERT OR IGNORE INTO catalog_meta VALUES ('cursor_key', ?)",
+                    (secrets.randbits(62),),
+                )
+                key = conn.execute(
+                    "SELECT version FROM catalog_meta WHERE name = 'cursor_key'"
+                ).fetchone()[0]
+            self._cursor_key = hashlib.blake2b(str(key).encode(), digest_size=32).digest()
         except BaseException:
             self._conn.close()
             raise
@@ -241,25 +475,96 @@ class Catalog:
         with storage_errors("catalog read failed"):
             return int(self._conn.execute("SELECT count(*) FROM catalog").fetchone()[0])
 
+    # -- migration
+
+    def _backfill(self, conn: sqlite3.Connection) -> None:
+        """Fill the version-2 columns and facet tables of rows a version-1 catalog held."""
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT id, raw, themes FROM catalog WHERE id > ? ORDER BY id LIMIT ?",
+                (last, _ENTRY_CHUNK),
+            ).fetchall()
+            if not rows:
+                break
+            for rowid, raw, themes in rows:
+                last = rowid
+                lic = access = media = ""
+                temporal: tuple[int, int] | None = None
+                serial: int | None = None
+                try:
+                    desc, env = open_descriptor(bytes(raw))
+                    lic = desc.license.casefold()
+                    access = desc.access_policy.mode
+                    media = _lines(_folded(d.media_type for d in desc.distributions))
+                    temporal = desc.temporal
+                    if env.chain:
+                        serial = parse_certificate(env.chain[0]).serial
+                except DatanetError:
+                    pass  # kept searchable by its text; no facets beyond org, keywords, themes
+                conn.execute(
+                    "UPDATE catalog SET license = ?, access = ?, media_types = ?, "
+                    "temporal_start = ?, temporal_end = ?, serial = ? WHERE id = ?",
+                    (
+                        lic,
+                        access,
+                        media,
+                        None if temporal is None else temporal[0],
+                        None if temporal is None else temporal[1],
+                        serial,
+                        rowid,
+                    ),
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO catalog_facets (facet, value, id) VALUES (?, ?, ?)",
+                    [("t", v, rowid) for v in _folded(_split(themes))]
+                    + [("m", v, rowid) for v in _split(media)],
+                )
+        conn.execute("DELETE FROM catalog_facet_counts")
+        conn.execute(
+            "INSERT INTO catalog_facet_counts (facet, value, n) "
+            "SELECT facet, value, count(*) FROM catalog_facets GROUP BY facet, value"
+        )
+        for code, column in (("o", "org"), ("l", "license"), ("a", "access")):
+            conn.execute(
+                "INSERT INTO catalog_facet_counts (facet, value, n) "  # noqa: S608 - fixed names
+                f"SELECT '{code}', {column}, count(*) FROM catalog WHERE {column} != '' "
+                f"GROUP BY {column}"
+            )
+        conn.execute("DELETE FROM catalog_meta WHERE name = 'backfill'")
+
     # -- writing
 
-    def upsert(self, raw: bytes, descriptor: CatalogDescriptor) -> bool:
-        """Hold ``raw`` (the verified descriptor's signed bytes) unless a version as new is held.
+    def upsert(
+        self, raw: bytes, descriptor: CatalogDescriptor, *, serial: int | None = None
+    ) -> bool:
+        """Hold ``raw`` (the verified descriptor's signed bytes) unless it is not new.
 
         Args:
             raw: the exact envelope bytes that were verified.
             descriptor: the decoded descriptor of ``raw``.
+            serial: the serial of the certificate that signed it (for :meth:`remove_revoked`).
 
         Returns:
-            Whether it was stored (False: an equal or higher sequence is held).
+            Whether it was stored. False: an equal or higher sequence is held, a
+            deprecation covers its sequence, or it is not newer than the
+            descriptor a revocation or expiry withdrew. A stored descriptor
+            clears a revocation or expiry record of its dataset.
 
         Raises:
             StorageError: nothing was written.
         """
-        return self.upsert_many([(raw, descriptor)]) == 1
+        return self.upsert_many([(raw, descriptor, serial)]) == 1
 
-    def upsert_many(self, items: Iterable[tuple[bytes, CatalogDescriptor]]) -> int:
-        """:meth:`upsert` several descriptors in one transaction (bulk ingest).
+    def upsert_many(
+        self,
+        items: Iterable[
+            tuple[bytes, CatalogDescriptor, int | None] | tuple[bytes, CatalogDescriptor]
+        ],
+    ) -> int:
+        """:meth:`upsert` several ``(raw, descriptor, serial)`` in one transaction (bulk ingest).
+
+        ``(raw, descriptor)`` pairs are taken too (no serial).
 
         Returns:
             How many were stored.
@@ -268,9 +573,12 @@ class Catalog:
             StorageError: nothing was written.
         """
         stored = 0
+        deltas: Counter[tuple[str, str]] = Counter()
         with transaction(self._conn) as conn:
-            for raw, desc in items:
-                stored += self._upsert_one(conn, raw, desc)
+            for item in items:
+                serial = item[2] if len(item) > 2 else None
+                stored += self._upsert_one(conn, item[0], item[1], serial, deltas)
+            self._apply_counts(conn, deltas)
         return stored
 
     def _org_text(self, org: Hashable) -> str:
@@ -282,16 +590,30 @@ class Catalog:
             text = self._org_texts[org] = str(org)
         return text
 
-    def _upsert_one(self, conn: sqlite3.Connection, raw: bytes, desc: CatalogDescriptor) -> int:
+    def _upsert_one(
+        self,
+        conn: sqlite3.Connection,
+        raw: bytes,
+        desc: CatalogDescriptor,
+        serial: int | None,
+        deltas: Counter[tuple[str, str]],
+    ) -> int:
         org = self._org_text(desc.dataset_id.org)
         dataset_id = f"{SCHEME}{org}/{desc.dataset_id.name}"
+        withdrawn = conn.execute(
+            "SELECT reason, sequence FROM catalog_withdrawals WHERE dataset_id = ?", (dataset_id,)
+        ).fetchone()
+        if withdrawn is not None and desc.sequence <= withdrawn[1]:
+            return 0
         row = conn.execute(
             "SELECT sequence FROM catalog WHERE dataset_id = ?", (dataset_id,)
         ).fetchone()
         if row is not None:
             if row[0] >= desc.sequence:
                 return 0
-            self._remove_where(conn, "dataset_id = ?", (dataset_id,))
+            self._remove_where(conn, "dataset_id = ?", (dataset_id,), deltas)
+        if withdrawn is not None and withdrawn[0] != "deprecated":
+            conn.execute("DELETE FROM catalog_withdrawals WHERE dataset_id = ?", (dataset_id,))
         # A new row id for every version: id order is ingest order (see `search`).
         fields = (
             desc.title,
@@ -300,55 +622,248 @@ class Catalog:
             _lines(desc.themes),
             org,
         )
+        lic = desc.license.casefold()
+        access = str(desc.access_policy.mode)
+        media = _folded(d.media_type for d in desc.distributions)
+        temporal = desc.temporal
         rowid = conn.execute(
             "INSERT INTO catalog (dataset_id, sequence, modified, expires, title, description, "
-            "keywords, themes, org, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (dataset_id, desc.sequence, desc.modified, desc.expires, *fields, bytes(raw)),
+            "keywords, themes, org, raw, license, access, media_types, temporal_start, "
+            "temporal_end, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                dataset_id,
+                desc.sequence,
+                desc.modified,
+                desc.expires,
+                *fields,
+                bytes(raw),
+                lic,
+                access,
+                _lines(media),
+                None if temporal is None else temporal[0],
+                None if temporal is None else temporal[1],
+                serial,
+            ),
         ).lastrowid
         conn.execute(
             "INSERT INTO catalog_fts (rowid, title, description, keywords, themes, org) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (rowid, *fields),
         )
-        conn.executemany(
-            "INSERT OR IGNORE INTO catalog_keywords (keyword, id) VALUES (?, ?)",
-            [(k.casefold(), rowid) for k in desc.keywords],
+        pairs = _row_facets(
+            org, lic, access, keywords=fields[2], themes=fields[3], media_types=_lines(media)
         )
+        conn.executemany(
+            "INSERT OR IGNORE INTO catalog_facets (facet, value, id) VALUES (?, ?, ?)",
+            [(code, value, rowid) for code, value in pairs if code in "ktm"],
+        )
+        deltas.update(pairs)
         return 1
 
+    @staticmethod
+    def _apply_counts(conn: sqlite3.Connection, deltas: Counter[tuple[str, str]]) -> None:
+        changed = [(code, value, n) for (code, value), n in deltas.items() if n]
+        conn.executemany(
+            "INSERT INTO catalog_facet_counts (facet, value, n) VALUES (?, ?, ?) "
+            "ON CONFLICT (facet, value) DO UPDATE SET n = n + excluded.n",
+            changed,
+        )
+        conn.executemany(
+            "DELETE FROM catalog_facet_counts WHERE facet = ? AND value = ? AND n <= 0",
+            [(code, value) for code, value, n in changed if n < 0],
+        )
+
     def remove(self, dataset_id: str) -> bool:
-        """Forget a dataset; returns whether it was held.
+        """Forget a dataset without recording a withdrawal; returns whether it was held.
 
         Raises:
             StorageError: nothing was written.
         """
+        deltas: Counter[tuple[str, str]] = Counter()
         with transaction(self._conn) as conn:
-            return self._remove_where(conn, "dataset_id = ?", (str(dataset_id),)) > 0
+            removed = self._remove_where(conn, "dataset_id = ?", (str(dataset_id),), deltas)
+            self._apply_counts(conn, deltas)
+        return bool(removed)
 
-    def expire(self, now: int) -> int:
-        """Drop every descriptor whose ``expires`` is at or before ``now``; returns how many.
+    def withdraw(
+        self,
+        dataset_id: str,
+        *,
+        reason: str,
+        at: int,
+        sequence: int = 0,
+        raw: bytes | None = None,
+    ) -> bool:
+        """Record that ``dataset_id`` left the catalog, and why; remove its live descriptor.
+
+        Args:
+            dataset_id: ``dn://<org>/<name>`` (or a ``DatasetId``).
+            reason: one of ``WITHDRAWAL_REASONS``.
+            at: when (Unix seconds).
+            sequence: for ``deprecated``, the tombstone's sequence: the live descriptor
+                goes only if its sequence is at most this, and every upsert at or
+                below it is refused from now on. A deprecation is only replaced by
+                one with a higher sequence.
+            raw: for ``deprecated``, the signed tombstone (kept for anti-entropy).
+
+        Returns:
+            Whether a live descriptor was removed. ``revoked`` and ``expired`` always
+            remove it, and never replace a recorded deprecation.
 
         Raises:
+            InvalidInput: an unknown reason, or ``raw`` given for another reason.
             StorageError: nothing was written.
         """
+        if reason not in WITHDRAWAL_REASONS:
+            raise InvalidInput(
+                f"a withdrawal reason is one of {', '.join(WITHDRAWAL_REASONS)}; got {reason!r}"
+            )
+        if raw is not None and reason != "deprecated":
+            raise InvalidInput("only a deprecation carries a signed tombstone")
+        dataset_id = str(dataset_id)
+        deltas: Counter[tuple[str, str]] = Counter()
         with transaction(self._conn) as conn:
-            return self._remove_where(conn, "expires <= ?", (now,))
+            if reason == "deprecated":
+                removed = self._remove_where(
+                    conn, "dataset_id = ? AND sequence <= ?", (dataset_id, sequence), deltas
+                )
+            else:
+                removed = self._remove_where(conn, "dataset_id = ?", (dataset_id,), deltas)
+            if reason != "deprecated":
+                sequence = max((seq for _, seq in removed), default=sequence)
+            self._record(conn, [(dataset_id, sequence)], reason, at, raw)
+            self._apply_counts(conn, deltas)
+        return bool(removed)
 
     @staticmethod
-    def _remove_where(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> int:
+    def _record(
+        conn: sqlite3.Connection,
+        items: Sequence[tuple[str, int]],
+        reason: str,
+        at: int,
+        raw: bytes | None = None,
+    ) -> None:
+        """Record withdrawals; a deprecation yields only to a higher one."""
+        if reason == "deprecated":
+            guard = "WHERE excluded.sequence > catalog_withdrawals.sequence"
+        else:
+            guard = "WHERE catalog_withdrawals.reason != 'deprecated'"
+        conn.executemany(
+            "INSERT INTO catalog_withdrawals (dataset_id, reason, at, sequence, raw) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id) DO UPDATE SET "
+            "reason = excluded.reason, at = excluded.at, sequence = excluded.sequence, "
+            f"raw = excluded.raw {guard}",
+            [(d, reason, at, seq, None if raw is None else bytes(raw)) for d, seq in items],
+        )
+
+    def withdrawal(self, dataset_id: str) -> Withdrawal | None:
+        """Why ``dataset_id`` was withdrawn, if it was.
+
+        A deprecation stays recorded even when a newer descriptor was published
+        after it (check :meth:`get` first).
+
+        Raises:
+            StorageError: the read failed.
+        """
+        with storage_errors("catalog read failed"):
+            row = self._conn.execute(
+                "SELECT dataset_id, reason, at, sequence, raw FROM catalog_withdrawals "
+                "WHERE dataset_id = ?",
+                (str(dataset_id),),
+            ).fetchone()
+        return None if row is None else _withdrawal(row)
+
+    def withdrawals(self) -> list[Withdrawal]:
+        """Every recorded deprecation with its signed tombstone (what catalog sync hands on).
+
+        Raises:
+            StorageError: the read failed.
+        """
+        with storage_errors("catalog read failed"):
+            rows = self._conn.execute(
+                "SELECT dataset_id, reason, at, sequence, raw FROM catalog_withdrawals "
+                "WHERE reason = 'deprecated' AND raw IS NOT NULL ORDER BY dataset_id"
+            ).fetchall()
+        return [_withdrawal(r) for r in rows]
+
+    def remove_revoked(self, org: str, serials: Collection[int], *, at: int) -> list[str]:
+        """Withdraw (``revoked``) every descriptor of ``org`` signed under one of ``serials``.
+
+        Returns:
+            The dataset ids withdrawn.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        wanted = sorted({int(s) for s in serials})
+        deltas: Counter[tuple[str, str]] = Counter()
+        removed: list[tuple[str, int]] = []
+        with transaction(self._conn) as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                removed += self._remove_where(
+                    conn, f"org = ? AND serial IN ({marks})", (str(org), *chunk), deltas
+                )
+            self._record(conn, removed, "revoked", at)
+            self._apply_counts(conn, deltas)
+        return [d for d, _ in removed]
+
+    def expire(self, now: int) -> int:
+        """Withdraw (reason ``expired``) every descriptor whose ``expires`` is at or before ``now``.
+
+        Also forgets revocation and expiry records older than ``WITHDRAWAL_RETENTION``.
+
+        Returns:
+            How many descriptors expired.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        return len(self.expire_ids(now))
+
+    def expire_ids(self, now: int) -> list[str]:
+        """:meth:`expire`, returning the ids of the datasets that expired.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        deltas: Counter[tuple[str, str]] = Counter()
+        with transaction(self._conn) as conn:
+            removed = self._remove_where(conn, "expires <= ?", (now,), deltas)
+            self._record(conn, removed, "expired", now)
+            conn.execute(
+                "DELETE FROM catalog_withdrawals WHERE reason IN ('revoked', 'expired') AND at < ?",
+                (now - WITHDRAWAL_RETENTION,),
+            )
+            self._apply_counts(conn, deltas)
+        return [dataset_id for dataset_id, _ in removed]
+
+    @staticmethod
+    def _remove_where(
+        conn: sqlite3.Connection,
+        where: str,
+        params: tuple[object, ...],
+        deltas: Counter[tuple[str, str]],
+    ) -> list[tuple[str, int]]:
+        """Delete the rows ``where`` selects; returns their (dataset id, sequence)."""
         rows = conn.execute(
-            f"SELECT id, {_FTS_COLUMNS} FROM catalog WHERE {where}",  # noqa: S608 - fixed clauses
+            f"SELECT id, {_FTS_COLUMNS}, license, access, media_types, dataset_id, sequence "  # noqa: S608 - fixed clauses
+            f"FROM catalog WHERE {where}",
             params,
         ).fetchall()
-        for rowid, *text in rows:
+        for rowid, title, description, keywords, themes, org, lic, access, media, *_ in rows:
             conn.execute(
                 "INSERT INTO catalog_fts (catalog_fts, rowid, title, description, keywords, "
                 "themes, org) VALUES ('delete', ?, ?, ?, ?, ?, ?)",
-                (rowid, *text),
+                (rowid, title, description, keywords, themes, org),
             )
-            conn.execute("DELETE FROM catalog_keywords WHERE id = ?", (rowid,))
+            conn.execute("DELETE FROM catalog_facets WHERE id = ?", (rowid,))
             conn.execute("DELETE FROM catalog WHERE id = ?", (rowid,))
-        return len(rows)
+            deltas.subtract(
+                _row_facets(org, lic, access, keywords=keywords, themes=themes, media_types=media)
+            )
+        return [(str(r[-2]), int(r[-1])) for r in rows]
 
     # -- reading
 
@@ -378,100 +893,408 @@ class Catalog:
             ).fetchone()
         return None if row is None else int(row[0])
 
+    def entries(self) -> Iterator[tuple[str, int, bytes]]:
+        """``(dataset_id, modified, raw)`` of every live descriptor, in ingest order.
+
+        Read in chunks, so memory stays flat; a descriptor replaced while the
+        iteration runs may be seen in its new version.
+
+        Raises:
+            StorageError: a read failed.
+        """
+        last = 0
+        while True:
+            with storage_errors("catalog read failed"):
+                rows = self._conn.execute(
+                    "SELECT id, dataset_id, modified, raw FROM catalog WHERE id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (last, _ENTRY_CHUNK),
+                ).fetchall()
+            if not rows:
+                return
+            for rowid, dataset_id, modified, raw in rows:
+                last = rowid
+                yield str(dataset_id), int(modified), bytes(raw)
+
+    def by_org(self, org: str) -> list[tuple[str, bytes]]:
+        """``(dataset_id, raw)`` of every live descriptor of ``org`` (``did:key`` text).
+
+        Raises:
+            StorageError: the read failed.
+        """
+        with storage_errors("catalog read failed"):
+            rows = self._conn.execute(
+                "SELECT dataset_id, raw FROM catalog WHERE org = ? ORDER BY dataset_id",
+                (str(org),),
+            ).fetchall()
+        return [(str(d), bytes(r)) for d, r in rows]
+
+    def stats(self, *, top: int = 20) -> dict[str, Any]:
+        """A JSON-safe summary: descriptors, organizations, withdrawals by reason, top orgs.
+
+        Raises:
+            StorageError: the read failed.
+        """
+        with storage_errors("catalog read failed"):
+            conn = self._conn
+            orgs = conn.execute(
+                "SELECT count(*) FROM catalog_facet_counts WHERE facet = 'o'"
+            ).fetchone()[0]
+            per_org = conn.execute(
+                "SELECT value, n FROM catalog_facet_counts WHERE facet = 'o' "
+                "ORDER BY n DESC, value LIMIT ?",
+                (top,),
+            ).fetchall()
+            by_reason = dict(
+                conn.execute(
+                    "SELECT reason, count(*) FROM catalog_withdrawals GROUP BY reason"
+                ).fetchall()
+            )
+        return {
+            "descriptors": len(self),
+            "orgs": int(orgs),
+            "withdrawals": {r: int(by_reason.get(r, 0)) for r in WITHDRAWAL_REASONS},
+            "per_org": [{"org": str(o), "descriptors": int(n)} for o, n in per_org],
+            "schema_version": CATALOG_SCHEMA_VERSION,
+        }
+
+    # -- search
+
     def search(
         self,
-        query: str,
+        query: str = "",
         *,
+        filters: SearchFilters = SearchFilters(),  # noqa: B008 - frozen, immutable
         limit: int = 20,
-        offset: int = 0,
-        org: str | None = None,
-        keyword: str | None = None,
+        cursor: str | None = None,
+        facets: bool = True,
         now: int | None = None,
-    ) -> list[Hit]:
-        """Full-text search; an empty query lists the newest descriptors.
+    ) -> SearchPage:
+        """Full-text and faceted search; an empty query lists the newest descriptors.
 
         Ranking, in two tiers: descriptors where every word occurs in the title,
         keywords or themes come first, then those that need the description;
-        within a tier, bm25 (title 10, keywords 5, themes 3, description 1).
-        To keep every search fast whatever the catalog size, each tier ranks at
-        most ``SEARCH_WINDOW`` matches: when a very common word matches more,
-        the most recently ingested ones are ranked and the rest are left out;
-        more words or a filter narrow the match.
+        within a tier, bm25 (title 10, keywords 5, themes 3, description 1), then
+        newest ``modified``. To keep every search fast whatever the catalog size,
+        each tier ranks at most ``SEARCH_WINDOW`` matches: when a very common word
+        matches more, the most recently ingested ones are ranked and the rest are
+        left out; more words, or an org, keyword or theme filter (applied before
+        the window), narrow the match. License, media-type, access and temporal
+        filters apply within the window. ``total`` and the facet counts of a text
+        query count the matches within the window.
 
         Args:
             query: free text; every word must match (stemmed, case- and
                 accent-insensitive).
+            filters: facet and temporal filters.
             limit: results per page (1-1000).
-            offset: results to skip (paging, at most 10,000).
-            org: only descriptors of this organization (``did:key`` text).
-            keyword: only descriptors carrying this keyword (case-insensitive, exact).
+            cursor: ``next_cursor`` of the previous page of this same search.
+            facets: whether to count facet values.
             now: if given, expired descriptors are left out.
 
         Returns:
-            Hits, best first (newest ``modified`` first for an empty query).
+            The page: hits best first (newest ``modified`` first for an empty
+            query), the total, facet counts, and the cursor of the next page.
 
         Raises:
-            InvalidInput: the query is too long, limit/offset are out of range, or
-                a filter has no letter or digit.
+            InvalidInput: the query is too long, the limit is out of range, the
+                filters are not a ``SearchFilters``, or the cursor is not one of
+                this search's.
             StorageError: the read failed.
         """
-        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
-            raise InvalidInput(f"limit must be 1-{MAX_PAGE} and offset 0-{MAX_OFFSET}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1-{MAX_PAGE}")
+        if not isinstance(filters, SearchFilters):
+            raise InvalidInput("filters must be a SearchFilters")
         terms = match_expression(query)
-        narrow: list[str] = []  # FTS column filters that pre-select what the exact filters keep
-        filters: list[str] = []
-        params: list[object] = []
-        if org is not None:
-            # Only the key part of "did:key:z6Mk…" is distinctive: every org shares "did key".
-            narrow.append(f"{{org}} : {_phrase(str(org), 'org', last_only=True)}")
-            filters.append("c.org = ?")
-            params.append(str(org))
-        if keyword is not None:
-            narrow.append(f"{{keywords}} : {_phrase(keyword, 'keyword')}")
-            filters.append("c.id IN (SELECT id FROM catalog_keywords WHERE keyword = ?)")
-            params.append(keyword.casefold())
-        if now is not None:
-            filters.append("c.expires > ?")
-            params.append(now)
-        where = "".join(f" AND {f}" for f in filters)
-        wanted = offset + limit
-        if not terms:
-            sql = (
-                f"SELECT {_HIT_COLUMNS}, 0.0 FROM catalog AS c WHERE 1{where} "  # noqa: S608
-                "ORDER BY c.modified DESC, c.id DESC LIMIT ? OFFSET ?"
+        binding = json.dumps([terms, filters.key()], separators=(",", ":")).encode()
+        kind = "t" if terms else "e"
+        current = self._max_id()
+        cur = None if cursor is None else self._decode_cursor(cursor, binding, kind)
+        snapshot = current if cur is None else cur.snapshot
+        q = self._query(filters, now, snapshot)
+        if terms:
+            return self._search_text(
+                terms, q, limit=limit, cur=cur, facets=facets, snapshot=snapshot, binding=binding
             )
-            return self._hits(sql, [*params, limit, offset])
-        sql = (
-            f"SELECT {_HIT_COLUMNS}, s.r FROM (SELECT rowid, rank AS r FROM catalog_fts "  # noqa: S608 - no user text in SQL
-            "WHERE catalog_fts MATCH ? ORDER BY rowid DESC LIMIT ?) AS s "
-            f"JOIN catalog AS c ON c.id = s.rowid WHERE 1{where} "
-            "ORDER BY s.r, c.modified DESC, c.id DESC LIMIT ?"
+        return self._search_listing(
+            q,
+            limit=limit,
+            cur=cur,
+            facets=facets,
+            snapshot=snapshot,
+            binding=binding,
+            unfiltered=filters.empty and snapshot == current,
+            now=now,
         )
-        window = max(SEARCH_WINDOW, wanted)
-        strong = f"{{title keywords themes}} : ({terms})"
-        first = " AND ".join([f"({strong})", *narrow])
-        hits = self._hits(sql, [first, window, *params, wanted])
-        if len(hits) < wanted:
-            rest = f"({' AND '.join([f'({terms})', *narrow])}) NOT ({strong})"
-            hits += self._hits(sql, [rest, window, *params, wanted - len(hits)])
-        return hits[offset:]
 
-    def _hits(self, sql: str, args: list[object]) -> list[Hit]:
+    def _max_id(self) -> int:
+        with storage_errors("catalog read failed"):
+            return int(self._conn.execute("SELECT COALESCE(max(id), 0) FROM catalog").fetchone()[0])
+
+    @staticmethod
+    def _query(filters: SearchFilters, now: int | None, snapshot: int) -> _Query:
+        q = _Query()
+        for facet, values in filters.by_facet().items():
+            marks = ",".join("?" * len(values))
+            column = _COLUMN_FACETS.get(facet)
+            if column is not None:
+                q.where.append(f"{column} IN ({marks})")
+            else:
+                q.where.append(
+                    "c.id IN (SELECT id FROM catalog_facets WHERE "  # noqa: S608 - fixed codes
+                    f"facet = '{_CODE[facet]}' AND value IN ({marks}))"
+                )
+            q.params += values
+            fts_column = {"org": "org", "keyword": "keywords", "theme": "themes"}.get(facet)
+            if fts_column is not None:
+                # Only the key part of "did:key:z6Mk…" is distinctive: every org shares "did key".
+                phrases = [_phrase(v, last_only=facet == "org") for v in values]
+                if all(p is not None for p in phrases):
+                    q.narrow.append(f"{{{fts_column}}} : ({' OR '.join(map(str, phrases))})")
+        if filters.temporal_from is not None:
+            q.where.append("c.temporal_end >= ?")
+            q.params.append(filters.temporal_from)
+        if filters.temporal_to is not None:
+            q.where.append("c.temporal_start <= ?")
+            q.params.append(filters.temporal_to)
+        if now is not None:
+            q.where.append("c.expires > ?")
+            q.params.append(now)
+        # "+": never let the snapshot bound steer the planner to a scan of the table.
+        q.where.append("+c.id <= ?")
+        q.params.append(snapshot)
+        return q
+
+    def _search_listing(
+        self,
+        q: _Query,
+        *,
+        limit: int,
+        cur: _Cursor | None,
+        facets: bool,
+        snapshot: int,
+        binding: bytes,
+        unfiltered: bool,
+        now: int | None,
+    ) -> SearchPage:
+        after, after_params = "", []
+        if cur is not None:
+            modified, rowid = cur.key
+            after = " AND c.modified <= ? AND (c.modified < ? OR c.id < ?)"
+            after_params = [modified, modified, rowid]
+        clause = q.clause()
+        order = " ORDER BY c.modified DESC, c.id DESC"
         with storage_errors("catalog search failed"):
-            rows = self._conn.execute(sql, args).fetchall()
-        return [
-            Hit(
-                dataset_id=r[0],
-                title=r[1],
-                org=r[2],
-                sequence=int(r[3]),
-                modified=int(r[4]),
-                keywords=tuple(r[5].split("\n")) if r[5] else (),
-                description=r[6],
-                score=float(r[7]),
-            )
-            for r in rows
+            conn = self._conn
+            rows = conn.execute(
+                f"SELECT {_HIT_COLUMNS} FROM catalog AS c WHERE 1{clause}{after}{order} LIMIT ?",  # noqa: S608 - no user text in SQL
+                [*q.params, *after_params, limit + 1],
+            ).fetchall()
+            stale = 0
+            if unfiltered and now is not None:
+                stale = conn.execute(
+                    "SELECT count(*) FROM catalog WHERE expires <= ?", (now,)
+                ).fetchone()[0]
+            if unfiltered and not stale:
+                total = int(
+                    conn.execute(
+                        "SELECT COALESCE(sum(n), 0) FROM catalog_facet_counts WHERE facet = 'o'"
+                    ).fetchone()[0]
+                )
+            else:
+                total = int(
+                    conn.execute(
+                        f"SELECT count(*) FROM catalog AS c WHERE 1{clause}",  # noqa: S608
+                        q.params,
+                    ).fetchone()[0]
+                )
+        counted = 0
+        counts: dict[str, list[FacetCount]] = {}
+        if facets:
+            if unfiltered and not stale:
+                counts, counted = self._stored_counts(), total
+            else:
+                counts = self._count_facets(
+                    f"SELECT c.id FROM catalog AS c WHERE 1{clause}{order} LIMIT {FACET_WINDOW}",  # noqa: S608
+                    q.params,
+                )
+                counted = min(total, FACET_WINDOW)
+        hits = [_hit(r, 0.0) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = self._encode_cursor("e", snapshot, (int(last[5]), int(last[0])), binding)
+        return SearchPage(hits, total, counts, next_cursor, counted)
+
+    def _search_text(
+        self,
+        terms: str,
+        q: _Query,
+        *,
+        limit: int,
+        cur: _Cursor | None,
+        facets: bool,
+        snapshot: int,
+        binding: bytes,
+    ) -> SearchPage:
+        strong = f"{{title keywords themes}} : ({terms})"
+        tiers = [
+            " AND ".join([f"({strong})", *q.narrow]),
+            f"({' AND '.join([f'({terms})', *q.narrow])}) NOT ({strong})",
         ]
+        window = max(SEARCH_WINDOW, limit)
+        start_tier = 0 if cur is None else int(cur.key[0])
+        cursor_key = None if cur is None else (cur.key[0], cur.key[1], -cur.key[2], -cur.key[3])
+        clause = q.clause()
+        matched: list[int] = []
+        after: list[_Row] = []
+        more = False
+        # Each tier is ranked once per cursor chain (then kept in `_rankings`), so bm25
+        # scores that drift as other descriptors come and go never reorder, and so
+        # never repeat, hits already shown.
+        cache_key = (binding, snapshot, window)
+        rankings = self._rankings.pop(cache_key, {})
+        for tier, expr in enumerate(tiers):
+            wanted = tier >= start_tier and len(after) <= limit
+            ranked = rankings.get(tier) if wanted else None
+            score = "rank" if wanted and ranked is None else "0.0"
+            sql = (
+                f"SELECT s.rowid, s.r, c.modified FROM (SELECT rowid, {score} AS r "  # noqa: S608 - no user text in SQL
+                "FROM catalog_fts "
+                "WHERE catalog_fts MATCH ? AND rowid <= ? ORDER BY rowid DESC LIMIT ?) AS s "
+                f"JOIN catalog AS c ON c.id = s.rowid WHERE 1{clause}"
+            )
+            with storage_errors("catalog search failed"):
+                rows = self._conn.execute(sql, [expr, snapshot, window, *q.params]).fetchall()
+            ids = [int(r[0]) for r in rows]
+            matched += ids
+            if wanted:
+                if ranked is None:
+                    ranked = rankings[tier] = sorted(
+                        (_Row(tier, float(r[1]), int(r[2]), int(r[0])) for r in rows),
+                        key=_Row.key,
+                    )
+                present = set(ids)
+                after += [
+                    r
+                    for r in ranked
+                    if r.id in present and (cursor_key is None or r.key() > cursor_key)
+                ]
+            elif tier >= start_tier and rows:
+                more = True
+        self._rankings[cache_key] = rankings
+        while len(self._rankings) > _RANKINGS_KEPT:
+            self._rankings.pop(next(iter(self._rankings)))
+        page = after[:limit]
+        more = more or len(after) > limit
+        hits = self._hits_by_id(page)
+        counts = (
+            self._count_facets("SELECT value FROM json_each(?)", [json.dumps(matched)])
+            if facets
+            else {}
+        )
+        next_cursor = None
+        if more and page:
+            last = page[-1]
+            next_cursor = self._encode_cursor(
+                "t", snapshot, (last.tier, last.score, last.modified, last.id), binding
+            )
+        return SearchPage(hits, len(matched), counts, next_cursor, len(matched) if facets else 0)
+
+    def _hits_by_id(self, page: list[_Row]) -> list[Hit]:
+        if not page:
+            return []
+        with storage_errors("catalog search failed"):
+            rows = self._conn.execute(
+                f"SELECT {_HIT_COLUMNS} FROM catalog AS c "  # noqa: S608 - fixed columns
+                "WHERE c.id IN (SELECT value FROM json_each(?))",
+                (json.dumps([r.id for r in page]),),
+            ).fetchall()
+        by_id = {int(r[0]): r for r in rows}
+        return [_hit(by_id[r.id], r.score) for r in page if r.id in by_id]
+
+    def _stored_counts(self) -> dict[str, list[FacetCount]]:
+        out: dict[str, list[FacetCount]] = {}
+        with storage_errors("catalog search failed"):
+            for name in FACETS:
+                rows = self._conn.execute(
+                    "SELECT value, n FROM catalog_facet_counts WHERE facet = ? "
+                    "ORDER BY n DESC, value LIMIT ?",
+                    (_CODE[name], MAX_FACET_VALUES),
+                ).fetchall()
+                out[name] = [FacetCount(str(v), int(n)) for v, n in rows]
+        return out
+
+    def _count_facets(self, ids_sql: str, params: Sequence[object]) -> dict[str, list[FacetCount]]:
+        """Top facet values over the rows whose ids ``ids_sql`` selects."""
+        sql = (
+            f"WITH m(id) AS MATERIALIZED ({ids_sql}), "  # noqa: S608 - no user text in SQL
+            "v AS MATERIALIZED (SELECT c.org, c.license, c.access FROM m "
+            "JOIN catalog AS c ON c.id = m.id) "
+            "SELECT 'o', org, count(*) FROM v GROUP BY org "
+            "UNION ALL SELECT 'l', license, count(*) FROM v WHERE license != '' GROUP BY license "
+            "UNION ALL SELECT 'a', access, count(*) FROM v WHERE access != '' GROUP BY access "
+            "UNION ALL SELECT f.facet, f.value, count(*) FROM m "
+            "JOIN catalog_facets AS f ON f.id = m.id GROUP BY f.facet, f.value"
+        )
+        with storage_errors("catalog search failed"):
+            rows = self._conn.execute(sql, list(params)).fetchall()
+        grouped: dict[str, list[FacetCount]] = {name: [] for name in FACETS}
+        for code, value, n in rows:
+            grouped[_NAME[code]].append(FacetCount(str(value), int(n)))
+        return {
+            name: sorted(values, key=lambda f: (-f.count, f.value))[:MAX_FACET_VALUES]
+            for name, values in grouped.items()
+        }
+
+    # -- cursors
+
+    def _mac(self, body: bytes, binding: bytes) -> bytes:
+        return hashlib.blake2b(
+            body + b"\0" + binding, key=self._cursor_key, digest_size=_MAC_BYTES
+        ).digest()
+
+    def _encode_cursor(self, kind: str, snapshot: int, key: tuple[Any, ...], binding: bytes) -> str:
+        body = json.dumps([_CURSOR_VERSION, kind, snapshot, *key], separators=(",", ":")).encode()
+        return _b64(body + self._mac(body, binding))
+
+    def _decode_cursor(self, cursor: str, binding: bytes, kind: str) -> _Cursor:
+        if not isinstance(cursor, str) or not 1 <= len(cursor) <= MAX_CURSOR_LENGTH:
+            raise _bad_cursor(f"a cursor is 1 to {MAX_CURSOR_LENGTH} characters")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
+            raise _bad_cursor("a cursor is URL-safe base64 text")
+        try:
+            data = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (binascii.Error, ValueError):
+            raise _bad_cursor("it is not URL-safe base64") from None
+        body, mac = data[:-_MAC_BYTES], data[-_MAC_BYTES:]
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise _bad_cursor("it is garbled") from None
+        if not isinstance(doc, list) or not doc or doc[0] != _CURSOR_VERSION:
+            raise _bad_cursor("it is from another version of datanet")
+        if not hmac.compare_digest(mac, self._mac(body, binding)):
+            raise _bad_cursor(
+                "it belongs to another search (other words or filters) or was altered"
+            )
+        ints = (int,)
+        shape = (
+            (str, *ints, *ints, *ints)
+            if kind == "e"
+            else (str, *ints, *ints, float | int, *ints, *ints)
+        )
+        if (
+            len(doc) != len(shape) + 1
+            or doc[1] != kind
+            or any(
+                isinstance(v, bool) or not isinstance(v, t)
+                for v, t in zip(doc[1:], shape, strict=True)
+            )
+        ):
+            raise _bad_cursor("it is garbled")
+        return _Cursor(kind, int(doc[2]), tuple(doc[3:]))
 
     def integrity_check(self) -> bool:
         """Check both the SQLite file and the FTS index against its content table."""
@@ -484,3 +1307,30 @@ class Catalog:
         except StorageError:
             return False
         return bool(ok)
+
+
+def _hit(r: Sequence[Any], score: float) -> Hit:
+    return Hit(
+        dataset_id=r[1],
+        title=r[2],
+        org=r[3],
+        sequence=int(r[4]),
+        modified=int(r[5]),
+        keywords=_split(r[6]),
+        description=r[7],
+        score=score,
+        license=r[8],
+        access=r[9],
+        media_types=_split(r[10]),
+        themes=_split(r[11]),
+    )
+
+
+def _withdrawal(row: Sequence[Any]) -> Withdrawal:
+    return Withdrawal(
+        dataset_id=str(row[0]),
+        reason=str(row[1]),
+        at=int(row[2]),
+        sequence=int(row[3]),
+        raw=None if row[4] is None else bytes(row[4]),
+    )

@@ -9,20 +9,24 @@ real node's do: ``new``/``updated`` on publish, ``withdrawn`` on deprecate.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datanet.errors import NotFound, StaleRecord
+from datanet.errors import InvalidInput, NotFound, StaleRecord
 from datanet.node.feed import CatalogFeed, event_for
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.records.descriptor import (
+    Descriptor,
     VerifiedDescriptor,
     verify_descriptor,
 )
 from datanet.records.ids import DatasetId
+from datanet.records.search import FACETS, FacetCount, SearchFilters
 from datanet.records.validators import default_validator
-from datanet.store.catalog import Hit
+from datanet.store.catalog import Hit, SearchPage
 from datanet.testing.clock import DAY, NOW
 from datanet.testing.records import certificate, descriptor, key, signed
 from identity.certs import Role, TrustStore
@@ -119,26 +123,66 @@ class MemoryNode:
         except KeyError:
             raise NotFound(f"no descriptor for {dataset_id}") from None
 
-    def search(self, query: str, *, limit: int, offset: int) -> list[Hit]:
+    def search(
+        self,
+        query: str = "",
+        *,
+        filters: SearchFilters = SearchFilters(),  # noqa: B008 - frozen, immutable
+        limit: int = 20,
+        cursor: str | None = None,
+        facets: bool = True,
+    ) -> SearchPage:
+        """Every word as a substring, the filters as the catalog applies them, sorted by id.
+
+        Its cursor is a plain position (``m<offset>``); anything else is an ``InvalidInput``.
+        """
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("limit must be 1-1000")
+        offset = 0
+        if cursor is not None:
+            if not re.fullmatch(r"m[0-9]{1,6}", cursor):
+                raise InvalidInput("invalid cursor: garbled; search again without a cursor")
+            offset = int(cursor[1:])
         words = query.lower().split()
-        hits = []
+        found: list[Hit] = []
+        counts: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
         for v in sorted(self.catalog.values(), key=lambda v: str(v.descriptor.dataset_id)):
             d = v.descriptor
             text = " ".join([d.title, d.description, *d.keywords]).lower()
-            if all(w in text for w in words):
-                hits.append(
-                    Hit(
-                        str(d.dataset_id),
-                        d.title,
-                        str(d.dataset_id.org),
-                        d.sequence,
-                        d.modified,
-                        d.keywords,
-                        d.description[:200],
-                        0.0,
-                    )
+            values = _facet_values(d)
+            if not all(w in text for w in words) or not _keeps(filters, d, values):
+                continue
+            for name, vals in values.items():
+                counts[name].update(vals)
+            found.append(
+                Hit(
+                    str(d.dataset_id),
+                    d.title,
+                    str(d.dataset_id.org),
+                    d.sequence,
+                    d.modified,
+                    d.keywords,
+                    d.description[:200],
+                    0.0,
+                    license=d.license.casefold(),
+                    access=d.access_policy.mode,
+                    media_types=tuple(values["media_type"]),
+                    themes=d.themes,
                 )
-        return hits[offset : offset + limit]
+            )
+        page = found[offset : offset + limit]
+        more = offset + limit < len(found)
+        top = {
+            name: [FacetCount(v, n) for v, n in sorted(c.items(), key=lambda i: (-i[1], i[0]))[:20]]
+            for name, c in counts.items()
+        }
+        return SearchPage(
+            page,
+            len(found),
+            top if facets else {},
+            f"m{offset + limit}" if more else None,
+            len(found) if facets else 0,
+        )
 
     async def routing_get(self, key: bytes) -> bytes:
         try:
@@ -208,3 +252,31 @@ class MemoryNode:
         else:
             chosen = [info.peer_id for info in self.known_peers[:peers]]
         return [{"peer": str(p), "received": 0, "sent": 0, "in_sync": True} for p in chosen]
+
+
+def _facet_values(d: Descriptor) -> dict[str, list[str]]:
+    def folded(values: Any) -> list[str]:
+        return list(dict.fromkeys(v.casefold() for v in values if v))
+
+    return {
+        "org": [str(d.dataset_id.org)],
+        "keyword": folded(d.keywords),
+        "theme": folded(d.themes),
+        "license": folded([d.license]),
+        "media_type": folded(x.media_type for x in d.distributions),
+        "access": [d.access_policy.mode],
+    }
+
+
+def _keeps(filters: SearchFilters, d: Descriptor, values: dict[str, list[str]]) -> bool:
+    for facet, wanted in filters.by_facet().items():
+        if not set(wanted) & set(values[facet]):
+            return False
+    if filters.temporal_from is not None or filters.temporal_to is not None:
+        if d.temporal is None:
+            return False
+        if filters.temporal_from is not None and d.temporal[1] < filters.temporal_from:
+            return False
+        if filters.temporal_to is not None and d.temporal[0] > filters.temporal_to:
+            return False
+    return True

@@ -172,8 +172,8 @@ def test_publish_on_one_org_resolve_from_the_other(net: tuple[Daemon, Daemon]) -
     again = dn_json(b.home, "resolve", did, "--refresh")
     assert again["sequence"] == 2
     assert again["descriptor"]["title"] == "Daily weather v2"
-    hits = dn_json(b.home, "search", "weather")
-    assert [h["dataset_id"] for h in hits] == [did]
+    found = dn_json(b.home, "search", "weather")
+    assert [h["dataset_id"] for h in found["hits"]] == [did]
 
 
 def test_status_peers_and_routing(net: tuple[Daemon, Daemon]) -> None:

@@ -22,7 +22,7 @@ async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
         assert got.raw == raw
         assert specs[3].org != specs[1].org
         # a replica indexes what it stores: searchable without any resolve
-        hits = nodes[2].search("daily weather", limit=5, offset=0)
+        hits = nodes[2].search("daily weather", limit=5).hits
         assert [str(h.dataset_id) for h in hits] == [str(result.dataset_id)]
 
         # the publisher announced itself as the dataset's provider (in the background)

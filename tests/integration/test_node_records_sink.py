@@ -24,7 +24,7 @@ async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: P
         # publish
         published = signed_by(specs[0], "paths/publish", 1, "Walrus census")
         await publisher.publish(published)
-        assert [h.title for h in publisher.search("walrus", limit=5, offset=0)] == ["Walrus census"]
+        assert [h.title for h in publisher.search("walrus", limit=5).hits] == ["Walrus census"]
         publish_key = DatasetId(specs[0].org.org_id, "paths/publish").dht_key()
         assert publish_key in publisher.schedule.values()
 
@@ -32,9 +32,7 @@ async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: P
         put_raw = signed_by(specs[1], "paths/put", 1, "Narwhal sightings")
         put_key = DatasetId(specs[1].org.org_id, "paths/put").dht_key()
         await putter.routing_put(put_key, put_raw)
-        assert [h.title for h in putter.search("narwhal", limit=5, offset=0)] == [
-            "Narwhal sightings"
-        ]
+        assert [h.title for h in putter.search("narwhal", limit=5).hits] == ["Narwhal sightings"]
         assert put_key in putter.schedule.values()
 
         # inbound PUT_VALUE, sent raw so no other path can have indexed it
@@ -42,9 +40,7 @@ async def test_a_descriptor_accepted_through_each_path_is_searchable(tmp_path: P
         inbound_key = DatasetId(specs[3].org.org_id, "paths/inbound").dht_key()
         echoed, _ = await raw_put(sender, receiver, inbound_key, inbound)
         assert echoed
-        assert [h.title for h in receiver.search("beluga", limit=5, offset=0)] == [
-            "Beluga acoustics"
-        ]
+        assert [h.title for h in receiver.search("beluga", limit=5).hits] == ["Beluga acoustics"]
         # a replica is not ours to republish
         assert inbound_key not in receiver.schedule.values()
 
@@ -66,7 +62,7 @@ async def test_an_own_descriptor_replaced_from_elsewhere_is_no_longer_republishe
         assert echoed
         assert key not in nodes[0].schedule.values()
         assert nodes[0].status()["own_descriptors"] == 0
-        assert [h.title for h in nodes[0].search("move", limit=5, offset=0)] == ["After the move"]
+        assert [h.title for h in nodes[0].search("move", limit=5).hits] == ["After the move"]
 
 
 async def test_org_records_and_revocation_lists_travel_through_the_dht(tmp_path: Path) -> None:

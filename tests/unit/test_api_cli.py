@@ -90,9 +90,10 @@ def test_commands_against_a_running_daemon(
     assert base64.b64decode(doc["raw"]) == dnd.read_bytes()
     assert (files / "copy.dnd").read_bytes() == dnd.read_bytes()
 
-    hits = run_json(running, "search", "daily", "weather")
-    assert isinstance(hits, list)
-    assert [h["dataset_id"] for h in hits] == [did]
+    found = run_json(running, "search", "daily", "weather")
+    assert isinstance(found, dict)
+    assert [h["dataset_id"] for h in found["hits"]] == [did]
+    assert found["total"] == 1
     assert "Daily weather" in run(running, "search", "weather").output
     assert "no datasets found" in run(running, "search", "snow").output
 
@@ -111,6 +112,59 @@ def test_commands_against_a_running_daemon(
     assert isinstance(status, dict)
     assert status["peer_id"] == str(node.peer_id)
     assert "running:   yes" in run(running, "node", "status").output
+
+
+def test_faceted_search_pages_and_json(
+    running: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    files = tmp_path_factory.mktemp("files")
+    node = MemoryNode()
+    for i in range(5):
+        dnd = files / f"d{i}.dnd"
+        dnd.write_bytes(
+            node.make_descriptor(
+                f"rain/d{i}",
+                title=f"Rain gauge {i}",
+                keywords=("rain", "even" if i % 2 == 0 else "odd"),
+                license="CC-BY-4.0" if i < 3 else "ODbL",
+                temporal=(1_700_000_000 + i * 86400, 1_700_000_000 + i * 86400 + 3600),
+            )
+        )
+        assert run(running, "publish", str(dnd)).exit_code == 0
+    doc = run_json(running, "search", "rain", "--keyword", "even", "--license", "cc-by-4.0")
+    assert isinstance(doc, dict)
+    assert sorted(h["title"] for h in doc["hits"]) == ["Rain gauge 0", "Rain gauge 2"]
+    assert doc["total"] == 2
+    assert {f["value"]: f["count"] for f in doc["facets"]["keyword"]} == {"rain": 2, "even": 2}
+    assert doc["next_cursor"] is None
+    # pages: every hit once
+    seen: list[str] = []
+    args = ["search", "rain", "--limit", "2"]
+    while True:
+        page = run_json(running, *args)
+        assert isinstance(page, dict)
+        seen += [h["title"] for h in page["hits"]]
+        if page["next_cursor"] is None:
+            break
+        args = ["search", "rain", "--limit", "2", "--cursor", page["next_cursor"]]
+    assert sorted(seen) == [f"Rain gauge {i}" for i in range(5)]
+    # dates: YYYY-MM-DD (the end of that day for --to) or Unix seconds
+    # (gauge i covers an hour from 1_700_000_000 + i days: 2023-11-14T22:13:20Z for i = 0)
+    dated = run_json(running, "search", "--from", "2023-11-14", "--to", "1700086400")
+    assert sorted(h["title"] for h in dated["hits"]) == ["Rain gauge 0", "Rain gauge 1"]  # type: ignore[index]
+    dated = run_json(running, "search", "--from", "1700003600", "--to", "2023-11-14")
+    assert [h["title"] for h in dated["hits"]] == ["Rain gauge 0"]  # type: ignore[index]
+    human = run(running, "search", "rain", "--limit", "2", "--access", "request")
+    assert human.exit_code == 0, human.output
+    assert "2 of 5 datasets matching 'rain'" in human.output
+    assert "next page: --cursor " in human.output
+    assert "cc-by-4.0" in human.output  # the facet table
+    assert "facets" not in run(running, "search", "rain", "--no-facets").output
+    bad = run(running, "--json", "search", "rain", "--cursor", "garbage")
+    assert bad.exit_code == 3
+    assert "invalid cursor" in json.loads(bad.stderr)["error"]["message"]
+    assert run(running, "search", "--from", "yesterday").exit_code == 2  # usage error
+    assert run(running, "search", "--access", "public").exit_code == 2
 
 
 def test_error_exit_codes(running: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -150,7 +150,7 @@ async def test_malformed_bodies_are_clear_400s(h: Harness, body: bytes, code: st
 
 async def test_integer_bounds_and_types(h: Harness) -> None:
     async with h.client() as c:
-        for body in [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"limit": True}, {"limit": 1.5}]:
+        for body in [{"limit": 0}, {"limit": 101}, {"offset": 1}, {"limit": True}, {"limit": 1.5}]:
             r = await c.post("/api/v0/search", json=body)
             assert error(r) == (400, "invalid_request"), body
 
@@ -271,8 +271,64 @@ async def test_publish_resolve_search_round_trip(h: Harness) -> None:
         assert doc["certificate"]["org"] == str(h.node.org)
         r = await c.post("/api/v0/search", json={"query": "rain", "limit": 5})
         assert [hit["dataset_id"] for hit in r.json()["hits"]] == [did]
+        doc = r.json()
+        assert doc["total"] == 1
+        assert doc["next_cursor"] is None
+        assert doc["facets"]["keyword"] == [{"value": "rain", "count": 1}]
+        assert doc["hits"][0]["access"] == "request"
         r = await c.post("/api/v0/search", json={"query": "snow"})
         assert r.json()["hits"] == []
+
+
+async def test_search_filters_facets_and_cursor(h: Harness) -> None:
+    async with h.client() as c:
+        for i in range(5):
+            raw = h.node.make_descriptor(
+                f"rain/d{i}",
+                title=f"Rain {i}",
+                keywords=("rain", "even" if i % 2 == 0 else "odd"),
+                license="CC-BY-4.0" if i < 3 else "ODbL",
+                temporal=(i * 100, i * 100 + 50),
+            )
+            assert (await c.post("/api/v0/publish", content=raw)).status_code == 200
+        body = {"query": "rain", "keyword": ["even"], "license": ["cc-by-4.0", "x"], "limit": 1}
+        r = await c.post("/api/v0/search", json=body)
+        doc = r.json()
+        assert r.status_code == 200, doc
+        assert doc["total"] == 2
+        assert len(doc["hits"]) == 1
+        assert {f["value"]: f["count"] for f in doc["facets"]["license"]} == {"cc-by-4.0": 2}
+        second = await c.post("/api/v0/search", json={**body, "cursor": doc["next_cursor"]})
+        assert second.json()["next_cursor"] is None
+        titles = {doc["hits"][0]["title"], second.json()["hits"][0]["title"]}
+        assert titles == {"Rain 0", "Rain 2"}
+        r = await c.post("/api/v0/search", json={"from": 120, "to": 260, "facets": False})
+        assert sorted(hit["title"] for hit in r.json()["hits"]) == ["Rain 1", "Rain 2"]
+        assert r.json()["facets"] == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"keyword": "rain"}, "invalid_request", "list of at most 20 strings"),
+        ({"keyword": ["x"] * 21}, "invalid_request", "list of at most 20 strings"),
+        ({"theme": [""]}, "invalid_request", "1 to 256 characters"),
+        ({"org": [3]}, "invalid_request", "1 to 256 characters"),
+        ({"access": ["public"]}, "invalid_input", "open, request, closed"),
+        ({"from": 10, "to": 5}, "invalid_input", "lies after"),
+        ({"from": "2024-01-01"}, "invalid_request", "integer"),
+        ({"cursor": "garbage"}, "invalid_input", "invalid cursor"),
+        ({"cursor": ""}, "invalid_request", "1 to 256"),
+        ({"facets": "no"}, "invalid_request", "true or false"),
+    ],
+)
+async def test_bad_search_arguments_are_clear_400s(
+    h: Harness, body: dict[str, object], code: str, message: str
+) -> None:
+    async with h.client() as c:
+        r = await c.post("/api/v0/search", json=body)
+    assert error(r) == (400, code)
+    assert message in r.json()["error"]["message"]
 
 
 async def test_publish_errors_map_to_status_and_code(h: Harness) -> None:

@@ -1,4 +1,7 @@
-"""Unit tests of the FTS5 catalog (datanet/catalog.py) on real SQLite files."""
+"""Unit tests of the FTS5 catalog (datanet/store/catalog.py) on real SQLite files: text search.
+
+Facets, cursors, withdrawals and the v1 -> v2 migration: ``test_catalog_facets.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ from hypothesis import strategies as st
 from datanet.errors import InvalidInput
 from datanet.node.paths import DB_FILENAME
 from datanet.records.descriptor import Descriptor, verify_descriptor
-from datanet.store.catalog import MAX_QUERY_LENGTH, Catalog, match_expression
+from datanet.store.catalog import (
+    MAX_QUERY_LENGTH,
+    Catalog,
+    SearchFilters,
+    SearchPage,
+    match_expression,
+)
 from datanet.store.db import SCHEMA_VERSION, Storage
 from datanet.testing.clock import NOW
 from datanet.testing.records import ORG_A, ORG_B, descriptor
@@ -44,6 +53,21 @@ def desc(
         sequence=sequence,
         expires=expires,
     )
+
+
+def titles(page: SearchPage) -> list[str]:
+    return [h.title for h in page.hits]
+
+
+def pages(cat: Catalog, query: str, *, limit: int, **kw: object) -> list[list[str]]:
+    """Every page of a search, following the cursors."""
+    out, cursor = [], None
+    while True:
+        page = cat.search(query, limit=limit, cursor=cursor, **kw)  # type: ignore[arg-type]
+        out.append(titles(page))
+        cursor = page.next_cursor
+        if cursor is None:
+            return out
 
 
 def raw(d: Descriptor) -> bytes:
@@ -108,41 +132,46 @@ def test_upsert_get_and_sequence_rule(cat: Catalog) -> None:
     assert cat.get("dn://nothing/here") is None
     assert len(cat) == 1
     # the replaced text is no longer searchable; the new one is
-    assert cat.search("first") == []
-    assert [h.title for h in cat.search("second")] == ["Second"]
+    assert cat.search("first").hits == []
+    assert titles(cat.search("second")) == ["Second"]
     assert cat.integrity_check()
 
 
 def test_search_ranks_title_over_description_and_stems(cat: Catalog) -> None:
     fill(cat)
-    hits = cat.search("weather station")
+    hits = cat.search("weather station").hits
     assert [h.title for h in hits] == ["Weather stations", "Air quality"]
     assert hits[0].score < hits[1].score  # bm25: lower is better
     assert hits[0].keywords == ("weather", "Temperature")
     assert hits[0].org == str(ORG_A.org_id)
-    assert [h.title for h in cat.search("TEMPERATURES")] == ["Weather stations"]
-    assert [h.title for h in cat.search("creme brulee")] == ["Café menus"]  # accents folded
-    assert [h.title for h in cat.search("tran")] == ["Traffic counts"]  # themes indexed
-    assert cat.search("weather nothingmatches") == []  # every word must match
+    assert titles(cat.search("TEMPERATURES")) == ["Weather stations"]
+    assert titles(cat.search("creme brulee")) == ["Café menus"]  # accents folded
+    assert titles(cat.search("tran")) == ["Traffic counts"]  # themes indexed
+    assert cat.search("weather nothingmatches").hits == []  # every word must match
 
 
 def test_empty_query_lists_newest_with_paging_and_filters(cat: Catalog) -> None:
     fill(cat)
-    assert [h.title for h in cat.search("")] == [
+    assert titles(cat.search("")) == [
         "Café menus",
         "Traffic counts",
         "Air quality",
         "Weather stations",
     ]
-    assert [h.title for h in cat.search("  ", limit=2, offset=1)] == [
-        "Traffic counts",
-        "Air quality",
+    assert pages(cat, "  ", limit=3) == [
+        ["Café menus", "Traffic counts", "Air quality"],
+        ["Weather stations"],
     ]
-    assert [h.title for h in cat.search("", org=str(ORG_B.org_id))] == ["Café menus"]
-    assert [h.title for h in cat.search("", keyword="temperature")] == ["Weather stations"]
-    assert [h.title for h in cat.search("weather", keyword="air")] == ["Air quality"]
-    assert cat.search("weather", org=str(ORG_B.org_id)) == []
-    assert [h.title for h in cat.search("weather", limit=1, offset=1)] == ["Air quality"]
+    assert titles(cat.search("", filters=SearchFilters(orgs=(str(ORG_B.org_id),)))) == [
+        "Café menus"
+    ]
+    by_keyword = cat.search("", filters=SearchFilters(keywords=("temperature",)))
+    assert titles(by_keyword) == ["Weather stations"]
+    assert titles(cat.search("weather", filters=SearchFilters(keywords=("air",)))) == [
+        "Air quality"
+    ]
+    assert cat.search("weather", filters=SearchFilters(orgs=(str(ORG_B.org_id),))).hits == []
+    assert pages(cat, "weather", limit=1) == [["Weather stations"], ["Air quality"]]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +202,7 @@ def test_empty_query_lists_newest_with_paging_and_filters(cat: Catalog) -> None:
 )
 def test_fts_syntax_cannot_be_injected(cat: Catalog, query: str) -> None:
     fill(cat)
-    hits = cat.search(query)
+    hits = cat.search(query).hits
     if "weather" in query.lower():
         assert all("weather" in (h.title + h.description).lower() for h in hits)
 
@@ -201,7 +230,7 @@ def test_limits_are_checked(cat: Catalog) -> None:
     with pytest.raises(InvalidInput):
         cat.search("x", limit=1001)
     with pytest.raises(InvalidInput):
-        cat.search("x", offset=-1)
+        cat.search("x", filters={"orgs": ()})  # type: ignore[arg-type]
 
 
 def test_expiry_and_removal(cat: Catalog) -> None:
@@ -210,12 +239,15 @@ def test_expiry_and_removal(cat: Catalog) -> None:
     cat.upsert_many([(raw(short), short), (raw(long), long)])
     assert cat.get(str(short.dataset_id), now=NOW + 10) is None
     assert cat.get(str(short.dataset_id), now=NOW + 9) == raw(short)
-    assert [h.title for h in cat.search("lived", now=NOW + 10)] == ["Long lived"]
+    assert titles(cat.search("lived", now=NOW + 10)) == ["Long lived"]
+    assert titles(cat.search("", now=NOW + 10)) == ["Long lived"]
+    assert cat.search("", now=NOW + 10).total == 1
     assert cat.expire(NOW + 10) == 1
-    assert [h.title for h in cat.search("lived")] == ["Long lived"]
+    assert titles(cat.search("lived")) == ["Long lived"]
     assert cat.remove(str(long.dataset_id))
     assert not cat.remove(str(long.dataset_id))
-    assert cat.search("") == []
+    assert cat.search("").hits == []
+    assert cat.search("").total == 0
     assert cat.integrity_check()
 
 
@@ -242,10 +274,12 @@ def test_title_matches_come_before_description_matches(cat: Catalog) -> None:
     for i in range(5):
         d = desc(f"a/new{i}", f"Dataset {i}", description="mentions flood once", modified=NOW)
         cat.upsert(raw(d), d)
-    hits = cat.search("flood", limit=3)
+    first = cat.search("flood", limit=3)
+    hits = first.hits
     assert hits[0].title == "Flood risk map"
     assert len(hits) == 3
-    page = cat.search("flood", limit=3, offset=3)
+    assert first.total == 6
+    page = cat.search("flood", limit=3, cursor=first.next_cursor).hits
     assert len(page) == 3
     assert {h.dataset_id for h in hits}.isdisjoint({h.dataset_id for h in page})
 
@@ -257,12 +291,15 @@ def test_common_words_rank_only_the_most_recent_window(
     for i in range(6):
         d = desc(f"a/d{i}", f"Common word {i}", keywords=("tagged",) if i == 0 else ())
         cat.upsert(raw(d), d)
-    assert [h.title for h in cat.search("common", limit=3)] == [
-        f"Common word {i}" for i in (5, 4, 3)
-    ]
-    assert len(cat.search("common", limit=6)) == 6  # a page larger than the window widens it
+    first = cat.search("common", limit=3)
+    assert titles(first) == [f"Common word {i}" for i in (5, 4, 3)]
+    assert first.total == 3
+    assert first.next_cursor is None
+    assert len(cat.search("common", limit=6).hits) == 6  # a page larger than the window widens it
     # filters narrow the match before the window is applied: the oldest is still found
-    assert [h.title for h in cat.search("common", keyword="TAGGED")] == ["Common word 0"]
-    assert [h.title for h in cat.search("common", limit=3, org=str(ORG_A.org_id))] == [
+    tagged = SearchFilters(keywords=("TAGGED",))
+    assert titles(cat.search("common", filters=tagged)) == ["Common word 0"]
+    by_org = SearchFilters(orgs=(str(ORG_A.org_id),))
+    assert titles(cat.search("common", limit=3, filters=by_org)) == [
         f"Common word {i}" for i in (5, 4, 3)
     ]

@@ -32,9 +32,11 @@ from datanet.client import (
     Client,
     ConfigChange,
     DeprecateResult,
+    FacetCount,
     NodeInfo,
     PublishResult,
     Resolved,
+    SearchResult,
     api_endpoint,
 )
 from datanet.errors import (
@@ -90,9 +92,21 @@ async def test_typed_results_for_every_call(tmp_path: Path) -> None:
         assert found.certificate.roles == ("gateway", "publisher")
         # A caller that does not trust its daemon re-verifies the bytes itself.
         assert verify_descriptor(found.raw, node.trust, node.now).descriptor.sequence == 1
-        hits = await dn.search("sales")
+        found = await dn.search("sales")
+        assert isinstance(found, SearchResult)
+        hits = found.hits
         assert [(h.dataset_id, h.title) for h in hits] == [(did, "Quarterly sales")]
         assert hits[0].fields["sequence"] == 1
+        assert found.total == 1
+        assert found.next_cursor is None
+        assert found.facets["keyword"] == (FacetCount("sales", 1),)
+        assert found.counted == 1
+        assert (await dn.search("sales", keyword="other")).hits == ()
+        narrowed = await dn.search(
+            "", org=[str(node.org)], access=("request", "open"), temporal_from=None, facets=False
+        )
+        assert [h.dataset_id for h in narrowed.hits] == [did]
+        assert narrowed.facets == {}
         key = f"/dn/{node.org}/sales/q1"
         assert await dn.routing_get(key) == raw
         assert await dn.routing_put(key.encode(), raw) == 1
@@ -328,3 +342,49 @@ def test_catalog_calls_send_documented_bodies() -> None:
             dn.catalog_sync(peer="12D3KooWx")
     assert json.loads(got[0].content) == {"arg": "dn://x/y", "reason": ""}
     assert json.loads(got[1].content) == {"peers": 3, "peer": "12D3KooWx"}
+
+
+def test_search_sends_only_given_filters_and_checks_the_answer() -> None:
+    got: list[httpx.Request] = []
+    good = {
+        "hits": [{"dataset_id": "dn://x/y", "title": "T", "license": "odbl"}],
+        "total": 3,
+        "facets": {"license": [{"value": "odbl", "count": 3}]},
+        "counted": 3,
+        "next_cursor": "abc",
+    }
+    answers = iter(
+        [
+            good,
+            {**good, "facets": {"colour": []}},
+            {**good, "facets": {"license": [{"value": "odbl", "count": "3"}]}},
+            {**good, "next_cursor": 5},
+            {key: value for key, value in good.items() if key != "total"},
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        return httpx.Response(200, json=next(answers))
+
+    with _mock(httpx.MockTransport(handler)) as dn:
+        page = dn.search(
+            "rain", license="ODbL", keyword=["a", "b"], temporal_to=9, cursor="c", facets=False
+        )
+        assert page.total == 3
+        assert page.next_cursor == "abc"
+        assert page.hits[0].fields["license"] == "odbl"
+        assert page.facets == {"license": (FacetCount("odbl", 3),)}
+        for _ in range(4):
+            with pytest.raises(ApiError, match="malformed"):
+                dn.search()
+    assert json.loads(got[0].content) == {
+        "query": "rain",
+        "keyword": ["a", "b"],
+        "license": ["ODbL"],
+        "to": 9,
+        "limit": 20,
+        "cursor": "c",
+        "facets": False,
+    }
+    assert json.loads(got[1].content) == {"query": "", "limit": 20}
