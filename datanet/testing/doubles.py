@@ -115,7 +115,12 @@ class MemoryNode:
         if held is None or held.descriptor.sequence < desc.sequence:
             kind = "new" if held is None else "updated"
             self.feed.publish(event_for(kind, desc, at=float(self.now)))
-        return PublishOutcome(desc.dataset_id, desc.sequence, len(self.known_peers))
+        return PublishOutcome(
+            desc.dataset_id,
+            desc.sequence,
+            len(self.known_peers),
+            key=desc.dataset_id.dht_key().decode(),
+        )
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
         try:

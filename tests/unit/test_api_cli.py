@@ -79,6 +79,8 @@ def test_commands_against_a_running_daemon(
         "dataset_id": did,
         "sequence": 1,
         "replicas": 0,
+        "kind": "descriptor",
+        "key": "/dn/" + did.removeprefix("dn://"),
     }
 
     shown = run(running, "resolve", did)

@@ -261,7 +261,13 @@ async def test_publish_resolve_search_round_trip(h: Harness) -> None:
     async with h.client() as c:
         r = await c.post("/api/v0/publish", content=raw)
         assert r.status_code == 200
-        assert r.json() == {"dataset_id": did, "sequence": 1, "replicas": 0}
+        assert r.json() == {
+            "dataset_id": did,
+            "sequence": 1,
+            "replicas": 0,
+            "kind": "descriptor",
+            "key": "/dn/" + did.removeprefix("dn://"),
+        }
         r = await c.post("/api/v0/resolve", json={"id": did})
         doc = r.json()
         assert r.status_code == 200

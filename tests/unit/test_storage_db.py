@@ -14,6 +14,7 @@ from datanet.node.paths import DB_FILENAME
 from datanet.store.db import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    LedgerRow,
     Storage,
     connect,
     migrate,
@@ -187,9 +188,15 @@ def test_version_1_files_migrate_and_keep_their_rows(tmp_path: Path) -> None:
     conn.execute("INSERT INTO revocations VALUES ('o', 1, x'00')")
     conn.close()
     with Storage(path) as db:
-        assert db.schema_version == SCHEMA_VERSION == 2
+        assert db.schema_version == SCHEMA_VERSION == 3
         tables = {r[0] for r in db._query("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"dht_values", "dht_providers", "peers", "own_descriptors"}
+        assert tables == {
+            "dht_values",
+            "dht_providers",
+            "peers",
+            "own_descriptors",
+            "ledger_records",
+        }
         assert [p.peer_id for p in db.load_peers()] == [b"\x01"]
         assert db.integrity_check() == ["ok"]
 
@@ -212,3 +219,16 @@ def test_corrupt_address_rows_are_a_storage_error(db: Storage) -> None:
     db._conn.execute("INSERT INTO peers VALUES (x'01', x'c1', 1, NULL)")
     with pytest.raises(StorageError):
         db.load_peers()
+
+
+def test_ledger_records_keep_the_newest_per_key(db: Storage) -> None:
+    row = LedgerRow(b"/dn-rev/o", "revocation", 2, 100, None, b"v2")
+    assert db.put_ledger_record(row)
+    assert not db.put_ledger_record(LedgerRow(b"/dn-rev/o", "revocation", 1, 90, None, b"v1"))
+    assert not db.put_ledger_record(row)  # an equal sequence is not newer
+    assert db.ledger_record(b"/dn-rev/o") == row
+    newer = LedgerRow(b"/dn-rev/o", "revocation", 3, 120, 500.0, b"v3")
+    assert db.put_ledger_record(newer)
+    assert db.load_ledger_records() == [newer]
+    assert db.delete_ledger_record(b"/dn-rev/o")
+    assert db.ledger_record(b"/dn-rev/o") is None
