@@ -13,7 +13,6 @@ from datanet.store.catalog import Catalog
 from datanet.store.db import Storage
 from datanet.testing.clock import DAY, NOW
 from datanet.testing.records import (
-    NODE_A,
     ORG_A,
     certificate,
     deprecation,
@@ -141,4 +140,3 @@ def test_the_sync_index_is_rebuilt_the_same_after_a_restart(tmp_path: Path) -> N
         held = again.records_by_id([i.id for i in items])
         assert sorted(held) == sorted([*raws, rev, tomb])
         assert fresh_trust.is_revoked(ORG_A.org_id, 99)  # stored revocations apply at load
-    assert NODE_A.peer_id  # the records above are NODE_A's
