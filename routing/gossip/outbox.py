@@ -62,6 +62,7 @@ def _take_ids(
         taken.append(items[i])
         ids += n
         size += sum(len(m) + _ID_OVERHEAD for m in items[i].message_ids) + _ENTRY_OVERHEAD
+        size += len(getattr(items[i], "topic", "").encode("utf-8"))
         i += 1
     return taken, i, size
 
@@ -141,10 +142,15 @@ class Outbox:
             ihave, i_ih, ih_size = _take_ids(q.ihave, i_ih, lim.max_control, lim.max_ihave_ids)
             iwant, i_iw, iw_size = _take_ids(q.iwant, i_iw, lim.max_control, lim.max_iwant_ids)
             used = ih_size + iw_size + 1024
-            used += sum(len(s.topic) + _ENTRY_OVERHEAD for s in subs)
-            used += sum(len(g.topic) + _ENTRY_OVERHEAD for g in grafts)
+            used += sum(len(s.topic.encode("utf-8")) + _ENTRY_OVERHEAD for s in subs)
+            used += sum(len(g.topic.encode("utf-8")) + _ENTRY_OVERHEAD for g in grafts)
             used += sum(
-                len(p.topic) + 16 + sum(len(x.peer_id) + _ENTRY_OVERHEAD for x in p.peers)
+                len(p.topic.encode("utf-8"))
+                + 16
+                + sum(
+                    len(x.peer_id) + len(x.signed_peer_record or b"") + 2 * _ENTRY_OVERHEAD
+                    for x in p.peers
+                )
                 for p in prunes
             )
             budget = lim.max_rpc_size - used

@@ -470,6 +470,7 @@ class GossipRouter:
         elif result is ValidationResult.REJECT:
             entry.state = SeenState.REJECTED
             self._counters["rejected"] += 1
+            self._counters["invalid"] += 1
             for p in sorted(entry.deliverers):
                 self._scores.invalid(p, topic)
                 st = self._peers.get(p)
@@ -805,12 +806,20 @@ class GossipRouter:
         """Whether ``peer`` may not be grafted into ``topic`` yet."""
         return self._in_backoff(topic, peer, now)
 
-    def stats(self) -> dict[str, int | float]:
-        """JSON-safe counters and sizes."""
+    def stats(self, now: float | None = None) -> dict[str, int | float]:
+        """JSON-safe counters and sizes.
+
+        ``invalid`` counts refused messages (REJECT verdicts and StrictNoSign
+        violations). With ``now``, ``graylisted`` counts peers currently below the
+        graylist threshold (else it is omitted: scores depend on the time).
+        """
+        sizes = [len(m) for m in self._mesh.values()]
         out: dict[str, int | float] = {
             "peers": len(self._peers),
             "topics": len(self._topics),
-            "mesh_peers": sum(len(m) for m in self._mesh.values()),
+            "mesh_peers": sum(sizes),
+            "mesh_min": min(sizes, default=0),
+            "mesh_max": max(sizes, default=0),
             "fanout_peers": sum(len(f) for f in self._fanout.values()),
             "seen": len(self._seen),
             "mcache": len(self._mcache),
@@ -820,5 +829,8 @@ class GossipRouter:
             "retained_scores": self._scores.retained,
             "heartbeats": self._ticks,
         }
+        if now is not None:
+            floor = self.config.thresholds.graylist_threshold
+            out["graylisted"] = sum(1 for p in self._peers if self._scores.score(p, now) < floor)
         out.update(self._counters)
         return out

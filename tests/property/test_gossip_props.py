@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity.errors import DecodeError
+from routing.gossip.outbox import Outbox
 from routing.gossip.router import GossipConfig, GossipRouter, ValidationResult
 from routing.gossip.wire import (
     RPC,
+    GossipWireLimits,
     Graft,
     IHave,
     IWant,
@@ -132,3 +134,31 @@ def test_any_event_sequence_keeps_invariants(seq: list[tuple[object, ...]]) -> N
         assert stats["seen"] <= cfg.max_seen
         assert stats["pending_validations"] <= cfg.max_pending_validations
         assert router.next_deadline() >= 0
+
+
+@SETTINGS
+@given(
+    st.lists(st.binary(max_size=3000), max_size=30),
+    st.lists(st.builds(IHave, st.text(max_size=20), ids), max_size=20),
+    st.lists(st.builds(Graft, st.text(max_size=20)), max_size=20),
+    st.integers(1, 5),
+)
+def test_outbox_rpcs_always_fit_the_limits(
+    datas: list[bytes], ihaves: list[IHave], grafts: list[Graft], small: int
+) -> None:
+    limits = GossipWireLimits(
+        max_rpc_size=8192, max_messages=small, max_control=small, max_ihave_ids=5
+    )
+    box = Outbox(limits)
+    for d in datas:
+        box.msg(b"p", PubMessage("topic", d))
+    for h in ihaves:
+        box.ihave(b"p", h)
+    for g in grafts:
+        box.graft(b"p", g)
+    rpcs = [rpc for _, rpc in box.flush()]
+    for rpc in rpcs:
+        assert decode_rpc(encode_rpc(rpc, limits), limits) == rpc
+    assert [m.data for r in rpcs for m in r.publish] == datas
+    assert [h for r in rpcs for h in r.ihave] == ihaves
+    assert [g for r in rpcs for g in r.graft] == grafts

@@ -128,6 +128,7 @@ def test_mesh_sizes_stay_within_bounds() -> None:
     for node, r in net.routers.items():
         mesh = r.mesh(TOPIC)
         assert cfg.D_lo <= len(mesh) <= cfg.D_hi, node
+        assert r.stats()["mesh_min"] == len(mesh)
         assert mesh <= r.peers()
         # meshes are symmetric once GRAFT/PRUNE have been exchanged
         for p in mesh:
@@ -152,6 +153,22 @@ def test_oversubscribed_mesh_is_pruned_to_d_keeping_outbound_quota() -> None:
     assert len(prunes) == cfg.D_hi + 2 - cfg.D
     assert outbound <= r.mesh(TOPIC)  # the only outbound peers fill the D_out quota
     assert all(s.rpc.prune[0].backoff == 60 for s in prunes)
+
+
+def test_trimming_keeps_the_d_score_best_peers() -> None:
+    cfg = GossipConfig()
+    peers = [pid(i) for i in range(16)]
+    r = subscribed_router(peers[:2], config=cfg)
+    for p in peers[2:]:
+        r.add_peer(p, outbound=True, now=HB)
+        r.handle_rpc(p, RPC(subscriptions=(SubOpts(True, TOPIC),), graft=(Graft(TOPIC),)), HB)
+    best = set(peers[-cfg.D_score :])
+    for p in best:
+        r.set_app_score(p, 5.0)
+    assert len(r.mesh(TOPIC)) > cfg.D_hi
+    r.poll(2 * HB)
+    assert len(r.mesh(TOPIC)) == cfg.D
+    assert best <= r.mesh(TOPIC)
 
 
 def test_graft_is_answered_with_prune_during_backoff_and_penalised() -> None:
@@ -391,6 +408,8 @@ def test_graylisted_peer_is_ignored() -> None:
     r.handle_rpc(A, RPC(publish=(PubMessage(TOPIC, b"good"),), graft=(Graft(TOPIC),)), 1.0)
     assert validates(r.poll(1.0)) == []
     assert r.stats()["graylisted_rpcs"] == 1
+    assert r.stats(1.0)["graylisted"] == 1
+    assert r.stats()["invalid"] == 3
     r.poll(1.5)  # the next heartbeat drops the negative-score peer from the mesh
     assert A not in r.mesh(TOPIC)
 
