@@ -35,7 +35,7 @@ from identity.keys import PeerId
 from routing.wire import Message, MessageType
 
 P2P = Path(datanet.p2p.__file__).parent
-SERVICES = ["kad.py", "rpc.py", "sync.py"]
+SERVICES = ["kad.py", "rpc.py", "sync.py", "gossip.py"]
 HOST_SIDE = ["host.py", "sessions.py", "inbound.py", "peer.py"]
 
 
