@@ -23,6 +23,10 @@ Protocol (one JSON object per line, UTF-8):
   under ``key``, no network); ``put_raw`` (send a PUT_VALUE of arbitrary ``key``
   and ``value`` bytes to ``peer`` at ``addrs``, past the client's own limits,
   and report whether the peer stored it); ``bootstrap`` (look ourselves up again);
+  ``announce`` (``raw``: verify a record into the ledger and send it by gossip only);
+  ``track`` (from now on, record when each catalog event arrives on every node of
+  the process) and ``arrivals`` (``keys``: those times, per node); ``catalog``
+  (catalog size and gossip/sync figures of every node); ``sync`` (reconcile now);
   ``usage`` (this process's CPU seconds, resident memory and garbage collector
   pauses); ``gc_freeze`` (collect, then ``gc.freeze()`` every object alive now:
   call it once the network settled); ``quit``.
