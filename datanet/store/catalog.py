@@ -353,7 +353,7 @@ class _Cursor:
     key: tuple[Any, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One match of a text query, with its sort key."""
 
