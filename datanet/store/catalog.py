@@ -34,8 +34,11 @@ Invariants:
 * User text never reaches ``MATCH`` as syntax nor SQL: query words are split
   into word tokens, each quoted as an FTS5 string, and bound as a parameter;
   filter values are bound parameters. No input can raise an FTS5 syntax error.
-* ``catalog_facet_counts`` holds, in the same transaction as every change, the
-  count of live descriptors per facet value (the unfiltered facet counts).
+* ``catalog_facet_values.n`` holds, in the same transaction as every change,
+  the count of live descriptors per facet value (the unfiltered facet counts).
+  A facet value keeps its ``vid`` for the life of the file (its row is never
+  deleted), so the in-memory ``vid`` cache cannot go stale but by a rollback,
+  which clears it.
 * A cursor is bound to its query and filters by a keyed MAC (the key lives in
   ``catalog_meta``): a cursor from another search, altered or garbled is an
   :class:`~datanet.errors.InvalidInput`, never a crash. Pages of one cursor
@@ -98,7 +101,7 @@ MAX_QUERY_TOKENS = 16
 MAX_PAGE = 1000
 SEARCH_WINDOW = 1000
 """At most this many matches of a text query are ranked per tier (the most recently ingested)."""
-FACET_WINDOW = 10_000
+FACET_WINDOW = 2000
 """Filter-only searches count facets over at most this many matches (the newest)."""
 MAX_CURSOR_LENGTH = 256
 WITHDRAWAL_REASONS: tuple[str, ...] = ("deprecated", "revoked", "expired")
@@ -111,6 +114,7 @@ _MAC_BYTES = 12
 _IN_CHUNK = 500
 _ENTRY_CHUNK = 1000
 _RANKINGS_KEPT = 16
+_VID_CACHE = 65_536
 
 _V1 = """
 CREATE TABLE catalog (
@@ -144,31 +148,52 @@ INSERT INTO catalog_fts (catalog_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0, 5.0
 """
 
 _V2 = """
-ALTER TABLE catalog ADD COLUMN license TEXT NOT NULL DEFAULT '';      -- case-folded
-ALTER TABLE catalog ADD COLUMN access TEXT NOT NULL DEFAULT '';       -- open | request | closed
-ALTER TABLE catalog ADD COLUMN media_types TEXT NOT NULL DEFAULT '';  -- lines, case-folded
-ALTER TABLE catalog ADD COLUMN temporal_start INTEGER;
-ALTER TABLE catalog ADD COLUMN temporal_end INTEGER;
-ALTER TABLE catalog ADD COLUMN serial INTEGER;                        -- signer's cert serial
-CREATE INDEX catalog_by_license ON catalog (license);
-CREATE INDEX catalog_by_access ON catalog (access);
-CREATE INDEX catalog_by_serial ON catalog (org, serial);
+-- The small columns every filter, sort and count reads, apart from the wide rows
+-- (signed bytes, description) that only a page of hits needs.
+CREATE TABLE catalog_items (
+    id          INTEGER PRIMARY KEY,       -- catalog.id
+    modified    INTEGER NOT NULL,
+    expires     INTEGER NOT NULL,
+    org         TEXT NOT NULL,
+    license     TEXT NOT NULL DEFAULT '',  -- case-folded
+    access      TEXT NOT NULL DEFAULT '',  -- open | request | closed
+    media_types TEXT NOT NULL DEFAULT '',  -- newline-separated, case-folded
+    temporal_start INTEGER,
+    temporal_end   INTEGER,
+    serial      INTEGER                    -- the signing certificate's serial
+);
+INSERT INTO catalog_items (id, modified, expires, org)
+    SELECT id, modified, expires, org FROM catalog;
+CREATE INDEX catalog_items_by_modified ON catalog_items (modified DESC);
+CREATE INDEX catalog_items_by_org ON catalog_items (org, modified DESC);
+CREATE INDEX catalog_items_by_license ON catalog_items (license, modified DESC);
+CREATE INDEX catalog_items_by_access ON catalog_items (access, modified DESC);
+CREATE INDEX catalog_items_by_expiry ON catalog_items (expires);
+CREATE INDEX catalog_items_by_serial ON catalog_items (org, serial);
+DROP INDEX catalog_by_modified;
+DROP INDEX catalog_by_org;
+DROP INDEX catalog_by_expiry;
+CREATE TABLE catalog_facet_values (
+    vid         INTEGER PRIMARY KEY,
+    facet       TEXT NOT NULL,             -- o org, l license, a access, k, t theme, m media
+    value       TEXT NOT NULL,             -- case-folded (but org)
+    n           INTEGER NOT NULL DEFAULT 0,  -- live descriptors carrying it
+    UNIQUE (facet, value)
+);
+CREATE INDEX catalog_facet_values_by_n ON catalog_facet_values (facet, n DESC);
 CREATE TABLE catalog_facets (
-    facet       TEXT NOT NULL,             -- k keyword, t theme, m media type
-    value       TEXT NOT NULL,             -- case-folded
-    id          INTEGER NOT NULL,
-    PRIMARY KEY (facet, value, id)
+    vid         INTEGER NOT NULL,          -- catalog_facet_values.vid
+    id          INTEGER NOT NULL,          -- catalog.id
+    PRIMARY KEY (vid, id)
 ) WITHOUT ROWID;
 CREATE INDEX catalog_facets_by_id ON catalog_facets (id);
-INSERT INTO catalog_facets (facet, value, id) SELECT 'k', keyword, id FROM catalog_keywords;
+INSERT INTO catalog_facet_values (facet, value) SELECT DISTINCT 'k', keyword FROM catalog_keywords;
+INSERT OR IGNORE INTO catalog_facet_values (facet, value) SELECT DISTINCT 'o', org FROM catalog;
+INSERT INTO catalog_facets (vid, id) SELECT v.vid, k.id FROM catalog_keywords AS k
+    JOIN catalog_facet_values AS v ON v.facet = 'k' AND v.value = k.keyword;
+INSERT INTO catalog_facets (vid, id) SELECT v.vid, c.id FROM catalog AS c
+    JOIN catalog_facet_values AS v ON v.facet = 'o' AND v.value = c.org;
 DROP TABLE catalog_keywords;
-CREATE TABLE catalog_facet_counts (
-    facet       TEXT NOT NULL,             -- o org, l license, a access, k, t, m
-    value       TEXT NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (facet, value)
-) WITHOUT ROWID;
-CREATE INDEX catalog_facet_counts_by_n ON catalog_facet_counts (facet, n DESC);
 CREATE TABLE catalog_withdrawals (
     dataset_id  TEXT PRIMARY KEY,
     reason      TEXT NOT NULL,             -- deprecated | revoked | expired
@@ -187,12 +212,12 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _FTS_COLUMNS = "title, description, keywords, themes, org"
 _HIT_COLUMNS = (
     "c.id, c.dataset_id, c.title, c.org, c.sequence, c.modified, c.keywords, "
-    f"substr(c.description, 1, {_SNIPPET}), c.license, c.access, c.media_types, c.themes"
+    f"substr(c.description, 1, {_SNIPPET}), i.license, i.access, i.media_types, c.themes"
 )
-# facet name -> code in catalog_facets / catalog_facet_counts, and back
+# facet name -> code in catalog_facet_values, and back
 _CODE = {"org": "o", "keyword": "k", "theme": "t", "license": "l", "media_type": "m", "access": "a"}
 _NAME = {code: name for name, code in _CODE.items()}
-_COLUMN_FACETS = {"org": "c.org", "license": "c.license", "access": "c.access"}
+_COLUMN_FACETS = {"org": "i.org", "license": "i.license", "access": "i.access"}
 
 
 class DatasetIdLike(Protocol):
@@ -328,7 +353,7 @@ class _Cursor:
     key: tuple[Any, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One match of a text query, with its sort key."""
 
@@ -427,6 +452,7 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._org_texts: dict[Hashable, str] = {}
+        self._vids: dict[tuple[str, str], int] = {}  # (facet code, value) -> vid
         # Rankings of recent text searches by (query and filters, snapshot, window), oldest first.
         self._rankings: dict[tuple[bytes, int, int], dict[int, list[_Row]]] = {}
         # A 16 MiB page cache keeps the FTS and index pages of a 100k catalog hot:
@@ -503,7 +529,7 @@ class Catalog:
                 except DatanetError:
                     pass  # kept searchable by its text; no facets beyond org, keywords, themes
                 conn.execute(
-                    "UPDATE catalog SET license = ?, access = ?, media_types = ?, "
+                    "UPDATE catalog_items SET license = ?, access = ?, media_types = ?, "
                     "temporal_start = ?, temporal_end = ?, serial = ? WHERE id = ?",
                     (
                         lic,
@@ -515,22 +541,17 @@ class Catalog:
                         rowid,
                     ),
                 )
+                pairs = [("t", v) for v in _folded(_split(themes))]
+                pairs += [("m", v) for v in _split(media)]
+                pairs += [(code, v) for code, v in (("l", lic), ("a", access)) if v]
                 conn.executemany(
-                    "INSERT OR IGNORE INTO catalog_facets (facet, value, id) VALUES (?, ?, ?)",
-                    [("t", v, rowid) for v in _folded(_split(themes))]
-                    + [("m", v, rowid) for v in _split(media)],
+                    "INSERT OR IGNORE INTO catalog_facets (vid, id) VALUES (?, ?)",
+                    [(self._vid(conn, code, v), rowid) for code, v in pairs],
                 )
-        conn.execute("DELETE FROM catalog_facet_counts")
         conn.execute(
-            "INSERT INTO catalog_facet_counts (facet, value, n) "
-            "SELECT facet, value, count(*) FROM catalog_facets GROUP BY facet, value"
+            "UPDATE catalog_facet_values SET n = "
+            "(SELECT count(*) FROM catalog_facets AS f WHERE f.vid = catalog_facet_values.vid)"
         )
-        for code, column in (("o", "org"), ("l", "license"), ("a", "access")):
-            conn.execute(
-                "INSERT INTO catalog_facet_counts (facet, value, n) "  # noqa: S608 - fixed names
-                f"SELECT '{code}', {column}, count(*) FROM catalog WHERE {column} != '' "
-                f"GROUP BY {column}"
-            )
         conn.execute("DELETE FROM catalog_meta WHERE name = 'backfill'")
 
     # -- writing
@@ -573,13 +594,37 @@ class Catalog:
             StorageError: nothing was written.
         """
         stored = 0
-        deltas: Counter[tuple[str, str]] = Counter()
-        with transaction(self._conn) as conn:
-            for item in items:
-                serial = item[2] if len(item) > 2 else None
-                stored += self._upsert_one(conn, item[0], item[1], serial, deltas)
-            self._apply_counts(conn, deltas)
+        deltas: Counter[int] = Counter()
+        try:
+            with transaction(self._conn) as conn:
+                for item in items:
+                    serial = item[2] if len(item) > 2 else None
+                    stored += self._upsert_one(conn, item[0], item[1], serial, deltas)
+                self._apply_counts(conn, deltas)
+        except BaseException:
+            self._vids.clear()  # values added in the rolled-back transaction are gone
+            raise
         return stored
+
+    def _vid(self, conn: sqlite3.Connection, code: str, value: str) -> int:
+        """The id of a facet value, created (with ``n = 0``) if new."""
+        key = (code, value)
+        vid = self._vids.get(key)
+        if vid is None:
+            row = conn.execute(
+                "SELECT vid FROM catalog_facet_values WHERE facet = ? AND value = ?", key
+            ).fetchone()
+            if row is None:
+                cursor = conn.execute(
+                    "INSERT INTO catalog_facet_values (facet, value) VALUES (?, ?)", key
+                )
+                vid = int(cursor.lastrowid or 0)
+            else:
+                vid = int(row[0])
+            if len(self._vids) >= _VID_CACHE:
+                self._vids.clear()
+            self._vids[key] = vid
+        return vid
 
     def _org_text(self, org: Hashable) -> str:
         # did:key text costs a base58 encoding (~20 us); ingest sees few distinct orgs.
@@ -596,7 +641,7 @@ class Catalog:
         raw: bytes,
         desc: CatalogDescriptor,
         serial: int | None,
-        deltas: Counter[tuple[str, str]],
+        deltas: Counter[int],
     ) -> int:
         org = self._org_text(desc.dataset_id.org)
         dataset_id = f"{SCHEME}{org}/{desc.dataset_id.name}"
@@ -611,7 +656,7 @@ class Catalog:
         if row is not None:
             if row[0] >= desc.sequence:
                 return 0
-            self._remove_where(conn, "dataset_id = ?", (dataset_id,), deltas)
+            self._remove_where(conn, "c.dataset_id = ?", (dataset_id,), deltas)
         if withdrawn is not None and withdrawn[0] != "deprecated":
             conn.execute("DELETE FROM catalog_withdrawals WHERE dataset_id = ?", (dataset_id,))
         # A new row id for every version: id order is ingest order (see `search`).
@@ -628,15 +673,18 @@ class Catalog:
         temporal = desc.temporal
         rowid = conn.execute(
             "INSERT INTO catalog (dataset_id, sequence, modified, expires, title, description, "
-            "keywords, themes, org, raw, license, access, media_types, temporal_start, "
-            "temporal_end, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "keywords, themes, org, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dataset_id, desc.sequence, desc.modified, desc.expires, *fields, bytes(raw)),
+        ).lastrowid
+        conn.execute(
+            "INSERT INTO catalog_items (id, modified, expires, org, license, access, "
+            "media_types, temporal_start, temporal_end, serial) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                dataset_id,
-                desc.sequence,
+                rowid,
                 desc.modified,
                 desc.expires,
-                *fields,
-                bytes(raw),
+                org,
                 lic,
                 access,
                 _lines(media),
@@ -644,7 +692,7 @@ class Catalog:
                 None if temporal is None else temporal[1],
                 serial,
             ),
-        ).lastrowid
+        )
         conn.execute(
             "INSERT INTO catalog_fts (rowid, title, description, keywords, themes, org) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -653,24 +701,19 @@ class Catalog:
         pairs = _row_facets(
             org, lic, access, keywords=fields[2], themes=fields[3], media_types=_lines(media)
         )
+        vids = [self._vid(conn, code, value) for code, value in pairs]
         conn.executemany(
-            "INSERT OR IGNORE INTO catalog_facets (facet, value, id) VALUES (?, ?, ?)",
-            [(code, value, rowid) for code, value in pairs if code in "ktm"],
+            "INSERT OR IGNORE INTO catalog_facets (vid, id) VALUES (?, ?)",
+            [(vid, rowid) for vid in vids],
         )
-        deltas.update(pairs)
+        deltas.update(vids)
         return 1
 
     @staticmethod
-    def _apply_counts(conn: sqlite3.Connection, deltas: Counter[tuple[str, str]]) -> None:
-        changed = [(code, value, n) for (code, value), n in deltas.items() if n]
+    def _apply_counts(conn: sqlite3.Connection, deltas: Counter[int]) -> None:
         conn.executemany(
-            "INSERT INTO catalog_facet_counts (facet, value, n) VALUES (?, ?, ?) "
-            "ON CONFLICT (facet, value) DO UPDATE SET n = n + excluded.n",
-            changed,
-        )
-        conn.executemany(
-            "DELETE FROM catalog_facet_counts WHERE facet = ? AND value = ? AND n <= 0",
-            [(code, value) for code, value, n in changed if n < 0],
+            "UPDATE catalog_facet_values SET n = n + ? WHERE vid = ?",
+            [(n, vid) for vid, n in deltas.items() if n],
         )
 
     def remove(self, dataset_id: str) -> bool:
@@ -679,9 +722,9 @@ class Catalog:
         Raises:
             StorageError: nothing was written.
         """
-        deltas: Counter[tuple[str, str]] = Counter()
+        deltas: Counter[int] = Counter()
         with transaction(self._conn) as conn:
-            removed = self._remove_where(conn, "dataset_id = ?", (str(dataset_id),), deltas)
+            removed = self._remove_where(conn, "c.dataset_id = ?", (str(dataset_id),), deltas)
             self._apply_counts(conn, deltas)
         return bool(removed)
 
@@ -721,14 +764,14 @@ class Catalog:
         if raw is not None and reason != "deprecated":
             raise InvalidInput("only a deprecation carries a signed tombstone")
         dataset_id = str(dataset_id)
-        deltas: Counter[tuple[str, str]] = Counter()
+        deltas: Counter[int] = Counter()
         with transaction(self._conn) as conn:
             if reason == "deprecated":
                 removed = self._remove_where(
-                    conn, "dataset_id = ? AND sequence <= ?", (dataset_id, sequence), deltas
+                    conn, "c.dataset_id = ? AND c.sequence <= ?", (dataset_id, sequence), deltas
                 )
             else:
-                removed = self._remove_where(conn, "dataset_id = ?", (dataset_id,), deltas)
+                removed = self._remove_where(conn, "c.dataset_id = ?", (dataset_id,), deltas)
             if reason != "deprecated":
                 sequence = max((seq for _, seq in removed), default=sequence)
             self._record(conn, [(dataset_id, sequence)], reason, at, raw)
@@ -796,14 +839,14 @@ class Catalog:
             StorageError: nothing was written.
         """
         wanted = sorted({int(s) for s in serials})
-        deltas: Counter[tuple[str, str]] = Counter()
+        deltas: Counter[int] = Counter()
         removed: list[tuple[str, int]] = []
         with transaction(self._conn) as conn:
             for i in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[i : i + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 removed += self._remove_where(
-                    conn, f"org = ? AND serial IN ({marks})", (str(org), *chunk), deltas
+                    conn, f"i.org = ? AND i.serial IN ({marks})", (str(org), *chunk), deltas
                 )
             self._record(conn, removed, "revoked", at)
             self._apply_counts(conn, deltas)
@@ -828,9 +871,9 @@ class Catalog:
         Raises:
             StorageError: nothing was written.
         """
-        deltas: Counter[tuple[str, str]] = Counter()
+        deltas: Counter[int] = Counter()
         with transaction(self._conn) as conn:
-            removed = self._remove_where(conn, "expires <= ?", (now,), deltas)
+            removed = self._remove_where(conn, "i.expires <= ?", (now,), deltas)
             self._record(conn, removed, "expired", now)
             conn.execute(
                 "DELETE FROM catalog_withdrawals WHERE reason IN ('revoked', 'expired') AND at < ?",
@@ -844,25 +887,26 @@ class Catalog:
         conn: sqlite3.Connection,
         where: str,
         params: tuple[object, ...],
-        deltas: Counter[tuple[str, str]],
+        deltas: Counter[int],
     ) -> list[tuple[str, int]]:
         """Delete the rows ``where`` selects; returns their (dataset id, sequence)."""
         rows = conn.execute(
-            f"SELECT id, {_FTS_COLUMNS}, license, access, media_types, dataset_id, sequence "  # noqa: S608 - fixed clauses
-            f"FROM catalog WHERE {where}",
+            "SELECT c.id, c.title, c.description, c.keywords, c.themes, c.org, "  # noqa: S608 - fixed clauses
+            "c.dataset_id, c.sequence "
+            f"FROM catalog AS c JOIN catalog_items AS i ON i.id = c.id WHERE {where}",
             params,
         ).fetchall()
-        for rowid, title, description, keywords, themes, org, lic, access, media, *_ in rows:
+        for rowid, title, description, keywords, themes, org, *_ in rows:
             conn.execute(
                 "INSERT INTO catalog_fts (catalog_fts, rowid, title, description, keywords, "
                 "themes, org) VALUES ('delete', ?, ?, ?, ?, ?, ?)",
                 (rowid, title, description, keywords, themes, org),
             )
+            vids = conn.execute("SELECT vid FROM catalog_facets WHERE id = ?", (rowid,))
+            deltas.subtract(int(v[0]) for v in vids.fetchall())
             conn.execute("DELETE FROM catalog_facets WHERE id = ?", (rowid,))
+            conn.execute("DELETE FROM catalog_items WHERE id = ?", (rowid,))
             conn.execute("DELETE FROM catalog WHERE id = ?", (rowid,))
-            deltas.subtract(
-                _row_facets(org, lic, access, keywords=keywords, themes=themes, media_types=media)
-            )
         return [(str(r[-2]), int(r[-1])) for r in rows]
 
     # -- reading
@@ -938,10 +982,10 @@ class Catalog:
         with storage_errors("catalog read failed"):
             conn = self._conn
             orgs = conn.execute(
-                "SELECT count(*) FROM catalog_facet_counts WHERE facet = 'o'"
+                "SELECT count(*) FROM catalog_facet_values WHERE facet = 'o' AND n > 0"
             ).fetchone()[0]
             per_org = conn.execute(
-                "SELECT value, n FROM catalog_facet_counts WHERE facet = 'o' "
+                "SELECT value, n FROM catalog_facet_values WHERE facet = 'o' AND n > 0 "
                 "ORDER BY n DESC, value LIMIT ?",
                 (top,),
             ).fetchall()
@@ -1042,8 +1086,9 @@ class Catalog:
                 q.where.append(f"{column} IN ({marks})")
             else:
                 q.where.append(
-                    "c.id IN (SELECT id FROM catalog_facets WHERE "  # noqa: S608 - fixed codes
-                    f"facet = '{_CODE[facet]}' AND value IN ({marks}))"
+                    "i.id IN (SELECT f.id FROM catalog_facet_values AS v "  # noqa: S608 - fixed codes
+                    "JOIN catalog_facets AS f ON f.vid = v.vid "
+                    f"WHERE v.facet = '{_CODE[facet]}' AND v.value IN ({marks}))"
                 )
             q.params += values
             fts_column = {"org": "org", "keyword": "keywords", "theme": "themes"}.get(facet)
@@ -1053,16 +1098,16 @@ class Catalog:
                 if all(p is not None for p in phrases):
                     q.narrow.append(f"{{{fts_column}}} : ({' OR '.join(map(str, phrases))})")
         if filters.temporal_from is not None:
-            q.where.append("c.temporal_end >= ?")
+            q.where.append("i.temporal_end >= ?")
             q.params.append(filters.temporal_from)
         if filters.temporal_to is not None:
-            q.where.append("c.temporal_start <= ?")
+            q.where.append("i.temporal_start <= ?")
             q.params.append(filters.temporal_to)
         if now is not None:
-            q.where.append("c.expires > ?")
+            q.where.append("i.expires > ?")
             q.params.append(now)
         # "+": never let the snapshot bound steer the planner to a scan of the table.
-        q.where.append("+c.id <= ?")
+        q.where.append("+i.id <= ?")
         q.params.append(snapshot)
         return q
 
@@ -1081,31 +1126,32 @@ class Catalog:
         after, after_params = "", []
         if cur is not None:
             modified, rowid = cur.key
-            after = " AND c.modified <= ? AND (c.modified < ? OR c.id < ?)"
+            after = " AND i.modified <= ? AND (i.modified < ? OR i.id < ?)"
             after_params = [modified, modified, rowid]
         clause = q.clause()
-        order = " ORDER BY c.modified DESC, c.id DESC"
+        order = " ORDER BY i.modified DESC, i.id DESC"
         with storage_errors("catalog search failed"):
             conn = self._conn
             rows = conn.execute(
-                f"SELECT {_HIT_COLUMNS} FROM catalog AS c WHERE 1{clause}{after}{order} LIMIT ?",  # noqa: S608 - no user text in SQL
+                f"SELECT i.id, i.modified FROM catalog_items AS i WHERE 1{clause}{after}{order} "  # noqa: S608 - no user text in SQL
+                "LIMIT ?",
                 [*q.params, *after_params, limit + 1],
             ).fetchall()
             stale = 0
             if unfiltered and now is not None:
                 stale = conn.execute(
-                    "SELECT count(*) FROM catalog WHERE expires <= ?", (now,)
+                    "SELECT count(*) FROM catalog_items WHERE expires <= ?", (now,)
                 ).fetchone()[0]
             if unfiltered and not stale:
                 total = int(
                     conn.execute(
-                        "SELECT COALESCE(sum(n), 0) FROM catalog_facet_counts WHERE facet = 'o'"
+                        "SELECT COALESCE(sum(n), 0) FROM catalog_facet_values WHERE facet = 'o'"
                     ).fetchone()[0]
                 )
             else:
                 total = int(
                     conn.execute(
-                        f"SELECT count(*) FROM catalog AS c WHERE 1{clause}",  # noqa: S608
+                        f"SELECT count(*) FROM catalog_items AS i WHERE 1{clause}",  # noqa: S608
                         q.params,
                     ).fetchone()[0]
                 )
@@ -1116,15 +1162,16 @@ class Catalog:
                 counts, counted = self._stored_counts(), total
             else:
                 counts = self._count_facets(
-                    f"SELECT c.id FROM catalog AS c WHERE 1{clause}{order} LIMIT {FACET_WINDOW}",  # noqa: S608
+                    f"SELECT i.id AS id FROM catalog_items AS i WHERE 1{clause}{order} "  # noqa: S608
+                    f"LIMIT {FACET_WINDOW}",
                     q.params,
                 )
                 counted = min(total, FACET_WINDOW)
-        hits = [_hit(r, 0.0) for r in rows[:limit]]
+        hits = self._hits_by_id([_Row(0, 0.0, int(r[1]), int(r[0])) for r in rows[:limit]])
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = self._encode_cursor("e", snapshot, (int(last[5]), int(last[0])), binding)
+            next_cursor = self._encode_cursor("e", snapshot, (int(last[1]), int(last[0])), binding)
         return SearchPage(hits, total, counts, next_cursor, counted)
 
     def _search_text(
@@ -1160,10 +1207,10 @@ class Catalog:
             ranked = rankings.get(tier) if wanted else None
             score = "rank" if wanted and ranked is None else "0.0"
             sql = (
-                f"SELECT s.rowid, s.r, c.modified FROM (SELECT rowid, {score} AS r "  # noqa: S608 - no user text in SQL
+                f"SELECT s.rowid, s.r, i.modified FROM (SELECT rowid, {score} AS r "  # noqa: S608 - no user text in SQL
                 "FROM catalog_fts "
                 "WHERE catalog_fts MATCH ? AND rowid <= ? ORDER BY rowid DESC LIMIT ?) AS s "
-                f"JOIN catalog AS c ON c.id = s.rowid WHERE 1{clause}"
+                f"JOIN catalog_items AS i ON i.id = s.rowid WHERE 1{clause}"
             )
             with storage_errors("catalog search failed"):
                 rows = self._conn.execute(sql, [expr, snapshot, window, *q.params]).fetchall()
@@ -1190,7 +1237,7 @@ class Catalog:
         more = more or len(after) > limit
         hits = self._hits_by_id(page)
         counts = (
-            self._count_facets("SELECT value FROM json_each(?)", [json.dumps(matched)])
+            self._count_facets("SELECT value AS id FROM json_each(?)", [json.dumps(matched)])
             if facets
             else {}
         )
@@ -1207,7 +1254,7 @@ class Catalog:
             return []
         with storage_errors("catalog search failed"):
             rows = self._conn.execute(
-                f"SELECT {_HIT_COLUMNS} FROM catalog AS c "  # noqa: S608 - fixed columns
+                f"SELECT {_HIT_COLUMNS} FROM catalog AS c JOIN catalog_items AS i ON i.id = c.id "  # noqa: S608 - fixed columns
                 "WHERE c.id IN (SELECT value FROM json_each(?))",
                 (json.dumps([r.id for r in page]),),
             ).fetchall()
@@ -1219,7 +1266,7 @@ class Catalog:
         with storage_errors("catalog search failed"):
             for name in FACETS:
                 rows = self._conn.execute(
-                    "SELECT value, n FROM catalog_facet_counts WHERE facet = ? "
+                    "SELECT value, n FROM catalog_facet_values WHERE facet = ? AND n > 0 "
                     "ORDER BY n DESC, value LIMIT ?",
                     (_CODE[name], MAX_FACET_VALUES),
                 ).fetchall()
@@ -1229,14 +1276,9 @@ class Catalog:
     def _count_facets(self, ids_sql: str, params: Sequence[object]) -> dict[str, list[FacetCount]]:
         """Top facet values over the rows whose ids ``ids_sql`` selects."""
         sql = (
-            f"WITH m(id) AS MATERIALIZED ({ids_sql}), "  # noqa: S608 - no user text in SQL
-            "v AS MATERIALIZED (SELECT c.org, c.license, c.access FROM m "
-            "JOIN catalog AS c ON c.id = m.id) "
-            "SELECT 'o', org, count(*) FROM v GROUP BY org "
-            "UNION ALL SELECT 'l', license, count(*) FROM v WHERE license != '' GROUP BY license "
-            "UNION ALL SELECT 'a', access, count(*) FROM v WHERE access != '' GROUP BY access "
-            "UNION ALL SELECT f.facet, f.value, count(*) FROM m "
-            "JOIN catalog_facets AS f ON f.id = m.id GROUP BY f.facet, f.value"
+            "SELECT v.facet, v.value, g.n FROM (SELECT f.vid AS vid, count(*) AS n "  # noqa: S608 - no user text in SQL
+            f"FROM ({ids_sql}) AS m JOIN catalog_facets AS f ON f.id = m.id GROUP BY f.vid) AS g "
+            "JOIN catalog_facet_values AS v ON v.vid = g.vid"
         )
         with storage_errors("catalog search failed"):
             rows = self._conn.execute(sql, list(params)).fetchall()
