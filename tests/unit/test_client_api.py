@@ -84,7 +84,9 @@ async def test_typed_results_for_every_call(tmp_path: Path) -> None:
         assert peers[0].peer_id == str(peer)
         assert peers[0].latency_ms == 2.0
         published = await dn.publish(raw)
-        assert published == PublishResult(did, 1, 1)
+        assert published == PublishResult(
+            did, 1, 1, "descriptor", "/dn/" + did.removeprefix("dn://")
+        )
         found = await dn.resolve(did)
         assert isinstance(found, Resolved)
         assert found.raw == raw
