@@ -13,8 +13,9 @@ SQLite), ``--nodes`` of them in ``--processes`` ``localnet_worker`` processes:
 3. **sustained rate**: bursts at increasing rates (``--rates``) for
    ``--burst-seconds`` each; the highest rate at which every node got every
    message with reach99 p99 under a second is ``sustained_messages_per_second``;
-4. the simulator's 10,000-node figures (``bench_gossip_sim.py``) are run and
-   included under ``simulator`` unless ``--no-sim``.
+4. the simulator's 10,000-node figures (``bench_gossip_sim.py``, about ten
+   minutes) are run and included under ``simulator``; with ``--no-sim`` the ones
+   it last wrote to ``results/gossip_sim.json`` are included instead.
 
 Duplicates per delivery come from the routers' own counters (messages received
 again after the first copy, over first copies).
@@ -50,6 +51,10 @@ from datanet.testing.localnet import stop_all
 from datanet.testing.records import signed_by
 
 TARGETS = {"reach99_p50_ms": 300.0, "reach99_p99_ms": 1000.0, "coverage": 1.0}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def sign(spec: DevnetNode, name: str) -> str:
@@ -164,6 +169,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "messages": len(burst),
                     "coverage": round(burst_cov, 5),
                     "reach99_ms": summary(burst_reach) if ok else None,
+                    "not_reaching_99_percent": sum(1 for r in burst_reach if not math.isfinite(r)),
                 }
             )
             log(f"rate {rate}/s: coverage {burst_cov:.4f}, reach99 p99 {p99} ms")
@@ -180,8 +186,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "nodes": n,
         "processes": args.processes,
         "messages": len(sent),
-        "reach99_p50_ms": stats.get("p50", math.inf),
-        "reach99_p99_ms": max(reach_ms) if reach_ms and not finite else stats.get("p99", math.inf),
+        # A message that never reached 99% of the nodes has no reach time: then the
+        # percentiles are over all messages with the unreached ones counted last.
+        "reach99_p50_ms": _finite(summary(reach_ms)["p50"]) if reach_ms else None,
+        "reach99_p99_ms": _finite(summary(reach_ms)["p99"]) if reach_ms else None,
         "coverage": round(coverage, 5),
         "duplicates_per_delivery": round(duplicates / deliveries, 3) if deliveries else None,
         "sustained_messages_per_second": sustained,
@@ -190,11 +198,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         **results,
         "targets": TARGETS,
         "meets_targets": {
-            "reach99_p50_ms": results["reach99_p50_ms"] <= TARGETS["reach99_p50_ms"],
-            "reach99_p99_ms": results["reach99_p99_ms"] <= TARGETS["reach99_p99_ms"],
+            "reach99_p50_ms": (results["reach99_p50_ms"] or math.inf) <= TARGETS["reach99_p50_ms"],
+            "reach99_p99_ms": (results["reach99_p99_ms"] or math.inf) <= TARGETS["reach99_p99_ms"],
             "coverage": results["coverage"] >= TARGETS["coverage"],
         },
-        "reach99_ms": stats,
+        "reach99_ms_of_messages_that_reached": stats,
         "messages_not_reaching_99_percent": sum(1 for r in reach_ms if not math.isfinite(r)),
         "bursts": bursts,
         "router_counters_during_reach": {k: after[k] - before.get(k, 0) for k in sorted(after)},
@@ -215,14 +223,25 @@ def simulator(args: argparse.Namespace) -> dict[str, Any] | None:
         return figures
 
 
+def _saved_simulator() -> dict[str, Any] | None:
+    """With ``--no-sim``: the figures ``bench_gossip_sim.py`` last wrote (their own header
+    says when and on what machine), so the results file always carries them."""
+    saved = REPO_ROOT / "benchmarks/results/gossip_sim.json"
+    if not saved.exists():
+        return None
+    figures: dict[str, Any] = json.loads(saved.read_text())
+    figures["command"] = "python benchmarks/bench_gossip_sim.py (an earlier, separate run)"
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--orgs", type=int, default=8)
     parser.add_argument("--messages", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=0.25, help="seconds between messages")
-    parser.add_argument("--rates", type=float, nargs="*", default=[5, 10, 20, 40, 80])
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between messages")
+    parser.add_argument("--rates", type=float, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--burst-seconds", type=float, default=5.0)
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait before counting")
@@ -242,7 +261,7 @@ def main() -> int:
     out = {
         **results_header(),
         **body,
-        "simulator": simulator(args) if args.sim else None,
+        "simulator": simulator(args) if args.sim else _saved_simulator(),
         "parameters": {
             "interval_s": args.interval,
             "rates": args.rates,

@@ -74,6 +74,7 @@ __all__ = [
     "NotFound",
     "NotInitialized",
     "OrgNotFound",
+    "PeerSentJunk",
     "PeerUnreachable",
     "RecordTooLarge",
     "RemoteProtocolError",
@@ -116,6 +117,13 @@ class RemoteProtocolError(NetworkError):
     """Raised when a peer broke a protocol (bad frame, oversized message, wrong type)."""
 
     code = "remote_protocol_error"
+
+
+class PeerSentJunk(RemoteProtocolError):
+    """Raised when a peer sent records that do not verify, past the bound a session
+    allows: the node cuts that peer off (an honest peer never does this)."""
+
+    code = "peer_sent_junk"
 
 
 class StorageError(DatanetError):
@@ -304,6 +312,7 @@ ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
         PeerUnreachable,
         Timeout,
         RemoteProtocolError,
+        PeerSentJunk,
         StorageError,
         NotFound,
         DatasetWithdrawn,

@@ -11,8 +11,10 @@ repaired by range-based set reconciliation (:mod:`routing.sync`, carried by
   that drifted apart converge without anyone noticing;
 * on demand (``datanet catalog sync``).
 
-A peer whose session fails because it sent records that do not verify is
-disconnected, so it cannot feed junk again at once.
+A peer whose session fails because it sent records that do not verify
+(:class:`~datanet.errors.PeerSentJunk`) is disconnected, so it cannot feed junk
+again at once; any other failure (a busy peer refusing, a dropped stream) only
+counts as failed.
 
 Invariants:
 * At most one session per peer at a time, and at most ``join_peers`` at once.
@@ -29,7 +31,7 @@ from typing import Any
 
 import trio
 
-from datanet.errors import DatanetError, InvalidInput, RemoteProtocolError
+from datanet.errors import DatanetError, InvalidInput, PeerSentJunk
 from datanet.node.ledger import Ledger
 from datanet.p2p.sync import SyncResult, SyncService
 from identity.keys import PeerId
@@ -107,7 +109,9 @@ class AntiEntropy:
         started = time.time()
         try:
             result = await self._service.sync_with(peer)
-        except RemoteProtocolError as exc:
+        except PeerSentJunk as exc:
+            # Only junk cuts a peer off: a busy peer refusing a session, or one that
+            # went away mid-session, is an honest peer and is just tried again later.
             self.counters["failed"] += 1
             self.counters["cut_off"] += 1
             log.warning("sync peer cut off", extra={"kv": {"peer": str(peer), "error": str(exc)}})

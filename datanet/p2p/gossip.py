@@ -16,6 +16,8 @@ Invariants:
 * :meth:`GossipTransport.send` never blocks and never raises: each peer has a
   bounded queue drained by one writer task; when it is full the RPC is dropped
   and counted (gossip repairs the loss, anti-entropy repairs the rest).
+* The writer sends what queued up behind one RPC in the same frame (protobuf
+  RPCs concatenate), never more than ``max_rpc_size`` bytes per frame.
 * An inbound frame over ``max_rpc`` bytes or one that does not decode resets
   that stream only, and is counted; the peer's score is the router's business.
 * A peer whose outbound stream cannot be opened (it does not speak
@@ -74,14 +76,47 @@ class GossipLimits:
     open_timeout: float = 10.0
 
 
+_Queued = tuple[bytes, tuple[int, ...]]
+"""An encoded RPC and its counts (see :func:`_counts`), waiting to be written."""
+
+
+def _counts(rpc: RPC) -> tuple[int, ...]:
+    """What the decoder bounds per RPC: messages, subscriptions, control entries, ids."""
+    return (
+        len(rpc.publish),
+        len(rpc.subscriptions),
+        len(rpc.ihave),
+        len(rpc.iwant),
+        len(rpc.graft),
+        len(rpc.prune),
+        sum(len(h.message_ids) for h in rpc.ihave),
+        sum(len(w.message_ids) for w in rpc.iwant),
+    )
+
+
+def _bounds(limits: GossipWireLimits) -> tuple[int, ...]:
+    c = limits.max_control
+    return (
+        limits.max_messages,
+        limits.max_subscriptions,
+        c,
+        c,
+        c,
+        c,
+        limits.max_ihave_ids,
+        limits.max_iwant_ids,
+    )
+
+
 class _Outbound:
     """One peer's send queue and its writer task."""
 
-    __slots__ = ("receive", "send", "stream")
+    __slots__ = ("pending", "receive", "send", "stream")
 
     def __init__(self, size: int) -> None:
-        self.send, self.receive = trio.open_memory_channel[bytes](size)
+        self.send, self.receive = trio.open_memory_channel[_Queued](size)
         self.stream: FramedStream | None = None
+        self.pending: _Queued | None = None  # taken from the queue, for the next frame
 
 
 class GossipTransport:
@@ -95,6 +130,7 @@ class GossipTransport:
         self._out: dict[PeerId, _Outbound] = {}
         self.counters: dict[str, int] = {
             "rpcs_sent": 0,
+            "frames_sent": 0,
             "rpcs_received": 0,
             "bytes_sent": 0,
             "bytes_received": 0,
@@ -147,7 +183,7 @@ class GossipTransport:
             out = self._out[pid] = _Outbound(self.limits.queue)
             self._host.start_soon(self._writer, pid, out)
         try:
-            out.send.send_nowait(payload)
+            out.send.send_nowait((payload, _counts(rpc)))
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.counters["dropped_queue_full"] += 1
             return False
@@ -160,10 +196,18 @@ class GossipTransport:
                 out.stream = await self._host.open_stream(
                     peer, MESHSUB_PROTOCOL, timeout=self.limits.open_timeout
                 )
-                async for payload in out.receive:
+                while True:
+                    first, out.pending = out.pending, None
+                    if first is None:
+                        try:
+                            first = await out.receive.receive()
+                        except trio.EndOfChannel:
+                            break
+                    payload, count = self._coalesce(first, out, limit)
                     with trio.fail_after(self.limits.write_timeout):
                         await out.stream.write_frame(payload, limit)
-                    self.counters["rpcs_sent"] += 1
+                    self.counters["rpcs_sent"] += count
+                    self.counters["frames_sent"] += 1
                     self.counters["bytes_sent"] += len(payload)
         except (DatanetError, trio.TooSlowError) as exc:
             self.counters["streams_failed"] += 1
@@ -175,6 +219,31 @@ class GossipTransport:
         finally:
             if out.stream is not None and self._out.get(peer) is not out:
                 await out.stream.reset()
+
+    def _coalesce(self, first: _Queued, out: _Outbound, limit: int) -> tuple[bytes, int]:
+        """``first`` and the RPCs queued behind it, as one frame the peer's decoder accepts.
+
+        Protobuf concatenates repeated fields, so the concatenation of encoded
+        RPCs is the encoding of one RPC holding all their parts. Each frame costs
+        py-libp2p about 0.3 ms of CPU per side (Noise and yamux in Python), so
+        under load, writing what queued up as one frame is what keeps up. The
+        merged RPC stays within ``limit`` bytes and every count the decoder bounds.
+        """
+        bounds = _bounds(self.limits.wire)
+        parts, size, counts = [first[0]], len(first[0]), list(first[1])
+        while True:
+            try:
+                nxt = out.receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            grown = [a + b for a, b in zip(counts, nxt[1], strict=True)]
+            if size + len(nxt[0]) > limit or any(g > b for g, b in zip(grown, bounds, strict=True)):
+                out.pending = nxt
+                break
+            parts.append(nxt[0])
+            size += len(nxt[0])
+            counts = grown
+        return b"".join(parts), len(parts)
 
     # ----------------------------------------------------------------- receiving
 

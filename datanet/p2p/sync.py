@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from datanet.errors import DatanetError, InvalidInput, RemoteProtocolError
+from datanet.errors import DatanetError, InvalidInput, PeerSentJunk, RemoteProtocolError
 from datanet.p2p._errors import translate
 from datanet.p2p.addrs import as_peer
 from datanet.p2p.streams import FramedStream
@@ -353,7 +353,7 @@ class SyncService:
                 self._stats["records_fetched"] += len(raws)
                 self._stats["records_rejected"] += bad
                 if rejected > limits.max_rejected:
-                    raise RemoteProtocolError(
+                    raise PeerSentJunk(
                         f"{what}: the peer sent {rejected} invalid records; session ended"
                     )
         return received, accepted, rejected

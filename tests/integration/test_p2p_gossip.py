@@ -55,9 +55,9 @@ async def test_rpcs_flow_both_ways_and_peers_come_and_go() -> None:
         for n in range(50):  # many frames on the one stream
             assert ta.send(b.peer_id, RPC(publish=(PubMessage("/t", b"m%d" % n),)))
         assert tb.send(a.peer_id, hello)
-        await rb.wait(lambda: len(rb.rpcs) == 50)
+        await rb.wait(lambda: sum(len(r.publish) for _, r in rb.rpcs) == 50)
         await ra.wait(lambda: len(ra.rpcs) == 1)
-        assert [r.publish[0].data for _, r in rb.rpcs] == [b"m%d" % n for n in range(50)]
+        assert [m.data for _, r in rb.rpcs for m in r.publish] == [b"m%d" % n for n in range(50)]
         assert ra.rpcs[0] == (b.peer_id, hello)
         assert ta.stats()["rpcs_sent"] == 50
         await a.disconnect(b.peer_id)
@@ -101,3 +101,26 @@ async def test_a_full_queue_drops_and_counts() -> None:
         assert results[:2] == [True, True]
         assert not all(results)
         assert ta.stats()["dropped_queue_full"] == results.count(False)
+
+
+async def test_queued_rpcs_go_out_coalesced_in_fewer_frames() -> None:
+    (ka, pa), (kb, pb) = pair()
+    ra, rb = Recorder(), Recorder()
+    async with (
+        open_host(ka, LOCAL, pa, limits=FAST) as a,
+        open_host(kb, LOCAL, pb, limits=FAST) as b,
+    ):
+        ta = GossipTransport(a, limits=GossipLimits(queue=1000))
+        ta.start(ra.on_rpc, ra.on_peer)
+        GossipTransport(b).start(rb.on_rpc, rb.on_peer)
+        await a.connect(b.peer_id, b.listen_addrs())
+        for n in range(300):  # queued without a checkpoint: the writer finds them all waiting
+            assert ta.send(b.peer_id, RPC(publish=(PubMessage("/t", b"%d" % n + b"x" * 900),)))
+        await rb.wait(lambda: sum(len(r.publish) for _, r in rb.rpcs) == 300)
+        got = [m.data.split(b"x")[0] for _, r in rb.rpcs for m in r.publish]
+        assert got == [b"%d" % n for n in range(300)]  # all of them, in order
+        stats = ta.stats()
+        assert stats["rpcs_sent"] == 300
+        assert 300 / 64 <= stats["frames_sent"] < 300  # merged, but never past 64 per RPC
+        assert len(rb.rpcs) == stats["frames_sent"]  # a frame arrives as one merged RPC
+        assert max(len(r.publish) for _, r in rb.rpcs) <= 64

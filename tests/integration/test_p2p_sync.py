@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 import trio
 
-from datanet.errors import NetworkError, RemoteProtocolError, Timeout
+from datanet.errors import NetworkError, PeerSentJunk, Timeout
 from datanet.p2p import SYNC_PROTOCOL, SyncLimits, SyncService, open_host
 from datanet.p2p.streams import FramedStream
 from datanet.testing.clock import NOW
@@ -112,7 +112,7 @@ async def test_junk_records_are_rejected_and_the_session_stops() -> None:
         a_sync = SyncService(a, a_store, limits=limits)
         b_sync = SyncService(b, b_store, limits=limits)
         # A fetches B's junk: its backend rejects it, and A ends the session.
-        with trio.fail_after(10), pytest.raises(RemoteProtocolError, match="invalid records"):
+        with trio.fail_after(10), pytest.raises(PeerSentJunk, match="invalid records"):
             await a_sync.sync_with(b.peer_id, addrs=b.listen_addrs())
         assert a_sync.stats()["records_rejected"] == 8
         assert a_sync.stats()["records_fetched"] == 8  # stopped after the first batch
