@@ -59,14 +59,11 @@ class LedgerBackend:
         return self._ledger.records_by_id(ids)
 
     async def ingest(self, raws: Sequence[bytes], from_peer: PeerId) -> tuple[int, int]:
-        accepted = rejected = 0
-        for i, raw in enumerate(raws):
-            result = self._ledger.ingest(raw, from_peer=from_peer.to_bytes()).result
-            accepted += result is ValidationResult.ACCEPT
-            rejected += result is ValidationResult.REJECT
-            if i % 64 == 63:
-                await trio.lowlevel.checkpoint()  # a large batch must not starve the node
-        return accepted, rejected
+        results = [
+            i.result for i in self._ledger.ingest_batch(raws, from_peer=from_peer.to_bytes())
+        ]
+        await trio.lowlevel.checkpoint()
+        return results.count(ValidationResult.ACCEPT), results.count(ValidationResult.REJECT)
 
 
 class AntiEntropy:

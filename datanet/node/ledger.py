@@ -41,7 +41,7 @@ from typing import Any
 from datanet.errors import DatanetError, ExpiredRecord
 from datanet.node.feed import CatalogEvent, CatalogFeed
 from datanet.records.deprecation import VerifiedDeprecation
-from datanet.records.descriptor import VerifiedDescriptor, decode_descriptor_unverified
+from datanet.records.descriptor import Descriptor, VerifiedDescriptor
 from datanet.records.ids import SCHEME
 from datanet.records.ledger import LedgerRecord, RecordKind, verify_ledger_record
 from datanet.store.catalog import Catalog
@@ -103,15 +103,15 @@ class Ledger:
         self._index = SyncIndex()
         self._item_of: dict[str, Item] = {}  # held key -> its sync item
         self._where: dict[bytes, tuple[str, str]] = {}  # item id -> (store, key)
+        self._was_new: dict[str, bool] = {}  # ingest_batch: dataset id -> not held before
         self.counters: dict[str, int] = {"accepted": 0, "ignored": 0, "rejected": 0}
 
     # -- loading ------------------------------------------------------------------
 
     def load(self) -> None:
         """Build the sync index from what is stored; apply stored revocation lists."""
-        for dataset_id, _modified, raw in self.catalog.entries():
-            timestamp = decode_descriptor_unverified(raw).modified
-            self._hold(dataset_id, "catalog", timestamp, raw)
+        for dataset_id, modified, raw in self.catalog.entries():
+            self._hold(dataset_id, "catalog", modified, raw)
         for w in self.catalog.withdrawals():
             if w.raw is not None and w.reason == "deprecated":
                 self._hold(w.dataset_id, "withdrawal", w.at, w.raw)
@@ -187,26 +187,72 @@ class Ledger:
                 },
             )
             return self._count(Intake(ValidationResult.REJECT, None, str(exc)))
+        return self._count(self._ingest_verified(record, now))
+
+    def _ingest_verified(self, record: LedgerRecord, now: int) -> Intake:
         try:
             applied = self._apply(record, now)
         except DatanetError as exc:
             log.warning("storing a record failed", extra={"kv": {"error": str(exc)}})
-            return self._count(Intake(ValidationResult.IGNORE, record, str(exc)))
+            return Intake(ValidationResult.IGNORE, record, str(exc))
         if not applied:
-            return self._count(
-                Intake(ValidationResult.IGNORE, record, "not newer than the held record")
-            )
-        return self._count(Intake(ValidationResult.ACCEPT, record))
+            return Intake(ValidationResult.IGNORE, record, "not newer than the held record")
+        return Intake(ValidationResult.ACCEPT, record)
+
+    def ingest_batch(
+        self, raws: Sequence[bytes], *, from_peer: bytes | None = None
+    ) -> list[Intake]:
+        """:meth:`ingest` many records (anti-entropy), storing the descriptors in one transaction.
+
+        One durable commit per descriptor costs an fsync each (about a millisecond);
+        a new node that fetches 10,000 records would spend most of its join on
+        them. The verdicts are those :meth:`ingest` would give one by one.
+        """
+        now = int(self._clock())
+        out: list[Intake | None] = [None] * len(raws)
+        fresh: dict[str, tuple[int, LedgerRecord]] = {}  # dataset id -> (index, newest record)
+        for i, raw in enumerate(raws):
+            try:
+                record = verify_ledger_record(bytes(raw), self._trust, now)
+            except ExpiredRecord as exc:
+                out[i] = Intake(ValidationResult.IGNORE, None, str(exc))
+                continue
+            except DatanetError as exc:
+                out[i] = Intake(ValidationResult.REJECT, None, str(exc))
+                continue
+            if record.kind is not RecordKind.DESCRIPTOR:
+                out[i] = self._ingest_verified(record, now)
+                continue
+            dataset_id = str(record.dataset_id)
+            earlier = fresh.get(dataset_id)
+            if earlier is not None and earlier[1].sequence >= record.sequence:
+                out[i] = Intake(ValidationResult.IGNORE, record, "not newer than the held record")
+                continue
+            if earlier is not None:
+                out[earlier[0]] = Intake(
+                    ValidationResult.IGNORE, earlier[1], "not newer than the held record"
+                )
+            fresh[dataset_id] = (i, record)
+        newer = [(i, r) for i, r in fresh.values() if self._descriptor_is_newer(r)]
+        for i, record in fresh.values():
+            out[i] = Intake(ValidationResult.IGNORE, record, "not newer than the held record")
+        try:
+            self.catalog.upsert_many([(r.raw, self._descriptor(r), r.serial) for _, r in newer])
+        except DatanetError as exc:
+            log.warning("storing records failed", extra={"kv": {"error": str(exc)}})
+            newer = []
+        for i, record in newer:
+            was_new = self._was_new.pop(str(record.dataset_id), True)
+            self._held_descriptor(record, was_new=was_new)
+            out[i] = Intake(ValidationResult.ACCEPT, record)
+        self._was_new.clear()
+        return [self._count(intake or Intake(ValidationResult.IGNORE)) for intake in out]
 
     async def ingest_many(self, raws: Sequence[bytes], from_peer: Any) -> tuple[int, int]:
         """Ingest records from anti-entropy sync; returns (accepted, rejected)."""
         peer = from_peer.to_bytes() if hasattr(from_peer, "to_bytes") else None
-        accepted = rejected = 0
-        for raw in raws:
-            result = self.ingest(raw, from_peer=peer).result
-            accepted += result is ValidationResult.ACCEPT
-            rejected += result is ValidationResult.REJECT
-        return accepted, rejected
+        results = [i.result for i in self.ingest_batch(raws, from_peer=peer)]
+        return results.count(ValidationResult.ACCEPT), results.count(ValidationResult.REJECT)
 
     def _count(self, intake: Intake) -> Intake:
         name = {
@@ -226,18 +272,40 @@ class Ledger:
             return self._apply_revocation(record, now)
         return self._apply_org(record)
 
-    def _apply_descriptor(self, record: LedgerRecord) -> bool:
+    @staticmethod
+    def _descriptor(record: LedgerRecord) -> Descriptor:
         verified = record.value
         assert isinstance(verified, VerifiedDescriptor)
-        desc = verified.descriptor
-        dataset_id = str(desc.dataset_id)
+        return verified.descriptor
+
+    def _descriptor_is_newer(self, record: LedgerRecord) -> bool:
+        """Whether the catalog would take this descriptor (newer, not withdrawn by a tombstone)."""
+        dataset_id = str(record.dataset_id)
         held = self.catalog.sequence_of(dataset_id)
+        if held is not None and held >= record.sequence:
+            return False
+        gone = self.catalog.withdrawal(dataset_id)
+        if gone is not None and gone.reason == "deprecated" and gone.sequence >= record.sequence:
+            return False
+        self._was_new[dataset_id] = held is None
+        return True
+
+    def _apply_descriptor(self, record: LedgerRecord) -> bool:
+        desc = self._descriptor(record)
+        held = self.catalog.sequence_of(str(desc.dataset_id))
         if not self.catalog.upsert(record.raw, desc, serial=record.serial):
             return False
+        self._held_descriptor(record, was_new=held is None)
+        return True
+
+    def _held_descriptor(self, record: LedgerRecord, *, was_new: bool) -> None:
+        """Index a descriptor the catalog just took, and tell the watchers."""
+        desc = self._descriptor(record)
+        dataset_id = str(desc.dataset_id)
         self._hold(dataset_id, "catalog", record.timestamp, record.raw)
         self.feed.publish(
             CatalogEvent(
-                kind="new" if held is None else "updated",
+                kind="new" if was_new else "updated",
                 dataset_id=dataset_id,
                 sequence=desc.sequence,
                 org=str(desc.dataset_id.org),
@@ -248,7 +316,6 @@ class Ledger:
                 at=self._clock(),
             )
         )
-        return True
 
     def _apply_deprecation(self, record: LedgerRecord, now: int) -> bool:
         verified = record.value

@@ -140,3 +140,27 @@ def test_the_sync_index_is_rebuilt_the_same_after_a_restart(tmp_path: Path) -> N
         held = again.records_by_id([i.id for i in items])
         assert sorted(held) == sorted([*raws, rev, tomb])
         assert fresh_trust.is_revoked(ORG_A.org_id, 99)  # stored revocations apply at load
+
+
+def test_a_batch_gives_the_verdicts_of_one_by_one_in_one_transaction(parts: tuple) -> None:
+    ledger, catalog, _, _, feed, _ = parts
+    held = signed(descriptor("b/held", sequence=3))
+    assert ledger.ingest(held).result is ACCEPT
+    tomb = signed_deprecation(deprecation("b/gone", sequence=5))
+    v1, v2 = (signed(descriptor("b/twice", sequence=n)) for n in (1, 2))
+    batch = [
+        signed(descriptor("b/new")),  # ACCEPT
+        signed(descriptor("b/held", sequence=2)),  # IGNORE: older than held
+        v2,  # ACCEPT (the newer of the two in this batch)
+        v1,  # IGNORE: an older version in the same batch
+        tomb,  # ACCEPT (not a descriptor: applied on its own)
+        signed(descriptor("b/gone", sequence=4)),  # IGNORE: withdrawn by the tombstone
+        forge_body(held, title="x"),  # REJECT
+        signed(descriptor("b/old", now=NOW - 3 * DAY, lifetime=DAY)),  # IGNORE: expired
+    ]
+    verdicts = [i.result for i in ledger.ingest_batch(batch)]
+    assert verdicts == [ACCEPT, IGNORE, ACCEPT, IGNORE, ACCEPT, IGNORE, REJECT, IGNORE]
+    assert catalog.get(f"dn://{ORG_A.org_id}/b/twice") == v2
+    changes = {(e.dataset_id.rsplit("/", 1)[-1], e.kind) for e in feed.events[-3:]}
+    assert changes == {("gone", "withdrawn"), ("new", "new"), ("twice", "new")}
+    assert len(ledger.sync_index()) == 4  # held, new, twice, the tombstone
