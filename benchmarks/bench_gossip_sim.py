@@ -56,6 +56,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+def _config(args: argparse.Namespace) -> GossipConfig:
+    """The router parameters the simulated nodes run: the node's own, unless ``--config spec``."""
+    if args.config == "spec":
+        return GossipConfig()
+    from datanet.node.gossip import CATALOG_GOSSIP  # noqa: PLC0415 - only for this choice
+
+    return CATALOG_GOSSIP
+
+
 def run_scenario(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """Build, warm up and measure one scenario."""
     vanish, adversary = SCENARIOS[name]
@@ -65,7 +74,9 @@ def run_scenario(args: argparse.Namespace, name: str) -> dict[str, Any]:
         picked = random.Random(args.seed + 1).sample(range(n), n // 20)
         behaviors = dict.fromkeys(picked, adversary)
     started = time.perf_counter()
-    sim = GossipSimulation(n, seed=args.seed, degree=args.degree, behaviors=behaviors)
+    sim = GossipSimulation(
+        n, seed=args.seed, degree=args.degree, behaviors=behaviors, config=_config(args)
+    )
     sim.run_for(args.warmup)
     setup_wall = time.perf_counter() - started
     if vanish:
@@ -152,10 +163,16 @@ def main() -> int:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--config",
+        choices=("datanet", "spec"),
+        default="datanet",
+        help="router parameters: datanet's (datanet.node.gossip.CATALOG_GOSSIP) or the spec's",
+    )
+    parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "gossip_sim.json"
     )
     args = parser.parse_args()
-    cfg = GossipConfig()
+    cfg = _config(args)
     runs = [run_scenario(args, name) for name in args.scenarios]
     result = {
         **results_header(),
@@ -169,6 +186,7 @@ def main() -> int:
             "seed": args.seed,
             "link": "one-way latency per link U(10 ms, 80 ms), no jitter, no loss",
             "validation": "instant; data starting with b'junk:' rejected by honest nodes",
+            "router_config": args.config,
             "router": {
                 "D": cfg.D,
                 "D_lo": cfg.D_lo,

@@ -85,3 +85,23 @@ def test_runs_are_deterministic() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="need n"):
         GossipSimulation(1, seed=1)
+
+
+@pytest.mark.parametrize("vanish", [0.0, 0.3])
+def test_the_nodes_own_parameters_reach_everyone(vanish: float) -> None:
+    """The smaller mesh the node runs (``CATALOG_GOSSIP``) still reaches every live node."""
+    from datanet.node.gossip import CATALOG_GOSSIP
+
+    sim = GossipSimulation(N, seed=5, config=CATALOG_GOSSIP)
+    sim.run_for(3.0)
+    if vanish:
+        sim.vanish(vanish)
+    live = sim.honest_live()
+    for k in range(5):
+        sim.publish(sim.rng.choice(live), b"descriptor-%d" % k + bytes(100))
+        sim.run_for(0.2)
+    assert sim.run_until_delivered(sim.loop.now + 30.0)
+    for r in sim.reports():
+        assert r.coverage == 1.0
+        assert r.reach99 is not None
+        assert r.reach99 < 1.0
