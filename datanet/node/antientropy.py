@@ -5,8 +5,9 @@ missed (a node that was offline, a partition, a node that just joined) is
 repaired by range-based set reconciliation (:mod:`routing.sync`, carried by
 :class:`datanet.p2p.sync.SyncService`). :class:`AntiEntropy` decides when:
 
-* right after the node joined, with ``join_peers`` connected peers at once
-  (a new or restarted node is complete within seconds);
+* right after the node joined: with one connected peer, then with
+  ``join_peers - 1`` more at once (a new or restarted node is complete within
+  seconds, and fetches each missing record once);
 * then every ``interval`` seconds with one random connected peer, so two nodes
   that drifted apart converge without anyone noticing;
 * on demand (``datanet catalog sync``).
@@ -152,7 +153,12 @@ class AntiEntropy:
 
     async def run(self) -> None:
         """Sync with ``join_peers`` peers now, then one every ``interval`` (until cancelled)."""
-        results = await self.sync_some(self.join_peers)
+        # One peer first: a new node lacks everything, and sessions run at once
+        # would each fetch and verify the whole catalog; the others then only
+        # repair what that peer itself lacked.
+        results = await self.sync_some(1)
+        if self.join_peers > 1:
+            results += await self.sync_some(self.join_peers - 1)
         log.info("join sync", extra={"kv": {"sessions": len(results)}})
         while True:
             # Jitter keeps a network that started together from syncing in lockstep.
