@@ -248,12 +248,6 @@ class Ledger:
         self._was_new.clear()
         return [self._count(intake or Intake(ValidationResult.IGNORE)) for intake in out]
 
-    async def ingest_many(self, raws: Sequence[bytes], from_peer: Any) -> tuple[int, int]:
-        """Ingest records from anti-entropy sync; returns (accepted, rejected)."""
-        peer = from_peer.to_bytes() if hasattr(from_peer, "to_bytes") else None
-        results = [i.result for i in self.ingest_batch(raws, from_peer=peer)]
-        return results.count(ValidationResult.ACCEPT), results.count(ValidationResult.REJECT)
-
     def _count(self, intake: Intake) -> Intake:
         name = {
             ValidationResult.ACCEPT: "accepted",

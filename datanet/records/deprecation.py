@@ -33,14 +33,16 @@ from typing import Any
 from datanet.errors import (
     CertificateError,
     DecodeError,
-    ExpiredRecord,
     InvalidInput,
     RecordTooLarge,
     RoleNotGranted,
     ScopeError,
-    VerificationError,
 )
-from datanet.records.descriptor import MAX_CLOCK_SKEW, MAX_LIFETIME, Descriptor
+from datanet.records.descriptor import (
+    MAX_LIFETIME,
+    Descriptor,
+    check_dataset_record,
+)
 from datanet.records.fields import check_int, check_text
 from datanet.records.ids import DatasetId
 from identity.certs import MembershipCertificate, Role, TrustStore, parse_certificate
@@ -295,20 +297,16 @@ def check_deprecation(
         ExpiredRecord: ``now`` is at or past ``dep.expires``.
         VerificationError: ``withdrawn_at`` lies in the future, or ``expires`` too far.
     """
-    cert = trust.verify_chain(
-        env.chain, now=now, node=dep.node, role=Role.PUBLISHER, org=dep.dataset_id.org
+    return check_dataset_record(
+        f"deprecation of {dep.dataset_id}",
+        env,
+        trust,
+        now,
+        node=dep.node,
+        org=dep.dataset_id.org,
+        dated=("is dated", dep.withdrawn_at),
+        expires=dep.expires,
     )
-    if now >= dep.expires:
-        raise ExpiredRecord(f"deprecation of {dep.dataset_id} expired at {dep.expires}")
-    if dep.withdrawn_at > now + MAX_CLOCK_SKEW:
-        raise VerificationError(
-            f"deprecation of {dep.dataset_id} is dated in the future ({dep.withdrawn_at} > {now})"
-        )
-    if dep.expires > now + MAX_LIFETIME:
-        raise VerificationError(
-            f"deprecation of {dep.dataset_id} expires more than {MAX_LIFETIME // 86400} days ahead"
-        )
-    return cert
 
 
 def verify_deprecation(data: bytes, trust: TrustStore, now: int) -> VerifiedDeprecation:

@@ -583,19 +583,43 @@ def check_descriptor(
         ExpiredRecord: ``now`` is at or past ``desc.expires``.
         VerificationError: ``modified`` lies in the future, or ``expires`` too far.
     """
-    cert = trust.verify_chain(
-        env.chain, now=now, node=desc.publisher_node, role=Role.PUBLISHER, org=desc.dataset_id.org
+    return check_dataset_record(
+        f"descriptor of {desc.dataset_id}",
+        env,
+        trust,
+        now,
+        node=desc.publisher_node,
+        org=desc.dataset_id.org,
+        dated=("was modified", desc.modified),
+        expires=desc.expires,
     )
-    if now >= desc.expires:
-        raise ExpiredRecord(f"descriptor of {desc.dataset_id} expired at {desc.expires}")
-    if desc.modified > now + MAX_CLOCK_SKEW:
-        raise VerificationError(
-            f"descriptor of {desc.dataset_id} was modified in the future ({desc.modified} > {now})"
-        )
-    if desc.expires > now + MAX_LIFETIME:
-        raise VerificationError(
-            f"descriptor of {desc.dataset_id} expires more than {MAX_LIFETIME // 86400} days ahead"
-        )
+
+
+def check_dataset_record(
+    what: str,
+    env: SignedEnvelope,
+    trust: TrustStore,
+    now: int,
+    *,
+    node: PeerId,
+    org: OrgId,
+    dated: tuple[str, int],
+    expires: int,
+) -> MembershipCertificate:
+    """The checks every record a publisher node signs about a dataset shares.
+
+    The chain must be a publisher certificate of ``org`` for ``node``; the record
+    must not have expired, be dated in the future, or claim a lifetime beyond
+    ``MAX_LIFETIME``. ``dated`` is (what the date means, the date) for the message.
+    """
+    cert = trust.verify_chain(env.chain, now=now, node=node, role=Role.PUBLISHER, org=org)
+    if now >= expires:
+        raise ExpiredRecord(f"{what} expired at {expires}")
+    verb, when = dated
+    if when > now + MAX_CLOCK_SKEW:
+        raise VerificationError(f"{what} {verb} in the future ({when} > {now})")
+    if expires > now + MAX_LIFETIME:
+        raise VerificationError(f"{what} expires more than {MAX_LIFETIME // 86400} days ahead")
     return cert
 
 

@@ -213,9 +213,11 @@ class _Runner:
         """Verify a record into the node's ledger and send it by gossip only (no DHT put)."""
         node = self.node(cmd)
         raw = _unb64(cmd.get("raw"), "raw")
+        from routing.gossip.router import ValidationResult  # noqa: PLC0415
+
         at = time.time()
         intake = node.ledger.ingest(raw)
-        if intake.result.name != "ACCEPT":
+        if intake.result is not ValidationResult.ACCEPT:
             raise InvalidInput(f"the record was not accepted: {intake.reason}")
         node.gossip.publish(raw)
         return {"at": at}
