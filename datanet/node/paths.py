@@ -13,6 +13,8 @@ Layout::
       orgs/<name>.rev            the org's newest revocation list, ready to hand out
       datanet.sqlite             the node's database (datanet.store.db)
       catalog.sqlite             the node's catalog (datanet.store.catalog)
+      access.sqlite              access requests sent and received, issued grants (0600)
+      access-details.toml        per dataset, what a grant tells its grantee (optional)
       datanet.pid                the running daemon's pid, flock-ed while it runs
       api.token                  the running daemon's bearer token (0600)
       api.url                    the URL the running daemon's API listens on
@@ -114,6 +116,16 @@ class HomeLayout:
     def catalog(self) -> Path:
         """``catalog.sqlite``."""
         return self.root / CATALOG_FILENAME
+
+    @property
+    def access(self) -> Path:
+        """``access.sqlite``: access requests (sent and received) and issued grants."""
+        return self.root / "access.sqlite"
+
+    @property
+    def access_details(self) -> Path:
+        """``access-details.toml``: what a grant tells its grantee, per dataset (optional)."""
+        return self.root / "access-details.toml"
 
     # -- organizations created on this machine ----------------------------------
 

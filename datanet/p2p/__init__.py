@@ -47,9 +47,12 @@ from datanet.p2p.limits import HostLimits
 from datanet.p2p.protocols import IDENTIFY_PROTOCOL, PING_PROTOCOL
 from datanet.p2p.service import ServiceHost, StreamHandler
 from datanet.p2p.streams import FramedStream, RequestHandler, check_protocol_id
+from datanet.p2p.access import ACCESS_PROTOCOL, AccessTransport
 from datanet.p2p.sync import SYNC_PROTOCOL, SyncBackend, SyncLimits, SyncResult, SyncService
 
 __all__ = [
+    "ACCESS_PROTOCOL",
+    "AccessTransport",
     "IDENTIFY_PROTOCOL",
     "ID_PROTOCOL",
     "KAD_PROTOCOL",
