@@ -34,11 +34,13 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
 from datanet.errors import DatanetError, DatasetWithdrawn, NotFound, ScopeError, Timeout
+from datanet.node.access import AccessService
 from datanet.node.antientropy import AntiEntropy, LedgerBackend
 from datanet.node.config import Config
 from datanet.node.feed import CatalogFeed
@@ -46,6 +48,7 @@ from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
 from datanet.node.ledger import Ledger
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.p2p import (
+    AccessTransport,
     GossipTransport,
     Host,
     KadServer,
@@ -66,10 +69,12 @@ from datanet.records.descriptor import (
 from datanet.records.ids import DatasetId
 from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator
+from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog, SearchFilters, SearchPage
 from datanet.store.db import PEER_MAX_AGE, Storage
 from identity.certs import Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
+from routing.access import MAX_HOPS
 from routing.coordinator import (
     Coordinator,
     CoordinatorConfig,
@@ -107,7 +112,7 @@ REJOIN_FIRST_DELAY = 1.0
 #: other nodes of the org still have a reachable publisher (org keep-alive).
 KEEPALIVE_INTERVAL = 600.0
 #: DHT namespaces whose values are ledger records (the complete catalog's input).
-_LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev"})
+_LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev", "dn-grev"})
 
 
 def _now() -> float:
@@ -147,6 +152,9 @@ class Node:
         org: the organization of this node's certificate, if installed.
         rng: randomness for bucket refresh targets.
         chain: this node's membership chain (it signs deprecations with it).
+        access: the access store (requests, grants); access requests are served
+            only when it is given.
+        access_details: the operator's optional ``access-details.toml``.
     """
 
     def __init__(
@@ -161,6 +169,8 @@ class Node:
         org: OrgId | None,
         rng: random.Random,
         chain: Sequence[bytes] = (),
+        access: AccessStore | None = None,
+        access_details: Path | None = None,
     ) -> None:
         self._key = key
         self._host = host
@@ -215,6 +225,22 @@ class Node:
             disconnect=host.disconnect,
             rng=rng,
         )
+        self.access: AccessService | None = None
+        if access is not None:
+            self.access = AccessService(
+                key=key,
+                chain=self._chain,
+                transport=AccessTransport(host, max_hops=MAX_HOPS),
+                store=access,
+                storage=storage,
+                trust=trust,
+                descriptor_of=self.resolve,
+                addrs_of=self._addrs_for_access,
+                publish=self.publish,
+                revoked=lambda: frozenset(self.ledger.revoked_grants),
+                details_file=access_details,
+                clock=_now,
+            )
 
     # -- identity -------------------------------------------------------------------
 
@@ -271,6 +297,9 @@ class Node:
             nursery.start_soon(self._peer_events, events)
             nursery.start_soon(self._driver)
             nursery.start_soon(self.gossip.run)
+            if self.access is not None:
+                self.access.start()
+                nursery.start_soon(self.access.run)
             self._restore()
             await self._join()
             nursery.start_soon(self._maintenance)
@@ -817,6 +846,7 @@ class Node:
             "catalog_size": len(self._catalog),
             "gossip_mesh": len(self.gossip.router.mesh(CATALOG_TOPIC)),
             "uptime_seconds": round(_now() - self._started_at, 3),
+            "access": None if self.access is None else self.access.stats(),
         }
 
     # -- the complete catalog ------------------------------------------------------
@@ -890,3 +920,85 @@ class Node:
         except (DatanetError, trio.TooSlowError):
             return False
         return True
+
+    # -- access requests ----------------------------------------------------------------
+
+    async def _addrs_for_access(self, peer: PeerId) -> list[str]:
+        """Addresses to reach the next hop of an access request ([] when connected)."""
+        if self._host.is_connected(peer):
+            return []
+        try:
+            return [a.rpartition("/p2p/")[0] or a for a in await self.find_peer(peer)]
+        except DatanetError:
+            return []
+
+    def _access(self) -> AccessService:
+        if self.access is None:
+            raise NotFound("this node keeps no access store; access requests are off")
+        return self.access
+
+    async def request_access(
+        self, dataset_id: DatasetId, *, purpose: str, days: int, note: str, wait: float
+    ) -> Mapping[str, Any]:
+        """Ask the dataset's owner for access (see :class:`AccessService`)."""
+        return await self._access().request_access(
+            dataset_id, purpose=purpose, days=days, note=note, wait=wait
+        )
+
+    async def refresh_request(self, request_id: str, *, wait: float) -> Mapping[str, Any]:
+        """Ask the owner again about a request this node sent."""
+        return await self._access().refresh_request(request_id, wait=wait)
+
+    def access_requests(
+        self,
+        *,
+        direction: Literal["received", "sent"],
+        state: str | None,
+        dataset: DatasetId | None,
+        limit: int,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Requests received (the operator's inbox) or sent, newest first."""
+        return self._access().requests(
+            direction=direction, state=state, dataset=dataset, limit=limit
+        )
+
+    def access_request(
+        self, request_id: str, *, direction: Literal["received", "sent"]
+    ) -> Mapping[str, Any]:
+        """One request by id or unique prefix."""
+        return self._access().request_view(request_id, direction=direction)
+
+    async def approve_request(self, request_id: str, *, days: int | None) -> Mapping[str, Any]:
+        """Grant a pending request (the operator's decision)."""
+        return await self._access().approve(request_id, days=days)
+
+    async def deny_request(self, request_id: str, *, reason: str) -> Mapping[str, Any]:
+        """Deny a pending request with the operator's reason."""
+        return self._access().deny(request_id, reason=reason)
+
+    def grants(
+        self,
+        *,
+        role: Literal["issued", "received"],
+        dataset: DatasetId | None,
+        active: bool,
+        limit: int,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Grants issued by this node, or received by it."""
+        return self._access().grants(role=role, dataset=dataset, active=active, limit=limit)
+
+    def grant(self, grant_id: str, *, details: bool) -> Mapping[str, Any]:
+        """One grant by id or unique prefix (details decrypted for a received one)."""
+        return self._access().grant_view(grant_id, details=details)
+
+    def verify_grant(self, raw: bytes, *, deep: bool) -> Mapping[str, Any]:
+        """Check a grant against this node's trust store and the revocations it holds."""
+        return self._access().verify(raw, deep=deep)
+
+    async def revoke_grant(self, grant_id: str, *, reason: str) -> Mapping[str, Any]:
+        """Revoke a grant this node issued and publish the revocation."""
+        return await self._access().revoke(grant_id, reason=reason)
+
+    def purposes(self) -> Sequence[Mapping[str, Any]]:
+        """The purpose vocabulary requests use."""
+        return AccessService.purposes()

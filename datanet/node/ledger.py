@@ -105,6 +105,8 @@ class Ledger:
         self._where: dict[bytes, tuple[str, str]] = {}  # item id -> (store, key)
         self._was_new: dict[str, bool] = {}  # ingest_batch: dataset id -> not held before
         self.counters: dict[str, int] = {"accepted": 0, "ignored": 0, "rejected": 0}
+        #: Ids of the grants whose signed revocation this node holds (access grants).
+        self.revoked_grants: set[bytes] = set()
 
     # -- loading ------------------------------------------------------------------
 
@@ -124,7 +126,17 @@ class Ledger:
                         "a stored revocation list is damaged", extra={"kv": {"error": str(exc)}}
                     )
                     continue
+            self._note_grant_revocation(row.kind, row.key)
             self._hold(row.key.decode("utf-8", "replace"), "ledger", row.timestamp, row.raw)
+
+    def _note_grant_revocation(self, kind: str, key: bytes) -> None:
+        """Remember a revoked grant id (the last part of ``/dn-grev/<org>/<grant id>``)."""
+        if str(kind) != "grant_revocation":
+            return
+        try:
+            self.revoked_grants.add(bytes.fromhex(key.rsplit(b"/", 1)[-1].decode("ascii")))
+        except (ValueError, UnicodeDecodeError):
+            log.warning("a stored grant revocation has a malformed key")
 
     def _hold(self, key: str, store: str, timestamp: int, raw: bytes) -> None:
         self._drop(key)
@@ -374,8 +386,10 @@ class Ledger:
         return removed
 
     def _apply_org(self, record: LedgerRecord) -> bool:
+        """Org records and grant revocations: kept in the ledger table, newest wins."""
         if not self._storage.put_ledger_record(self._row(record)):
             return False
+        self._note_grant_revocation(str(record.kind), record.key)
         self._hold(record.key.decode("utf-8", "replace"), "ledger", record.timestamp, record.raw)
         return True
 

@@ -28,6 +28,7 @@ from datanet.node.config import Config
 from datanet.node.driver import Node
 from datanet.node.home import Home
 from datanet.p2p import Admission, AdmissionMode, HostLimits, open_host
+from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog
 from datanet.store.db import Storage
 from identity.certs import TrustStore, parse_certificate
@@ -78,6 +79,11 @@ async def open_node(
     try:
         catalog = Catalog(home.layout.catalog)
         try:
+            access = AccessStore(home.layout.access)
+        except BaseException:
+            catalog.close()
+            raise
+        try:
             async with open_host(
                 node_key,
                 list(config.network.listen),
@@ -95,6 +101,8 @@ async def open_node(
                     org=org,
                     rng=rng or random.Random(),
                     chain=chain,
+                    access=access,
+                    access_details=home.layout.access_details,
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node._run)
@@ -103,6 +111,7 @@ async def open_node(
                     finally:
                         nursery.cancel_scope.cancel()
         finally:
+            access.close()
             catalog.close()
     finally:
         storage.close()
