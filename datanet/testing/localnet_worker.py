@@ -175,6 +175,19 @@ class _Runner:
             "held_before": held,
         }
 
+    async def op_request_access(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        from datanet.records.ids import DatasetId  # noqa: PLC0415
+
+        node = self.node(cmd)
+        outcome = await node.request_access(
+            DatasetId.parse(_field(cmd, "dataset_id", str)),
+            purpose=_field(cmd, "purpose", str),
+            days=_field(cmd, "days", int, 30),
+            note="",
+            wait=0.0,
+        )
+        return dict(outcome)
+
     async def op_routing_get(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         node = self.node(cmd)
         value = await node.routing_get(_unb64(cmd.get("key"), "key"))
