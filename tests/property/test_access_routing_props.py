@@ -151,7 +151,9 @@ def route_exists(m: Model) -> bool:
 
 @settings(max_examples=1500, deadline=None)
 @given(models(), st.data())
-def test_network_model_reaches_the_owner_through_the_gateways(m: Model, data: st.DataObject) -> None:
+def test_network_model_reaches_the_owner_through_the_gateways(
+    m: Model, data: st.DataObject
+) -> None:
     me = m.requester
     trace: tuple[Hop, ...] = ()
     from_peer: PeerId | None = None
