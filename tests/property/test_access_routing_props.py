@@ -207,9 +207,7 @@ def test_network_model_reaches_the_owner_through_the_gateways(
 
 # -- the replay guard --------------------------------------------------------------------
 
-ops = st.lists(
-    st.tuples(st.integers(0, 30), st.integers(-2, 40), st.integers(0, 3)), max_size=300
-)
+ops = st.lists(st.tuples(st.integers(0, 30), st.integers(-2, 40), st.integers(0, 3)), max_size=300)
 
 
 @settings(max_examples=300, deadline=None)

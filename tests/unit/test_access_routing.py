@@ -98,9 +98,7 @@ def test_without_egress_the_requester_goes_to_the_target_gateways() -> None:
 
 def test_direct_to_publisher_when_target_has_no_gateways() -> None:
     step = next_step(
-        situation(
-            requester_route=OrgRoute(ORG_R), target_route=OrgRoute(ORG_T), publisher=PUB.node
-        )
+        situation(requester_route=OrgRoute(ORG_R), target_route=OrgRoute(ORG_T), publisher=PUB.node)
     )
     assert step == Forward((PUB.node,), "direct")
     # and the publisher, not a gateway, takes it from another org because it decides
@@ -223,9 +221,7 @@ def test_not_a_gateway_refuses_other_orgs() -> None:
 
 
 def test_ingress_without_gateways_nor_publisher_is_no_route() -> None:
-    s = situation(
-        requester_route=OrgRoute(ORG_R), target_route=OrgRoute(ORG_T), publisher=None
-    )
+    s = situation(requester_route=OrgRoute(ORG_R), target_route=OrgRoute(ORG_T), publisher=None)
     step = refused(next_step(s), "no_route")
     assert "lists no gateways" in step.message
 
