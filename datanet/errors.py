@@ -55,6 +55,7 @@ __all__ = [
     "CertificateNotYetValid",
     "CertificateRevoked",
     "ConfigError",
+    "Conflict",
     "CorruptKeyFile",
     "DaemonAlreadyRunning",
     "DaemonError",
@@ -143,6 +144,14 @@ class DatasetWithdrawn(NotFound):
     publisher's certificate revoked, or its descriptor expired (the message says which)."""
 
     code = "dataset_withdrawn"
+
+
+class Conflict(InvalidInput):
+    """Raised when a change is refused because the record's state no longer allows it:
+    a request already decided, a grant already revoked (the message names the state).
+    Nothing was changed; retrying the same change is useless."""
+
+    code = "conflict"
 
 
 # --- settings, the data directory, organizations, the daemon -----------------------
@@ -316,6 +325,7 @@ ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
         StorageError,
         NotFound,
         DatasetWithdrawn,
+        Conflict,
         ConfigError,
         UnknownAlias,
         HomeError,
