@@ -107,7 +107,7 @@ REJOIN_FIRST_DELAY = 1.0
 #: other nodes of the org still have a reachable publisher (org keep-alive).
 KEEPALIVE_INTERVAL = 600.0
 #: DHT namespaces whose values are ledger records (the complete catalog's input).
-_LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev"})
+_LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev", "dn-grev"})
 
 
 def _now() -> float:
