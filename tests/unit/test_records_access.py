@@ -762,3 +762,27 @@ def test_grant_revocation_for_outlives_the_grant() -> None:
     assert rev.expires == grant.not_after
     assert rev.grant_id == grant.grant_id
     assert isinstance(rev.node, PeerId)
+
+
+@pytest.mark.parametrize(("deep", "checks"), [(False, 1), (True, 5)])
+def test_grant_signature_checks_are_counted(
+    monkeypatch: pytest.MonkeyPatch, deep: bool, checks: int
+) -> None:
+    """One Ed25519 check by default (certificates are cached by the trust store);
+    deep adds the request's and each of the three hops'."""
+    import identity.envelope
+
+    data = signed_grant()
+    trust_ = trust()
+    verify_grant(data, trust_, NOW + HOUR, deep=True)  # warms the certificate cache
+    calls: list[str] = []
+    real = identity.envelope.verify_signature
+
+    def counting(public_key: bytes, tag: str, body: bytes, signature: bytes) -> None:
+        calls.append(tag)
+        real(public_key, tag, body, signature)
+
+    monkeypatch.setattr(identity.envelope, "verify_signature", counting)
+    verify_grant(data, trust_, NOW + HOUR, deep=deep)
+    assert len(calls) == checks
+    assert calls[0] == GRANT_TAG
