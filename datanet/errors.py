@@ -63,15 +63,22 @@ __all__ = [
     "DatanetError",
     "DatasetWithdrawn",
     "DecodeError",
+    "EgressRequired",
     "ExpiredRecord",
+    "GatewayUnreachable",
+    "GrantRevoked",
     "HomeError",
+    "HopLimitExceeded",
     "InternalError",
     "InvalidInput",
     "InvalidJson",
     "InvalidRequest",
     "KeystoreError",
+    "LoopDetected",
     "MethodNotAllowed",
     "NetworkError",
+    "NoRoute",
+    "NotAGateway",
     "NotFound",
     "NotInitialized",
     "OrgNotFound",
@@ -79,6 +86,8 @@ __all__ = [
     "PeerUnreachable",
     "RecordTooLarge",
     "RemoteProtocolError",
+    "ReplayedRequest",
+    "RequestExpired",
     "RoleNotGranted",
     "ScopeError",
     "SignatureError",
@@ -92,6 +101,7 @@ __all__ = [
     "UntrustedOrganization",
     "VerificationError",
     "WrongPassphrase",
+    "WrongSender",
     "error_class_for_code",
 ]
 
@@ -152,6 +162,74 @@ class Conflict(InvalidInput):
     Nothing was changed; retrying the same change is useless."""
 
     code = "conflict"
+
+
+# --- access requests: routing refusals and grant checks ------------------------------
+
+
+class GrantRevoked(VerificationError):
+    """Raised when a grant's id is on the owner's revocation list (a signed
+    ``dn/grant-revocation/v1`` record reached the verifier)."""
+
+    code = "grant_revoked"
+
+
+class RequestExpired(ExpiredRecord):
+    """Raised when an access request is past its deadline (or a queued one ran out)."""
+
+    code = "request_expired"
+
+
+class HopLimitExceeded(VerificationError):
+    """Raised when an access request's trace is longer than the hop limit (8)."""
+
+    code = "hop_limit"
+
+
+class LoopDetected(VerificationError):
+    """Raised when a node appears twice in an access request's trace."""
+
+    code = "loop_detected"
+
+
+class ReplayedRequest(VerificationError):
+    """Raised when a node sees an access request (same id) it has already handled."""
+
+    code = "replayed_request"
+
+
+class WrongSender(VerificationError):
+    """Raised when a request or answer arrives from a peer other than the one the
+    trace says should have sent it."""
+
+    code = "wrong_sender"
+
+
+class NotAGateway(ScopeError):
+    """Raised when a node without the gateway role (or not listed in its org record)
+    is asked to forward an access request across organizations."""
+
+    code = "not_a_gateway"
+
+
+class EgressRequired(ScopeError):
+    """Raised when a node of an organization that gates egress sends a request out
+    directly instead of through one of its gateways."""
+
+    code = "egress_required"
+
+
+class NoRoute(NotFound):
+    """Raised when no gateway of the dataset's organization is known or reachable
+    from here (no org record, or it lists no gateway)."""
+
+    code = "no_route"
+
+
+class GatewayUnreachable(PeerUnreachable):
+    """Raised when a gateway on the route could not be dialled; the message names the hop."""
+
+    code = "gateway_unreachable"
 
 
 # --- settings, the data directory, organizations, the daemon -----------------------
@@ -326,6 +404,17 @@ ERRORS_BY_CODE: Mapping[str, type[DatanetError]] = _by_code(
         NotFound,
         DatasetWithdrawn,
         Conflict,
+        # access requests
+        GrantRevoked,
+        HopLimitExceeded,
+        LoopDetected,
+        ReplayedRequest,
+        RequestExpired,
+        WrongSender,
+        NotAGateway,
+        EgressRequired,
+        NoRoute,
+        GatewayUnreachable,
         ConfigError,
         UnknownAlias,
         HomeError,

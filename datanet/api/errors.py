@@ -53,14 +53,23 @@ __all__ = [
 ]
 
 
-_STATUS_BY_CODE = {"rate_limited": 429}
+_STATUS_BY_CODE = {
+    "rate_limited": 429,
+    # access requests: refused by policy or role (403), a duplicate (409), no way there (502)
+    "grant_revoked": 403,
+    "not_a_gateway": 403,
+    "egress_required": 403,
+    "replayed_request": 409,
+    "no_route": 502,
+}
 
 
 def status_for(exc: DatanetError) -> int:
     """The HTTP status that reports ``exc``.
 
-    Request problems are 4xx (400 malformed, 404 not found, 413 too large, 422 a
-    failed verification, 429 rate limited); node-side failures are 5xx (502 a peer
+    Request problems are 4xx (400 malformed, 403 refused by role or
+    revocation, 404 not found, 409 a replayed request, 413 too large, 422 a failed
+    verification, 429 rate limited); node-side failures are 5xx (502 a peer
     failed, 504 a timeout, 500 storage, keystore or anything unclassified).
     """
     if isinstance(exc, ApiError):

@@ -1,13 +1,14 @@
-"""The catalog ledger's records: the four signed kinds that gossip and anti-entropy carry.
+"""The catalog ledger's records: the five signed kinds that gossip and anti-entropy carry.
 
-==============  =====================  ========================  ===================
-kind            tag                    signed by                 DHT key
-==============  =====================  ========================  ===================
-descriptor      ``dn/descriptor/v1``   publishing node + chain   ``/dn/<org>/<name>``
-deprecation     ``dn/deprecation/v1``  publisher node + chain    ``/dn/<org>/<name>``
-revocation      ``dn/revocation/v1``   org root                  ``/dn-rev/<org>``
-org             ``dn/org/v1``          org root                  ``/dn-org/<org>``
-==============  =====================  ========================  ===================
+================  ===========================  ========================  ==========================
+kind              tag                          signed by                 DHT key
+================  ===========================  ========================  ==========================
+descriptor        ``dn/descriptor/v1``         publishing node + chain   ``/dn/<org>/<name>``
+deprecation       ``dn/deprecation/v1``        publisher node + chain    ``/dn/<org>/<name>``
+revocation        ``dn/revocation/v1``         org root                  ``/dn-rev/<org>``
+org               ``dn/org/v1``                org root                  ``/dn-org/<org>``
+grant_revocation  ``dn/grant-revocation/v1``   publisher node + chain    ``/dn-grev/<org>/<id hex>``
+================  ===========================  ========================  ==========================
 
 :func:`record_kind` tells the kind from the envelope tag alone (no signature
 check); :func:`verify_ledger_record` verifies a record of any kind completely and
@@ -41,6 +42,14 @@ from datanet.errors import (
     UntrustedOrganization,
     VerificationError,
 )
+from datanet.records.access import (
+    GRANT_REVOCATION_TAG,
+    GREV_PREFIX,
+    MAX_GRANT_REVOCATION_SIZE,
+    VerifiedGrantRevocation,
+    grant_revocation_key,
+    verify_grant_revocation,
+)
 from datanet.records.deprecation import (
     DEPRECATION_TAG,
     MAX_DEPRECATION_SIZE,
@@ -67,6 +76,7 @@ from identity.keys import OrgId
 from identity.orgs import MAX_ORG_RECORD_SIZE, ORG_RECORD_TAG, OrgRecord, decode_org_record
 
 __all__ = [
+    "GREV_PREFIX",
     "MAX_LEDGER_RECORD",
     "ORG_PREFIX",
     "REV_PREFIX",
@@ -76,6 +86,7 @@ __all__ = [
     "check_org_record",
     "check_org_trusted",
     "check_revocation",
+    "grant_revocation_key",
     "max_size_of",
     "newer",
     "org_record_key",
@@ -96,6 +107,7 @@ class RecordKind(StrEnum):
     DEPRECATION = "deprecation"
     REVOCATION = "revocation"
     ORG = "org"
+    GRANT_REVOCATION = "grant_revocation"
 
 
 _KIND_OF_TAG: dict[str, RecordKind] = {
@@ -103,15 +115,18 @@ _KIND_OF_TAG: dict[str, RecordKind] = {
     DEPRECATION_TAG: RecordKind.DEPRECATION,
     REVOCATION_TAG: RecordKind.REVOCATION,
     ORG_RECORD_TAG: RecordKind.ORG,
+    GRANT_REVOCATION_TAG: RecordKind.GRANT_REVOCATION,
 }
 _MAX_SIZE: dict[RecordKind, int] = {
     RecordKind.DESCRIPTOR: MAX_DESCRIPTOR_SIZE,
     RecordKind.DEPRECATION: MAX_DEPRECATION_SIZE,
     RecordKind.REVOCATION: MAX_REVOCATION_SIZE,
     RecordKind.ORG: MAX_ORG_RECORD_SIZE,
+    RecordKind.GRANT_REVOCATION: MAX_GRANT_REVOCATION_SIZE,
 }
 #: The largest of the kinds' own bounds: a revocation list may hold 4,096 serials
-#: (64 KiB); descriptors and deprecations are at most 16 KiB, org records 8 KiB.
+#: (64 KiB); descriptors, deprecations and grant revocations are at most 16 KiB,
+#: org records 8 KiB.
 MAX_LEDGER_RECORD = max(_MAX_SIZE.values())
 
 
@@ -193,7 +208,9 @@ def check_revocation(rev: Revocation, trust: TrustStore | None, now: int) -> Non
         raise VerificationError(f"revocation list of {rev.org} is issued in the future")
 
 
-LedgerValue = VerifiedDescriptor | VerifiedDeprecation | Revocation | OrgRecord
+LedgerValue = (
+    VerifiedDescriptor | VerifiedDeprecation | Revocation | OrgRecord | VerifiedGrantRevocation
+)
 
 
 @dataclass(frozen=True)
@@ -203,17 +220,20 @@ class LedgerRecord:
     Attributes:
         kind: which kind of record.
         key: its DHT key: ``/dn/<org>/<name>`` (descriptor, deprecation),
-            ``/dn-rev/<org>``, ``/dn-org/<org>``.
-        sequence: newest wins per key.
+            ``/dn-rev/<org>``, ``/dn-org/<org>``, ``/dn-grev/<org>/<grant id hex>``.
+        sequence: newest wins per key (a grant revocation is final: always 1).
         timestamp: a time from the signed body, the same on every node (anti-entropy
             orders by it): a descriptor's ``modified``, a deprecation's
             ``withdrawn_at``, a revocation list's ``issued_at``, an org record's
-            ``expires`` (the only time an org record carries).
+            ``expires`` (the only time an org record carries), a grant
+            revocation's ``revoked_at``.
         org: the organization the record belongs to.
         raw: the exact signed bytes (store and forward these).
-        serial: the signing certificate's serial (descriptor, deprecation), else None.
-        expires: when it must be dropped (descriptor and deprecation: their own expiry
-            or their certificate's, whichever is first; org record: its expiry),
+        serial: the signing certificate's serial (descriptor, deprecation, grant
+            revocation), else None.
+        expires: when it must be dropped (descriptor, deprecation and grant
+            revocation: their own expiry or their certificate's, whichever is first;
+            org record: its expiry),
             None for revocation lists, which never expire.
         value: the verified record itself.
     """
@@ -230,7 +250,11 @@ class LedgerRecord:
 
     @property
     def dataset_id(self) -> DatasetId | None:
-        """The dataset a descriptor or deprecation is about; None for org-wide kinds."""
+        """The dataset a descriptor or deprecation is about; None for the other kinds.
+
+        A grant revocation names a dataset too, but it does not compete with the
+        dataset's records (its key is its own), so it is not one of them here.
+        """
         if isinstance(self.value, VerifiedDescriptor):
             return self.value.descriptor.dataset_id
         if isinstance(self.value, VerifiedDeprecation):
@@ -242,7 +266,8 @@ def verify_ledger_record(data: bytes, trust: TrustStore, now: int) -> LedgerReco
     """Fully verify a record of any ledger kind at ``now``.
 
     Descriptors and deprecations: :func:`~datanet.records.descriptor.verify_descriptor`,
-    :func:`~datanet.records.deprecation.verify_deprecation`. Revocation lists and
+    :func:`~datanet.records.deprecation.verify_deprecation`; grant revocations:
+    :func:`~datanet.records.access.verify_grant_revocation`. Revocation lists and
     org records: the org root's signature, the trust rule, then
     :func:`check_revocation` / :func:`check_org_record`.
 
@@ -284,6 +309,20 @@ def verify_ledger_record(data: bytes, trust: TrustStore, now: int) -> LedgerReco
             serial=vdep.certificate.serial,
             expires=vdep.valid_until,
             value=vdep,
+        )
+    if kind is RecordKind.GRANT_REVOCATION:
+        vgrev = verify_grant_revocation(raw, trust, now)
+        grev = vgrev.revocation
+        return LedgerRecord(
+            kind=kind,
+            key=grant_revocation_key(grev.org, grev.grant_id),
+            sequence=1,
+            timestamp=grev.revoked_at,
+            org=grev.org,
+            raw=raw,
+            serial=vgrev.certificate.serial,
+            expires=vgrev.valid_until,
+            value=vgrev,
         )
     if kind is RecordKind.REVOCATION:
         rev = parse_revocation(raw)

@@ -7,6 +7,8 @@ namespace         key                         value
                                               of exactly that dataset
 ``dn-org``        ``/dn-org/<org did>``       the org record, signed by that org
 ``dn-rev``        ``/dn-rev/<org did>``       the org's revocation list, signed by it
+``dn-grev``       ``/dn-grev/<org did>/<id>``  a grant revocation of grant ``<id>`` (hex),
+                                              signed by a publisher node of that org
 ================  ==========================  ===========================================
 
 Each validator implements :class:`routing.records.Validator`: ``validate`` raises
@@ -43,6 +45,12 @@ from datanet.errors import (
     DecodeError,
     ScopeError,
 )
+from datanet.records.access import (
+    GrantRevocation,
+    check_grant_revocation,
+    grant_revocation_key,
+    open_grant_revocation,
+)
 from datanet.records.deprecation import Deprecation, check_deprecation, open_deprecation
 from datanet.records.descriptor import (
     Descriptor,
@@ -68,6 +76,7 @@ from routing.records import NamespacedValidator
 __all__ = [
     "DatasetRecord",
     "DescriptorValidator",
+    "GrantRevocationValidator",
     "OrgRecordValidator",
     "RevocationValidator",
     "default_validator",
@@ -262,12 +271,59 @@ class RevocationValidator:
         return _select_highest(values, lambda v: (self._cache.get(v).sequence,))
 
 
+class GrantRevocationValidator:
+    """Validates ``/dn-grev/<did>/<grant id hex>`` records: an org's grant revocations.
+
+    A revocation is final (there is nothing newer than it), so every valid value
+    under a key is as good as another; ``select`` keeps the first.
+
+    Args:
+        trust: the trust store the signer's chain is checked against (every call).
+        cache_size: how many decoded records to keep.
+    """
+
+    def __init__(self, trust: TrustStore, *, cache_size: int = 512) -> None:
+        self.trust = trust
+        self._cache: _DecodeCache[tuple[GrantRevocation, SignedEnvelope]] = _DecodeCache(
+            open_grant_revocation, cache_size
+        )
+
+    def validate(self, key: bytes, value: bytes, now: int) -> None:
+        """Raise unless ``value`` is a valid revocation of the grant named by ``key``.
+
+        Raises:
+            DecodeError, RecordTooLarge, SignatureError: not a well-signed grant revocation.
+            ScopeError: the key is not the record's key, or the signer is not named.
+            CertificateError, ExpiredRecord, VerificationError: see
+                :func:`datanet.records.access.verify_grant_revocation`.
+        """
+        rev, env = self._cache.get(value)
+        if key != grant_revocation_key(rev.org, rev.grant_id):
+            raise ScopeError(
+                f"revocation of grant {rev.grant_id.hex()} stored under the wrong key "
+                f"{key[:120].decode('ascii', 'replace')!r}"
+            )
+        check_grant_revocation(rev, env, self.trust, now)
+
+    def select(self, key: bytes, values: Sequence[bytes]) -> int:
+        """The first decodable value (all revocations of one grant are final alike)."""
+        return _select_highest(values, self._rank)
+
+    def _rank(self, value: bytes) -> tuple[int]:
+        self._cache.get(value)  # raises for an undecodable value, which ranks lowest
+        return (1,)
+
+
 def default_validator(trust: TrustStore) -> NamespacedValidator:
-    """The validator a datanet node uses for its DHT: ``dn``, ``dn-org`` and ``dn-rev``."""
+    """The validator a datanet node uses for its DHT: ``dn``, ``dn-org``, ``dn-rev``, ``dn-grev``.
+
+    ``dn-grev`` holds grant revocations (:class:`GrantRevocationValidator`).
+    """
     return NamespacedValidator(
         {
             "dn": DescriptorValidator(trust),
             "dn-org": OrgRecordValidator(trust),
             "dn-rev": RevocationValidator(trust),
+            "dn-grev": GrantRevocationValidator(trust),
         }
     )

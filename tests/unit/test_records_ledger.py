@@ -17,6 +17,7 @@ from datanet.errors import (
     UntrustedOrganization,
     VerificationError,
 )
+from datanet.records.access import MAX_GRANT_REVOCATION_SIZE
 from datanet.records.deprecation import (
     DEPRECATION_TAG,
     MAX_DEPRECATION_SIZE,
@@ -88,6 +89,7 @@ def test_max_ledger_record_is_the_largest_kind_bound() -> None:
         RecordKind.DEPRECATION: MAX_DEPRECATION_SIZE,
         RecordKind.REVOCATION: MAX_REVOCATION_SIZE,
         RecordKind.ORG: MAX_ORG_RECORD_SIZE,
+        RecordKind.GRANT_REVOCATION: MAX_GRANT_REVOCATION_SIZE,
     }
     assert max(bounds.values()) == MAX_LEDGER_RECORD
 
@@ -97,7 +99,13 @@ def test_record_kind_from_the_tag() -> None:
     assert record_kind(signed_deprecation(deprecation())) is RecordKind.DEPRECATION
     assert record_kind(revocation()) is RecordKind.REVOCATION
     assert record_kind(org_record()) is RecordKind.ORG
-    assert [k.value for k in RecordKind] == ["descriptor", "deprecation", "revocation", "org"]
+    assert [k.value for k in RecordKind] == [
+        "descriptor",
+        "deprecation",
+        "revocation",
+        "org",
+        "grant_revocation",
+    ]
 
 
 def test_record_kind_does_not_check_the_signature() -> None:
