@@ -259,3 +259,218 @@ def org_revoke(
         )
 
     emit(app, doc, human)
+
+
+def _split_addr(text: str) -> tuple[str, str]:
+    peer, sep, addr = text.partition("=")
+    if not sep or not peer or not addr:
+        from datanet.errors import InvalidInput
+
+        raise InvalidInput(f"--addr takes PEERID=/ip4/…/tcp/…, not {text[:80]!r}")
+    return peer.strip(), addr.strip()
+
+
+def _strip_p2p(addr: str) -> str:
+    """``/ip4/…/tcp/…/p2p/12D3…`` -> ``/ip4/…/tcp/…`` (the record names the peer already)."""
+    head, sep, _ = addr.partition("/p2p/")
+    return head if sep else addr
+
+
+def _known_addrs(client: Any, peer: Any) -> tuple[str, ...]:
+    """What the daemon knows of ``peer``'s addresses (its own, or a DHT lookup); () if none."""
+    from datanet.errors import DatanetError
+
+    try:
+        me = client.id()
+        found = me.addrs if me.peer_id == str(peer) else client.find_peer(peer)
+    except DatanetError:
+        return ()
+    addrs = [_strip_p2p(a) for a in found if a.startswith("/")]
+    return tuple(dict.fromkeys(a for a in addrs if "/0.0.0.0/" not in a))[:8]
+
+
+def _held_sequence(client: Any, org_id: Any) -> int:
+    """The sequence of ``org_id``'s org record the daemon can find (0 when none)."""
+    from datanet.errors import DatanetError
+    from datanet.records.ledger import org_record_key
+    from identity.orgs import decode_org_record
+
+    try:
+        raw = client.routing_get(org_record_key(org_id))
+        return decode_org_record(raw).sequence
+    except DatanetError:
+        return 0
+
+
+def _record_doc(record: Any, org_name: str) -> dict[str, Any]:
+    return {
+        "org": str(record.org),
+        "org_name": org_name,
+        "name": record.name,
+        "sequence": record.sequence,
+        "expires": record.expires,
+        "egress": record.egress,
+        "gateways": [{"peer": str(g.peer), "addrs": list(g.addrs)} for g in record.gateways],
+    }
+
+
+def _show_record(doc: dict[str, Any]) -> None:
+    click.echo(f"org record {doc['sequence']} of {doc['name']} ({doc['org']})")
+    click.echo(f"valid until {format_time(doc['expires'])}; egress gated: {doc['egress']}")
+    for g in doc["gateways"]:
+        click.echo(f"  gateway {g['peer']}  {' '.join(g['addrs']) or '(no address)'}")
+
+
+@org.command("record")
+@click.argument("org_name", metavar="ORG")
+@click.option(
+    "--gateway",
+    "gateways",
+    multiple=True,
+    required=True,
+    metavar="PEERID",
+    help="A gateway node of the org (12D3KooW…); repeat for several (at most 16).",
+)
+@click.option(
+    "--addr",
+    "addrs",
+    multiple=True,
+    metavar="PEERID=MULTIADDR",
+    help="An address of a gateway (/ip4/…/tcp/…); repeat for several. "
+    "[default: what the daemon knows of that peer]",
+)
+@click.option(
+    "--egress/--no-egress",
+    default=False,
+    show_default=True,
+    help="Whether the org's own nodes must send access requests out through its gateways.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=30,
+    show_default=True,
+    help="Validity from now, in days.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the signed record to FILE (it is always kept as orgs/ORG.org).",
+)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--publish", is_flag=True, help="Publish it through this node's daemon.")
+@passphrase_file_option
+@json_option
+@pass_app
+def org_record(
+    app: CliContext,
+    *,
+    org_name: str,
+    gateways: tuple[str, ...],
+    addrs: tuple[str, ...],
+    egress: bool,
+    days: int,
+    out: Path | None,
+    force: bool,
+    publish: bool,
+    passphrase_file: Path | None,
+) -> None:
+    """Sign the org record of local org ORG: its gateways and whether it gates egress.
+
+    The sequence is one above the last one signed here and, with --publish, above
+    the one the daemon finds in the network. Gateways without --addr get the
+    addresses the daemon knows for them. Other nodes use the record to route
+    access requests to (and, with --egress, from) the org.
+    """
+    from datanet.errors import InvalidInput
+    from datanet.node.authority import Authorities
+    from identity.keys import PeerId
+    from identity.orgs import MAX_GATEWAYS, Gateway
+
+    authorities = Authorities(app.home())
+    org_id = authorities.org_id(org_name)
+    if out is not None and out.exists() and not force:
+        raise InvalidInput(f"{out} exists; refusing to overwrite it (use --force)")
+    peers = list(dict.fromkeys(PeerId.parse(g) for g in gateways))
+    if len(peers) > MAX_GATEWAYS:
+        raise InvalidInput(f"an org record lists at most {MAX_GATEWAYS} gateways")
+    given: dict[PeerId, list[str]] = {p: [] for p in peers}
+    for text in addrs:
+        peer_text, addr = _split_addr(text)
+        peer = PeerId.parse(peer_text)
+        if peer not in given:
+            raise InvalidInput(f"--addr names {peer}, which is not one of the --gateway peers")
+        given[peer].append(addr)
+    missing = [p for p in peers if not given[p]]
+    client = None
+    try:
+        if publish or missing:
+            from cli.node import client_for
+
+            client = client_for(app)
+        for peer in missing:
+            assert client is not None
+            given[peer] = list(_known_addrs(client, peer))
+            if not given[peer]:
+                raise InvalidInput(
+                    f"the daemon knows no address of gateway {peer}; give --addr {peer}=/ip4/…"
+                )
+        after = _held_sequence(client, org_id) if publish and client is not None else 0
+        key = unlock(
+            lambda p: authorities.load_org(org_name, p), passphrase_file, what=f"org {org_name} key"
+        )
+        record, raw = authorities.sign_org_record(
+            org_name,
+            key,
+            [Gateway(p, tuple(given[p])) for p in peers],
+            egress=egress,
+            now=app.now(),
+            days=days,
+            after=after,
+        )
+        if out is not None:
+            write_output_file(out, raw, force=force)
+        doc = _record_doc(record, org_name)
+        doc["file"] = str(out if out is not None else authorities.org_record_path(org_name))
+        doc["replicas"] = None
+        if publish:
+            assert client is not None
+            doc["replicas"] = client.publish(raw).replicas
+    finally:
+        if client is not None:
+            client.close()
+
+    def human() -> None:
+        _show_record(doc)
+        click.echo(f"written to {doc['file']}")
+        if doc["replicas"] is not None:
+            click.echo(f"published on {doc['replicas']} peer(s)")
+
+    emit(app, doc, human)
+
+
+@org.command("show-record")
+@click.argument("org_name", metavar="ORG")
+@json_option
+@pass_app
+def org_show_record(app: CliContext, org_name: str) -> None:
+    """Print the org record of ORG that the daemon holds or finds in the network.
+
+    ORG is a local org, a trusted org's name or a did:key.
+    """
+    from cli.node import client_for
+    from datanet.errors import NotFound
+    from datanet.node.authority import find_org
+    from datanet.records.ledger import org_record_key
+    from identity.orgs import decode_org_record
+
+    org_id = find_org(app.home(), org_name)
+    with client_for(app) as client:
+        try:
+            raw = client.routing_get(org_record_key(org_id))
+        except NotFound:
+            raise NotFound(f"no org record of {org_name} ({org_id}) was found") from None
+    record = decode_org_record(raw)
+    doc = _record_doc(record, org_name)
+    emit(app, doc, lambda: _show_record(doc))

@@ -4,6 +4,9 @@ An org record says "organization X calls itself N and can be reached through
 these gateway nodes at these addresses". It is signed by the org's *root* key
 (tag ``dn/org/v1``), so it needs no certificate chain: the org id is the key.
 The highest ``sequence`` wins; the record is dropped at ``expires``.
+``egress`` says that the org's own nodes must send access requests out through
+these gateways (body key ``"egress"``; absent in records signed before the field
+existed, which therefore read as ``False`` and still verify).
 
 Limits: name 128 characters, 16 gateways, 8 addresses per gateway, 256
 characters per address, 8 KiB for the whole envelope.
@@ -12,6 +15,7 @@ Invariants:
 * Decoding untrusted bytes raises only :class:`DatanetError` subclasses.
 * A record is accepted only if the signer is the org it names.
 * Times are integer Unix seconds passed in by the caller.
+* New records always write ``"egress"``; a body without it decodes as ``False``.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class OrgRecord:
     gateways: tuple[Gateway, ...]
     sequence: int
     expires: int
+    egress: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.org, OrgId):
@@ -98,6 +103,8 @@ class OrgRecord:
         for name, value in (("sequence", self.sequence), ("expires", self.expires)):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_U63:
                 raise InvalidInput(f"OrgRecord.{name} must be an integer in 0..2**63-1")
+        if not isinstance(self.egress, bool):
+            raise InvalidInput("OrgRecord.egress must be a bool")
 
     def encode_body(self) -> bytes:
         """The exact bytes the organization signs."""
@@ -109,6 +116,7 @@ class OrgRecord:
                 "gw": [[g.peer.public_key, list(g.addrs)] for g in self.gateways],
                 "seq": self.sequence,
                 "exp": self.expires,
+                "egress": self.egress,
             }
         )
 
@@ -130,11 +138,20 @@ class OrgRecord:
                 gateways=_decode_gateways(get_field(obj, "gw", list, max_len=MAX_GATEWAYS)),
                 sequence=get_field(obj, "seq", int),
                 expires=get_field(obj, "exp", int),
+                egress=_decode_egress(obj),
             )
         except DecodeError:
             raise
         except InvalidInput as exc:
             raise DecodeError(f"invalid org record: {exc}") from None
+
+
+def _decode_egress(obj: dict[str, object]) -> bool:
+    # Absent in records signed before the field existed: those never gated egress.
+    value = obj.get("egress", False)
+    if not isinstance(value, bool):
+        raise DecodeError("'egress' must be a boolean")
+    return value
 
 
 def _decode_gateways(items: list[object]) -> tuple[Gateway, ...]:
@@ -156,6 +173,7 @@ def issue_org_record(
     gateways: Iterable[Gateway],
     sequence: int,
     expires: int,
+    egress: bool = False,
 ) -> bytes:
     """Sign an org record with the organization's root key; returns the envelope bytes.
 
@@ -163,7 +181,7 @@ def issue_org_record(
         InvalidInput: a field is out of its limits.
         RecordTooLarge: the signed record exceeds 8 KiB.
     """
-    record = OrgRecord(org_key.org_id, name, tuple(gateways), sequence, expires)
+    record = OrgRecord(org_key.org_id, name, tuple(gateways), sequence, expires, egress)
     data = seal(org_key, ORG_RECORD_TAG, record.encode_body()).encode()
     if len(data) > MAX_ORG_RECORD_SIZE:
         raise RecordTooLarge(f"the org record is {len(data)} bytes; the limit is 8 KiB")

@@ -6,7 +6,9 @@ certificate of its organization (publisher, requester, and gateway for the
 first node of each org), a trust store that trusts every devnet organization,
 and a config that listens on 127.0.0.1 and bootstraps from the first node(s).
 A manifest (``devnet.json``) records the layout so that :func:`load_devnet` can
-restart the same network later.
+restart the same network later. :func:`sign_org_records` signs each org's org
+record (its gateway node at its loopback address, ``egress`` off) with the next
+sequence; the daemons publish them once they are up.
 
 Invariants:
 * Only loopback addresses are ever configured.
@@ -32,12 +34,14 @@ from datanet.node.home import Home
 from identity.certs import Role
 from identity.keys import KeyPair, OrgId, PeerId
 from identity.keystore import atomic_write
+from identity.orgs import Gateway
 
 __all__ = [
     "CERT_DAYS",
     "DAEMON_LOG",
     "MANIFEST_FILE",
     "ORG_NAMES",
+    "ORG_RECORD_DAYS",
     "RENEW_MARGIN",
     "Devnet",
     "DevnetError",
@@ -48,6 +52,7 @@ __all__ = [
     "load_devnet",
     "provision",
     "renew_certificates",
+    "sign_org_records",
 ]
 
 ORG_NAMES = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell")
@@ -57,6 +62,8 @@ MANIFEST_VERSION = 1
 CERT_DAYS = 30
 #: A certificate or descriptor with less than this left is renewed on restart.
 RENEW_MARGIN = 86400
+#: Validity of the org records a devnet signs (signed anew at every start).
+ORG_RECORD_DAYS = 30
 DAEMON_LOG = "daemon.log"
 _MAX_MANIFEST = 1024 * 1024
 
@@ -98,6 +105,11 @@ class DevnetNode:
         return f"/ip4/127.0.0.1/tcp/{self.port}/p2p/{self.peer_id}"
 
     @property
+    def listen_addr(self) -> str:
+        """Its listen multiaddr on loopback (without ``/p2p/``)."""
+        return f"/ip4/127.0.0.1/tcp/{self.port}"
+
+    @property
     def name(self) -> str:
         """``node<index>``, also the name of its data directory."""
         return f"node{self.index}"
@@ -128,6 +140,10 @@ class Devnet:
 
     def publisher_of(self, org: DevnetOrg) -> DevnetNode:
         """The node that publishes ``org``'s datasets: its first node."""
+        return self.nodes_of(org)[0]
+
+    def gateway_of(self, org: DevnetOrg) -> DevnetNode:
+        """``org``'s gateway: its first node (the only one with the gateway role)."""
         return self.nodes_of(org)[0]
 
     def outsider(self, org: DevnetOrg, *, last: bool = False) -> DevnetNode:
@@ -361,3 +377,30 @@ def renew_certificates(devnet: Devnet, now: int) -> list[DevnetNode]:
             _issue(admin, node, len(devnet.orgs), now)
             renewed.append(node)
     return renewed
+
+
+def sign_org_records(devnet: Devnet, now: int) -> dict[str, bytes]:
+    """Sign every org's next org record: its gateway node at its loopback address.
+
+    ``egress`` is off (a devnet's nodes may send requests straight to other
+    orgs). Sequences come from the org's issuing state, so they only increase
+    across restarts; each record is also kept in the devnet's admin data directory
+    (``<base>/orgs/orgs/<name>.org``).
+
+    Returns:
+        The signed records (envelope bytes) by org name.
+    """
+    authorities = Authorities(Home(devnet.base / "orgs"))
+    out = {}
+    for org in devnet.orgs:
+        gw = devnet.gateway_of(org)
+        _, raw = authorities.sign_org_record(
+            org.name,
+            org.key,
+            [Gateway(gw.peer_id, (gw.listen_addr,))],
+            egress=False,
+            now=now,
+            days=ORG_RECORD_DAYS,
+        )
+        out[org.name] = raw
+    return out

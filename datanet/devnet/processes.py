@@ -41,7 +41,7 @@ from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
 from datanet.client import Client, NodeStatus
-from datanet.devnet.layout import Devnet, DevnetError, DevnetNode
+from datanet.devnet.layout import Devnet, DevnetError, DevnetNode, sign_org_records
 from datanet.errors import DatanetError
 from datanet.node.paths import API_URL_FILE, PID_FILE, TOKEN_FILE
 
@@ -54,6 +54,7 @@ __all__ = [
     "child_env",
     "cli_display_command",
     "daemon_pid",
+    "publish_org_records",
     "start_network",
 ]
 
@@ -364,8 +365,13 @@ def start_network(
     on_ready: Callable[[DaemonProcess], None] | None = None,
     tick: Callable[[], None] | None = None,
     waiting: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+    org_records: bool = True,
 ) -> list[DaemonProcess]:
     """Start every node of ``devnet``: the bootstrap nodes first, then all others at once.
+
+    Once every daemon answers, each org's org record is signed anew and published
+    through its gateway node (:func:`publish_org_records`), so that every node's
+    ledger learns every org's gateway.
 
     Args:
         devnet: the network to start.
@@ -376,10 +382,11 @@ def start_network(
         tick: called between polls (e.g. to redraw a progress display).
         waiting: a context entered around each wait (e.g. to let signals
             interrupt the wait, but not the spawning).
+        org_records: whether to sign and publish the org records.
 
     Raises:
-        DaemonStartError: a node failed to start; the caller's ``DaemonSet``
-            stops the others.
+        DaemonStartError: a node failed to start, or an org record could not
+            be published; the caller's ``DaemonSet`` stops the others.
     """
     started: list[DaemonProcess] = []
     first = devnet.nodes[: devnet.bootstrap_count]
@@ -394,7 +401,30 @@ def start_network(
         with waiting():
             daemons.wait_ready(batch, timeout=timeout, on_ready=on_ready, tick=tick)
         started += batch
+    if org_records:
+        with waiting():
+            publish_org_records(devnet, sign_org_records(devnet, int(time.time())))
     return started
+
+
+def publish_org_records(devnet: Devnet, records: dict[str, bytes]) -> None:
+    """Publish each org's record through its gateway node's API.
+
+    Raises:
+        DaemonStartError: a daemon refused a record or did not answer; names the node.
+    """
+    for org in devnet.orgs:
+        raw = records.get(org.name)
+        if raw is None:
+            continue
+        node = devnet.gateway_of(org)
+        try:
+            with Client(node.home, timeout=30.0) as client:
+                client.publish(raw)
+        except DatanetError as exc:
+            raise DaemonStartError(
+                f"{node.name} ({org.name}) did not publish the org record: {exc}"
+            ) from None
 
 
 class StopSignals:

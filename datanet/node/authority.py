@@ -5,7 +5,8 @@ and issue their membership certificates from there. That is a different concept
 from the node itself (:class:`~datanet.node.home.Home`: the node's own key, the
 certificates it holds, whom it trusts): an org's authority issues, a node holds.
 Both live in the same data directory; the layout is in :mod:`datanet.node.paths`
-(``orgs/<name>.key``, ``orgs/<name>.toml``, ``orgs/<name>.rev``).
+(``orgs/<name>.key``, ``orgs/<name>.toml``, ``orgs/<name>.rev``, and
+``orgs/<name>.org``, the newest org record signed here).
 
 Invariants:
 * An org root key is never replaced; key files and the issuing state are 0600,
@@ -15,6 +16,8 @@ Invariants:
   before the certificate that uses it is returned.
 * A revocation list is cumulative and its sequence only increases; signing one
   also applies it to this data directory's node.
+* An org record's sequence only increases: the one used is persisted before the
+  signed record is returned.
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ from identity.certs import (
 )
 from identity.keys import KeyPair, OrgId, PeerId
 from identity.keystore import KeyType, load_key, read_key_info, save_key
+from identity.orgs import Gateway, OrgRecord, issue_org_record, parse_org_record
 
 __all__ = [
     "MAX_CERT_DAYS",
+    "MAX_ORG_RECORD_DAYS",
     "Authorities",
     "OrgInfo",
     "OrgNotFound",
@@ -57,6 +62,7 @@ __all__ = [
 ]
 
 MAX_CERT_DAYS = 10 * 366
+MAX_ORG_RECORD_DAYS = 10 * 366
 
 
 @dataclass(frozen=True)
@@ -172,10 +178,11 @@ class Authorities:
             "revocation_sequence": doc.get("revocation_sequence", 0),
             "revoked": doc.get("revoked", []),
             "issued": doc.get("issued", []),
+            "org_record_sequence": doc.get("org_record_sequence", 0),
         }
         ints_ok = all(
             isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0
-            for k in ("next_serial", "revocation_sequence")
+            for k in ("next_serial", "revocation_sequence", "org_record_sequence")
         )
         if (
             not ints_ok
@@ -289,6 +296,51 @@ class Authorities:
         with contextlib.suppress(StaleRecord):
             self.home.add_revocation(raw)
         return rev, raw
+
+    def org_record_path(self, name: str) -> Path:
+        """``orgs/<name>.org``: the newest org record signed here."""
+        return self.layout.orgs_dir / f"{check_org_name(name)}.org"
+
+    def sign_org_record(
+        self,
+        name: str,
+        org_key: KeyPair,
+        gateways: Iterable[Gateway],
+        *,
+        egress: bool,
+        now: int,
+        days: int,
+        after: int = 0,
+    ) -> tuple[OrgRecord, bytes]:
+        """Sign org ``name``'s org record with the next sequence number.
+
+        The sequence is one above both the last one signed here and ``after``
+        (e.g. the sequence of the record a daemon already holds), and is saved
+        before the record is returned; the record is kept as ``orgs/<name>.org``.
+
+        Raises:
+            InvalidInput: ``days`` outside 1..3660, or a field out of its limits.
+            RecordTooLarge: the signed record exceeds 8 KiB.
+            ScopeError: ``org_key`` is not the key of org ``name``.
+        """
+        if not 1 <= days <= MAX_ORG_RECORD_DAYS:
+            raise InvalidInput(f"--days must be between 1 and {MAX_ORG_RECORD_DAYS}")
+        if org_key.org_id != self.org_id(name):
+            raise ScopeError(f"the given key is not the root key of organization {name!r}")
+        state = self._load_state(name)
+        sequence = max(int(state["org_record_sequence"]), after) + 1
+        raw = issue_org_record(
+            org_key,
+            name=name,
+            gateways=tuple(gateways),
+            sequence=sequence,
+            expires=now + days * 86400,
+            egress=egress,
+        )
+        state["org_record_sequence"] = sequence
+        self._save_state(name, state)
+        write_file(self.org_record_path(name), raw)
+        return parse_org_record(raw, now), raw
 
 
 def find_org(home: Home, text: str) -> OrgId:
