@@ -139,6 +139,8 @@ class _Call(Generic[T]):
     parse: Callable[[Mapping[str, Any]], T]
     json_body: Mapping[str, Any] | None = None
     content: bytes | None = None
+    params: Mapping[str, str] | None = None
+    """Query parameters (the options of an octet-stream call)."""
     wait: float = 0.0
     """Seconds the daemon may hold the call; its HTTP timeout is at least ``wait + WAIT_MARGIN``."""
 
@@ -309,8 +311,10 @@ class _Calls:
 
     @staticmethod
     def verify_grant(raw: bytes, deep: bool) -> _Call[GrantCheck]:
-        body = {"grant": base64.b64encode(bytes(raw)).decode("ascii"), "deep": deep}
-        return _Call("/access/grants/verify", GrantCheck.from_json, body)
+        params = {"deep": "true" if deep else "false"}
+        return _Call(
+            "/access/grants/verify", GrantCheck.from_json, content=bytes(raw), params=params
+        )
 
     @staticmethod
     def revoke_grant(grant_id: str, reason: str) -> _Call[GrantInfo]:
@@ -447,6 +451,8 @@ def _transport_error(exc: httpx.HTTPError, url: str) -> DatanetError:
 def _request_kwargs(call: _Call[Any], timeout: float) -> dict[str, Any]:
     """The request's body and headers; its timeout is at least ``call.wait + WAIT_MARGIN``."""
     extra: dict[str, Any] = {}
+    if call.params is not None:
+        extra["params"] = dict(call.params)
     if call.wait > 0:
         extra["timeout"] = max(timeout, call.wait + WAIT_MARGIN)
     if call.content is not None:

@@ -1024,12 +1024,13 @@ async def _access_grant_show(ctx: ApiContext, args: dict[str, Any], body: bytes)
 async def _access_grant_verify(
     ctx: ApiContext, args: dict[str, Any], body: bytes
 ) -> dict[str, Any]:
-    raw = _b64decode("grant", args["grant"])
-    if len(raw) > MAX_GRANT_BYTES:
-        raise RecordTooLarge(f"the grant is {len(raw)} bytes; the limit is {MAX_GRANT_BYTES}")
-    if not raw:
-        raise InvalidRequest("'grant' is empty: give the signed grant's bytes, base64")
-    return dict(jsonable(ctx.node.verify_grant(raw, deep=args["deep"])))
+    if not body:
+        raise InvalidRequest(
+            "the body must be a signed grant file (what `datanet request --out` wrote)"
+        )
+    if len(body) > MAX_GRANT_BYTES:
+        raise RecordTooLarge(f"the grant is {len(body)} bytes; the limit is {MAX_GRANT_BYTES}")
+    return dict(jsonable(ctx.node.verify_grant(body, deep=args["deep"])))
 
 
 async def _access_grant_revoke(
@@ -1367,13 +1368,6 @@ _ACCESS_OPERATIONS: tuple[Operation, ...] = (
         GRANT_CHECK_SCHEMA,
         fields=(
             Field(
-                "grant",
-                _string(4 * -(-MAX_GRANT_BYTES // 3), 4, BASE64_PATTERN),
-                f"the signed grant file's bytes, standard base64 (at most {MAX_GRANT_BYTES} "
-                "bytes decoded)",
-                True,
-            ),
-            Field(
                 "deep",
                 _BOOLEAN,
                 "also check the issuer's revocations of grants this node knows",
@@ -1381,11 +1375,13 @@ _ACCESS_OPERATIONS: tuple[Operation, ...] = (
                 False,
             ),
         ),
+        body="octet-stream",
         tag="access",
-        description="The grant travels as standard base64 in the JSON body (field `grant`), "
-        "so the whole body stays within `api.max_body_bytes`. An invalid grant is not an "
-        "HTTP error: the answer is `valid: false` with the error's code and message "
-        "(`bad_signature`, `record_expired`, `grant_revoked`, …).",
+        description="The body is the signed grant file's bytes (Content-Type: "
+        f"application/octet-stream, at most {MAX_GRANT_BYTES} bytes); `deep` is a query "
+        "parameter (`?deep=true`). An invalid grant is not an HTTP error: the answer is "
+        "`valid: false` with the error's code and message (`bad_signature`, "
+        "`record_expired`, `grant_revoked`, …).",
     ),
     Operation(
         "/access/grants/revoke",
