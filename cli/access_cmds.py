@@ -87,6 +87,12 @@ def _short_org(org: str) -> str:
     return text if len(text) <= 14 else f"{text[:4]}…{text[-6:]}"
 
 
+def _short_dataset(dataset_id: str) -> str:
+    """``dn://did:key:z6Mk…/name`` as ``dn://z6Mk…abcdef/name`` (tables)."""
+    org, sep, name = dataset_id.removeprefix("dn://").partition("/")
+    return f"dn://{_short_org(org)}{sep}{name}" if dataset_id.startswith("dn://") else dataset_id
+
+
 def route_chain(route: Sequence[RouteHop]) -> str:
     """A route as ``node@org -> gw@org -> …`` with abbreviated ids."""
     return " -> ".join(f"{_short_node(h.node)}@{_short_org(h.org)}" for h in route) or "-"
@@ -242,7 +248,7 @@ def _request_rows(items: Sequence[AccessRequestInfo]) -> list[list[str]]:
         [
             _short_id(r.request_id),
             r.state if r.reason is None else f"{r.state} ({r.reason})",
-            r.dataset_id,
+            _short_dataset(r.dataset_id),
             r.purpose,
             str(r.days),
             _short_org(r.requester_org),
@@ -419,7 +425,7 @@ def _list_grants(
         [
             _short_id(g.grant_id),
             _grant_status(g, app.now()),
-            g.dataset_id,
+            _short_dataset(g.dataset_id),
             g.purpose,
             _short_org(g.issuer_org if received else g.grantee_org),
             format_time(g.not_after),
@@ -522,7 +528,16 @@ def grants_verify(ctx: click.Context, file: Path, deep: bool) -> None:
         else:
             click.echo(f"invalid: {file}: {check.error_code}: {check.error_message}")
 
-    emit(app, _jsonable(check), human)
+    error = None
+    if check.error_code is not None:
+        error = {"code": check.error_code, "message": check.error_message or ""}
+    doc = {
+        "valid": check.valid,
+        "deep": check.deep,
+        "error": error,
+        "grant": _jsonable(check.grant),
+    }
+    emit(app, doc, human)  # the API's GrantCheck shape
     if not check.valid:
         ctx.exit(EXIT_INVALID_GRANT)
 
