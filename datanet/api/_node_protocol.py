@@ -10,8 +10,8 @@ Invariants:
   trio or libp2p.
 * The access-request methods (issue 10) return JSON-ready mappings whose keys are
   fixed (``AccessOutcome``, ``RequestView``, ``GrantView``, ``DenialView``,
-  ``GrantCheck``, ``RouteHop``; documented in ``docs/api.md`` and published in the
-  OpenAPI document by :mod:`datanet.api.routes`): the HTTP layer passes them on
+  ``GrantCheck``, ``RouteHop``; their schemas are the response schemas of
+  :mod:`datanet.api.routes`, in the OpenAPI document): the HTTP layer passes them on
   unchanged, so the node, the API and the client agree on one shape.
 """
 
