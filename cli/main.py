@@ -11,6 +11,7 @@ that libp2p, trio, hypercorn, starlette, rich and cryptography stay out), so
 from __future__ import annotations
 
 from cli import (
+    access_cmds,  # noqa: F401 - registers datanet request, requests, grants, purposes
     api_cmds,  # noqa: F401 - registers datanet peers, publish, resolve, search, routing, config
     catalog_cmds,  # noqa: F401 - registers datanet watch, deprecate, catalog stats|sync
     descriptor,  # noqa: F401 - registers datanet descriptor …

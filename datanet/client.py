@@ -36,17 +36,24 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 
 from datanet.api.results import (
+    AccessOutcome,
+    AccessRequestInfo,
     CertificateInfo,
     ConfigChange,
     ConfigView,
+    DenialInfo,
     DeprecateResult,
     FacetCount,
+    GrantCheck,
+    GrantInfo,
     NodeInfo,
     NodeStatus,
     PeerInfo,
     ProviderInfo,
     PublishResult,
+    PurposeInfo,
     Resolved,
+    RouteHop,
     SearchHit,
     SearchResult,
     SseDecoder,
@@ -54,11 +61,14 @@ from datanet.api.results import (
     bad_response,
     bytes_of,
     field_of,
+    parse_access_requests,
     parse_deprecate,
+    parse_grants,
     parse_node_info,
     parse_peers,
     parse_providers,
     parse_publish,
+    parse_purposes,
     parse_resolved,
     parse_search,
     parse_status,
@@ -78,19 +88,27 @@ from datanet.node.paths import HomeLayout
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "WAIT_MARGIN",
+    "AccessOutcome",
+    "AccessRequestInfo",
     "AsyncClient",
     "CertificateInfo",
     "Client",
     "ConfigChange",
     "ConfigView",
+    "DenialInfo",
     "DeprecateResult",
     "FacetCount",
+    "GrantCheck",
+    "GrantInfo",
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
     "ProviderInfo",
     "PublishResult",
+    "PurposeInfo",
     "Resolved",
+    "RouteHop",
     "SearchHit",
     "SearchResult",
     "WatchEvent",
@@ -98,6 +116,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 60.0
+WAIT_MARGIN = 15.0
+"""Seconds added to a call's ``wait`` for its HTTP timeout (the route, the node's work)."""
 _MAX_TOKEN_FILE = 4096
 T = TypeVar("T")
 
@@ -119,6 +139,10 @@ class _Call(Generic[T]):
     parse: Callable[[Mapping[str, Any]], T]
     json_body: Mapping[str, Any] | None = None
     content: bytes | None = None
+    params: Mapping[str, str] | None = None
+    """Query parameters (the options of an octet-stream call)."""
+    wait: float = 0.0
+    """Seconds the daemon may hold the call; its HTTP timeout is at least ``wait + WAIT_MARGIN``."""
 
 
 class _Calls:
@@ -224,6 +248,82 @@ class _Calls:
         if peer is not None:
             body["peer"] = str(peer)
         return _Call("/catalog/sync", _parse_synced, body)
+
+    # -- access requests, approvals and grants (issue 10) ------------------------------
+    @staticmethod
+    def request_access(
+        dataset_id: object, purpose: str, days: int, note: str, wait: float
+    ) -> _Call[AccessOutcome]:
+        body = {
+            "id": str(dataset_id),
+            "purpose": purpose,
+            "days": days,
+            "note": note,
+            "wait": wait,
+        }
+        return _Call("/access/request", AccessOutcome.from_json, body, wait=wait)
+
+    @staticmethod
+    def refresh_request(request_id: str, wait: float) -> _Call[AccessOutcome]:
+        body = {"id": request_id, "wait": wait}
+        return _Call("/access/refresh", AccessOutcome.from_json, body, wait=wait)
+
+    @staticmethod
+    def access_requests(
+        direction: str, state: str | None, dataset: object | None, limit: int
+    ) -> _Call[list[AccessRequestInfo]]:
+        body: dict[str, Any] = {"direction": direction, "limit": limit}
+        if state is not None:
+            body["state"] = state
+        if dataset is not None:
+            body["dataset"] = str(dataset)
+        return _Call("/access/requests", parse_access_requests, body)
+
+    @staticmethod
+    def access_request(request_id: str, direction: str) -> _Call[AccessRequestInfo]:
+        body = {"id": request_id, "direction": direction}
+        return _Call("/access/requests/show", AccessRequestInfo.from_json, body)
+
+    @staticmethod
+    def approve_request(request_id: str, days: int | None) -> _Call[AccessOutcome]:
+        body: dict[str, Any] = {"id": request_id}
+        if days is not None:
+            body["days"] = days
+        return _Call("/access/approve", AccessOutcome.from_json, body)
+
+    @staticmethod
+    def deny_request(request_id: str, reason: str) -> _Call[AccessOutcome]:
+        return _Call("/access/deny", AccessOutcome.from_json, {"id": request_id, "reason": reason})
+
+    @staticmethod
+    def grants(
+        role: str, dataset: object | None, active: bool, limit: int
+    ) -> _Call[list[GrantInfo]]:
+        body: dict[str, Any] = {"role": role, "active": active, "limit": limit}
+        if dataset is not None:
+            body["dataset"] = str(dataset)
+        return _Call("/access/grants", parse_grants, body)
+
+    @staticmethod
+    def grant(grant_id: str, details: bool) -> _Call[GrantInfo]:
+        body = {"id": grant_id, "details": details}
+        return _Call("/access/grants/show", GrantInfo.from_json, body)
+
+    @staticmethod
+    def verify_grant(raw: bytes, deep: bool) -> _Call[GrantCheck]:
+        params = {"deep": "true" if deep else "false"}
+        return _Call(
+            "/access/grants/verify", GrantCheck.from_json, content=bytes(raw), params=params
+        )
+
+    @staticmethod
+    def revoke_grant(grant_id: str, reason: str) -> _Call[GrantInfo]:
+        body = {"id": grant_id, "reason": reason}
+        return _Call("/access/grants/revoke", GrantInfo.from_json, body)
+
+    @staticmethod
+    def purposes() -> _Call[list[PurposeInfo]]:
+        return _Call("/access/purposes", parse_purposes)
 
 
 def _parse_synced(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -348,15 +448,23 @@ def _transport_error(exc: httpx.HTTPError, url: str) -> DatanetError:
     return NetworkError(f"talking to the daemon at {url} failed: {exc}")
 
 
-def _request_kwargs(call: _Call[Any]) -> dict[str, Any]:
+def _request_kwargs(call: _Call[Any], timeout: float) -> dict[str, Any]:
+    """The request's body and headers; its timeout is at least ``call.wait + WAIT_MARGIN``."""
+    extra: dict[str, Any] = {}
+    if call.params is not None:
+        extra["params"] = dict(call.params)
+    if call.wait > 0:
+        extra["timeout"] = max(timeout, call.wait + WAIT_MARGIN)
     if call.content is not None:
         return {
             "content": call.content,
             "headers": {"content-type": "application/octet-stream"},
+            **extra,
         }
     return {
         "content": json.dumps(call.json_body or {}).encode("utf-8"),
         "headers": {"content-type": "application/json"},
+        **extra,
     }
 
 
@@ -413,7 +521,7 @@ class Client:
 
     def _run(self, call: _Call[T]) -> T:
         try:
-            response = self._http.post(call.path, **_request_kwargs(call))
+            response = self._http.post(call.path, **_request_kwargs(call, self._timeout))
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
         return _parse(call, response)
@@ -566,6 +674,108 @@ class Client:
         """
         return self._run(_Calls.catalog_sync(peers, peer))
 
+    # -- access requests, approvals and grants (issue 10) ------------------------------
+    def request_access(
+        self, dataset_id: object, purpose: str, *, days: int = 30, note: str = "", wait: float = 0.0
+    ) -> AccessOutcome:
+        """Ask the owner of ``dataset_id`` for access, for ``purpose`` (a vocabulary id).
+
+        The daemon signs the request and sends it through the gateways; the answer is
+        ``granted`` (``grant``), ``denied`` (``denial``: reason code, explanation, the
+        owner's message) or ``pending`` (an operator must decide: ask again with
+        :meth:`refresh_request`). ``wait``: seconds to wait for the decision (the
+        daemon caps it below its ``api.request_timeout``); this call's HTTP timeout
+        grows to ``wait`` + 15 s.
+
+        Raises:
+            NotFound: the dataset is unknown.
+            InvalidInput: a purpose outside the vocabulary, or ``days`` out of 1-3650.
+            NetworkError: a hop failed (``gateway_unreachable``, ``no_route``…).
+        """
+        return self._run(_Calls.request_access(dataset_id, purpose, days, note, wait))
+
+    def refresh_request(self, request_id: str, wait: float = 0.0) -> AccessOutcome:
+        """Ask the owner again about a request this node sent (hex id or a prefix of 8+).
+
+        Raises:
+            NotFound: no sent request has this id.
+        """
+        return self._run(_Calls.refresh_request(request_id, wait))
+
+    def access_requests(
+        self,
+        direction: str = "received",
+        state: str | None = None,
+        dataset: object | None = None,
+        limit: int = 100,
+    ) -> list[AccessRequestInfo]:
+        """Requests received (the operator's inbox) or ``sent``, newest first."""
+        return self._run(_Calls.access_requests(direction, state, dataset, limit))
+
+    def access_request(self, request_id: str, direction: str = "received") -> AccessRequestInfo:
+        """One request, by hex id or unique prefix of 8+ hex digits.
+
+        Raises:
+            NotFound: no such request in that direction.
+        """
+        return self._run(_Calls.access_request(request_id, direction))
+
+    def approve_request(self, request_id: str, days: int | None = None) -> AccessOutcome:
+        """Approve a pending received request (``days`` may shorten the grant).
+
+        Raises:
+            NotFound: no such received request.
+            InvalidInput: it is already decided, or ``days`` is longer than asked.
+        """
+        return self._run(_Calls.approve_request(request_id, days))
+
+    def deny_request(self, request_id: str, reason: str) -> AccessOutcome:
+        """Deny a pending received request; ``reason`` is the message the requester sees.
+
+        Raises:
+            NotFound: no such received request.
+            InvalidInput: it is already decided.
+        """
+        return self._run(_Calls.deny_request(request_id, reason))
+
+    def grants(
+        self,
+        role: str = "issued",
+        dataset: object | None = None,
+        active: bool = False,
+        limit: int = 100,
+    ) -> list[GrantInfo]:
+        """Grants this node issued or ``received``, newest first (``active``: only valid ones)."""
+        return self._run(_Calls.grants(role, dataset, active, limit))
+
+    def grant(self, grant_id: str, details: bool = False) -> GrantInfo:
+        """One grant; ``details`` decrypts a received grant's access details.
+
+        Raises:
+            NotFound: no such grant.
+        """
+        return self._run(_Calls.grant(grant_id, details))
+
+    def verify_grant(self, raw: bytes, deep: bool = False) -> GrantCheck:
+        """Check a signed grant's bytes; an invalid grant is ``valid=False``, not an error.
+
+        Raises:
+            RecordTooLarge: larger than 64 KiB.
+        """
+        return self._run(_Calls.verify_grant(raw, deep))
+
+    def revoke_grant(self, grant_id: str, reason: str = "") -> GrantInfo:
+        """Revoke a grant this node issued; the daemon publishes the revocation.
+
+        Raises:
+            NotFound: no such issued grant.
+        """
+        return self._run(_Calls.revoke_grant(grant_id, reason))
+
+    def purposes(self) -> list[PurposeInfo]:
+        """The purpose vocabulary requests may declare."""
+        return self._run(_Calls.purposes())
+
     def watch(self, query: str = "", *, timeout: float | None = None) -> Iterator[WatchEvent]:
         """Catalog changes matching ``query`` as they happen, until the caller stops.
 
@@ -626,7 +836,7 @@ class AsyncClient:
 
     async def _run(self, call: _Call[T]) -> T:
         try:
-            response = await self._http.post(call.path, **_request_kwargs(call))
+            response = await self._http.post(call.path, **_request_kwargs(call, self._timeout))
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
         return _parse(call, response)
@@ -745,6 +955,67 @@ class AsyncClient:
     ) -> list[dict[str, Any]]:
         """See :meth:`Client.catalog_sync`."""
         return await self._run(_Calls.catalog_sync(peers, peer))
+
+    # -- access requests, approvals and grants (issue 10) ------------------------------
+    async def request_access(
+        self, dataset_id: object, purpose: str, *, days: int = 30, note: str = "", wait: float = 0.0
+    ) -> AccessOutcome:
+        """See :meth:`Client.request_access`."""
+        return await self._run(_Calls.request_access(dataset_id, purpose, days, note, wait))
+
+    async def refresh_request(self, request_id: str, wait: float = 0.0) -> AccessOutcome:
+        """See :meth:`Client.refresh_request`."""
+        return await self._run(_Calls.refresh_request(request_id, wait))
+
+    async def access_requests(
+        self,
+        direction: str = "received",
+        state: str | None = None,
+        dataset: object | None = None,
+        limit: int = 100,
+    ) -> list[AccessRequestInfo]:
+        """See :meth:`Client.access_requests`."""
+        return await self._run(_Calls.access_requests(direction, state, dataset, limit))
+
+    async def access_request(
+        self, request_id: str, direction: str = "received"
+    ) -> AccessRequestInfo:
+        """See :meth:`Client.access_request`."""
+        return await self._run(_Calls.access_request(request_id, direction))
+
+    async def approve_request(self, request_id: str, days: int | None = None) -> AccessOutcome:
+        """See :meth:`Client.approve_request`."""
+        return await self._run(_Calls.approve_request(request_id, days))
+
+    async def deny_request(self, request_id: str, reason: str) -> AccessOutcome:
+        """See :meth:`Client.deny_request`."""
+        return await self._run(_Calls.deny_request(request_id, reason))
+
+    async def grants(
+        self,
+        role: str = "issued",
+        dataset: object | None = None,
+        active: bool = False,
+        limit: int = 100,
+    ) -> list[GrantInfo]:
+        """See :meth:`Client.grants`."""
+        return await self._run(_Calls.grants(role, dataset, active, limit))
+
+    async def grant(self, grant_id: str, details: bool = False) -> GrantInfo:
+        """See :meth:`Client.grant`."""
+        return await self._run(_Calls.grant(grant_id, details))
+
+    async def verify_grant(self, raw: bytes, deep: bool = False) -> GrantCheck:
+        """See :meth:`Client.verify_grant`."""
+        return await self._run(_Calls.verify_grant(raw, deep))
+
+    async def revoke_grant(self, grant_id: str, reason: str = "") -> GrantInfo:
+        """See :meth:`Client.revoke_grant`."""
+        return await self._run(_Calls.revoke_grant(grant_id, reason))
+
+    async def purposes(self) -> list[PurposeInfo]:
+        """See :meth:`Client.purposes`."""
+        return await self._run(_Calls.purposes())
 
     async def watch(
         self, query: str = "", *, timeout: float | None = None

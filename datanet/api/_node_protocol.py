@@ -4,16 +4,22 @@ The HTTP layer is written against :class:`NodeAPI` only, never against the concr
 ``datanet.node.Node``, so that the real node plugs in unchanged and the HTTP layer's
 own unit tests can use a small in-memory implementation.
 
-Invariant: every member here is read-only (properties or methods), so frozen
-dataclasses satisfy the protocols structurally; nothing in this module imports the
-node, trio or libp2p.
+Invariants:
+* Every member here is read-only (properties or methods), so frozen dataclasses
+  satisfy the protocols structurally; nothing in this module imports the node,
+  trio or libp2p.
+* The access-request methods (issue 10) return JSON-ready mappings whose keys are
+  fixed (``AccessOutcome``, ``RequestView``, ``GrantView``, ``DenialView``,
+  ``GrantCheck``, ``RouteHop``; their schemas are the response schemas of
+  :mod:`datanet.api.routes`, in the OpenAPI document): the HTTP layer passes them on
+  unchanged, so the node, the API and the client agree on one shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from datanet.records.ids import DatasetId
 from datanet.records.search import SearchFilters
@@ -303,3 +309,95 @@ class NodeAPI(Protocol):
         Raises:
             NotFound: ``peer`` is not connected or known.
         """
+
+    # -- access requests (issue 10) ---------------------------------------------------
+    async def request_access(
+        self, dataset_id: DatasetId, *, purpose: str, days: int, note: str, wait: float
+    ) -> Mapping[str, Any]:
+        """Send a signed access request to the dataset's owner; an ``AccessOutcome``.
+
+        Waits up to ``wait`` seconds for the decision; a request still undecided
+        then comes back ``pending``.
+
+        Raises:
+            NotFound: the dataset is unknown.
+            InvalidInput: a purpose outside the vocabulary, or ``days`` out of bounds.
+            NetworkError: a hop failed (``gateway_unreachable``, ``no_route``…); the
+                message names the hop.
+        """
+
+    async def refresh_request(self, request_id: str, *, wait: float) -> Mapping[str, Any]:
+        """Ask the owner again about a sent request; an ``AccessOutcome``.
+
+        Raises:
+            NotFound: no sent request has this id (hex, or a unique prefix of 8+).
+        """
+
+    def access_requests(
+        self,
+        *,
+        direction: Literal["received", "sent"],
+        state: str | None,
+        dataset: DatasetId | None,
+        limit: int,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Requests this node received (as owner) or sent, newest first; ``RequestView`` each."""
+
+    def access_request(
+        self, request_id: str, *, direction: Literal["received", "sent"]
+    ) -> Mapping[str, Any]:
+        """One request (``RequestView``); ``request_id`` is hex or a unique prefix of 8+.
+
+        Raises:
+            NotFound: no such request in that direction.
+            InvalidInput: the prefix is ambiguous.
+        """
+
+    async def approve_request(self, request_id: str, *, days: int | None) -> Mapping[str, Any]:
+        """Grant a pending received request (``days`` may shorten it); an ``AccessOutcome``.
+
+        Raises:
+            NotFound: no such received request.
+            InvalidInput: it is already decided, or ``days`` is longer than asked.
+        """
+
+    async def deny_request(self, request_id: str, *, reason: str) -> Mapping[str, Any]:
+        """Deny a pending received request (reason code ``denied_by_operator``,
+        message ``reason``); an ``AccessOutcome``.
+
+        Raises:
+            NotFound: no such received request.
+            InvalidInput: it is already decided.
+        """
+
+    def grants(
+        self,
+        *,
+        role: Literal["issued", "received"],
+        dataset: DatasetId | None,
+        active: bool,
+        limit: int,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Grants this node issued (as owner) or received, newest first; ``GrantView`` each."""
+
+    def grant(self, grant_id: str, *, details: bool) -> Mapping[str, Any]:
+        """One grant (``GrantView``); with ``details``, a received grant's access details
+        decrypted.
+
+        Raises:
+            NotFound: no such grant.
+        """
+
+    def verify_grant(self, raw: bytes, *, deep: bool) -> Mapping[str, Any]:
+        """Check a signed grant (``GrantCheck``): ``valid`` false with the error's code and
+        message for an invalid one; never raises for an invalid grant."""
+
+    async def revoke_grant(self, grant_id: str, *, reason: str) -> Mapping[str, Any]:
+        """Revoke a grant this node issued and publish the revocation; its ``GrantView``.
+
+        Raises:
+            NotFound: no such issued grant.
+        """
+
+    def purposes(self) -> Sequence[Mapping[str, Any]]:
+        """The purpose vocabulary: ``{"id", "iri", "label", "description", "parent"}`` each."""

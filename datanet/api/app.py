@@ -9,7 +9,8 @@ Request path, in order:
 2. starlette's router: unknown paths answer 404 ``unknown_endpoint``, wrong methods
    405, both as JSON.
 3. :func:`_endpoint`: reads the body (counting bytes, 413 past the limit even
-   without a Content-Length), checks the Content-Type and the fields, runs the
+   without a Content-Length), checks the Content-Type and the fields (of the JSON
+   body, or an octet-stream operation's query parameters), runs the
    handler under ``api.request_timeout``, and turns every ``DatanetError`` into
    ``{"error": {"code", "message"}}`` with the status from
    :func:`datanet.api.errors.status_for`. Stream operations (``catalog/watch``) go
@@ -170,6 +171,16 @@ def _decode_json_body(body: bytes) -> Any:
         raise InvalidJson(f"the body is not valid JSON: {str(exc)[:200]}") from None
 
 
+def _query_args(op: Operation, request: Request) -> dict[str, Any]:
+    """The query parameters of an octet-stream operation, booleans as JSON values."""
+    args: dict[str, Any] = dict(request.query_params)
+    for f in op.fields:
+        if f.schema.get("type") == "boolean" and f.name in args:
+            text = args[f.name].lower()
+            args[f.name] = {"true": True, "1": True, "false": False, "0": False}.get(text, text)
+    return args
+
+
 def _endpoint(ctx: ApiContext, op: Operation) -> Any:
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -179,8 +190,8 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Any:
             _check_media(op, _media_type(request))
             if op.body == "json":
                 args, payload = check_args(op.fields, _decode_json_body(body)), b""
-            else:
-                args, payload = {}, body
+            else:  # the body is the payload; the fields (if any) come as query parameters
+                args, payload = check_args(op.fields, _query_args(op, request)), body
             try:
                 with anyio.fail_after(ctx.request_timeout):
                     result = await op.handler(ctx, args, payload)

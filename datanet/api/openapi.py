@@ -78,6 +78,19 @@ def _request_body(op: Operation) -> dict[str, Any]:
     return {"required": bool(required), "content": {"application/json": {"schema": schema}}}
 
 
+def _query_parameters(op: Operation) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f.name,
+            "in": "query",
+            "required": f.required,
+            "description": f.help,
+            "schema": {**f.schema, **({} if f.required else {"default": f.default})},
+        }
+        for f in op.fields
+    ]
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {
@@ -96,6 +109,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.description:
         doc["description"] = op.description
+    if op.body == "octet-stream" and op.fields:
+        doc["parameters"] = _query_parameters(op)
     return doc
 
 
@@ -114,16 +129,7 @@ def _stream_operation(op: Operation, method: str) -> dict[str, Any]:
     }
     if method == "get":
         del doc["requestBody"]
-        doc["parameters"] = [
-            {
-                "name": f.name,
-                "in": "query",
-                "required": f.required,
-                "description": f.help,
-                "schema": {**f.schema, **({} if f.required else {"default": f.default})},
-            }
-            for f in op.fields
-        ]
+        doc["parameters"] = _query_parameters(op)
     return doc
 
 
@@ -159,7 +165,9 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
             "with a JSON object body (empty body = {}) and needs `Authorization: Bearer "
             "<token>`; the token is in the file `api.token` in the node's data directory. "
             'Errors are `{"error": {"code", "message"}}`. `catalog/watch` answers with '
-            "server-sent events and also takes GET with query parameters.",
+            "server-sent events and also takes GET with query parameters. The octet-stream "
+            "endpoints (`publish`, `access/grants/verify`) take their options as query "
+            "parameters.",
         },
         "servers": [{"url": "http://127.0.0.1:5080"}],
         "security": [{"bearer": []}],

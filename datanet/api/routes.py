@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
+from datanet.errors import RecordTooLarge
 from datanet.node.config import SETTINGS, Config, ConfigFile
 from datanet.records.ids import DatasetId
 from datanet.records.search import MAX_FILTER_VALUE, MAX_FILTER_VALUES, SearchFilters
@@ -99,7 +100,7 @@ class ApiContext:
 class Field:
     """One field of a JSON request body.
 
-    ``schema`` uses only ``type`` (string, integer, boolean, array of strings;
+    ``schema`` uses only ``type`` (string, integer, number, boolean, array of strings;
     absent = any JSON), ``minLength``/``maxLength``, ``minimum``/``maximum`` and
     ``maxItems`` (with ``items`` holding a string schema); :func:`check_args`
     enforces exactly those, and the OpenAPI document publishes them. An optional
@@ -199,6 +200,18 @@ def check_args(fields: Sequence[Field], body: Any) -> dict[str, Any]:
                 raise InvalidRequest(
                     f"{f.name!r} must be between {f.schema['minimum']} and {f.schema['maximum']}"
                 )
+        elif kind == "number":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise InvalidRequest(f"{f.name!r} must be a number")
+            if not f.schema["minimum"] <= value <= f.schema["maximum"]:
+                raise InvalidRequest(
+                    f"{f.name!r} must be between {f.schema['minimum']} and {f.schema['maximum']}"
+                )
+            value = float(value)
         elif kind == "boolean":
             if not isinstance(value, bool):
                 raise InvalidRequest(f"{f.name!r} must be true or false")
@@ -917,3 +930,486 @@ _CATALOG_OPERATIONS: tuple[Operation, ...] = (
 )
 
 OPERATIONS = (*OPERATIONS, *_CATALOG_OPERATIONS)
+
+
+# --- access requests, approvals and grants (issue 10) --------------------------------
+
+MAX_ACCESS_PURPOSE = 64
+"""The longest purpose id a request may name (``datanet.records.policy.MAX_PURPOSE``)."""
+MAX_ACCESS_NOTE = 512
+MAX_ACCESS_REASON = 256
+MAX_ACCESS_DAYS = 3650
+MAX_ACCESS_WAIT = 300.0
+MAX_ACCESS_LIMIT = 1000
+MAX_GRANT_BYTES = 64 * 1024
+"""The largest signed grant ``access/grants/verify`` takes (decoded)."""
+WAIT_MARGIN = 5.0
+"""Seconds of ``api.request_timeout`` kept free for the node's own work around a wait."""
+
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
+_NO_CONTROL_BUT_LINES = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
+HEX_ID_PATTERN = "^[0-9a-fA-F]{8,64}$"
+
+
+def _hex_id(text: str) -> str:
+    return text.lower()
+
+
+def _wait_for(ctx: ApiContext, wait: float) -> float:
+    """``wait``, capped so that the call ends well within ``api.request_timeout``."""
+    return max(0.0, min(wait, ctx.request_timeout - WAIT_MARGIN))
+
+
+def _optional_dataset(text: str | None) -> DatasetId | None:
+    return None if text is None else DatasetId.parse(text)
+
+
+async def _access_request(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    outcome = await ctx.node.request_access(
+        DatasetId.parse(args["id"]),
+        purpose=args["purpose"],
+        days=args["days"],
+        note=args["note"],
+        wait=_wait_for(ctx, args["wait"]),
+    )
+    return dict(jsonable(outcome))
+
+
+async def _access_refresh(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    outcome = await ctx.node.refresh_request(_hex_id(args["id"]), wait=_wait_for(ctx, args["wait"]))
+    return dict(jsonable(outcome))
+
+
+async def _access_requests(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    views = ctx.node.access_requests(
+        direction=args["direction"],
+        state=args["state"],
+        dataset=_optional_dataset(args["dataset"]),
+        limit=args["limit"],
+    )
+    return {"requests": [jsonable(v) for v in views]}
+
+
+async def _access_request_show(
+    ctx: ApiContext, args: dict[str, Any], body: bytes
+) -> dict[str, Any]:
+    view = ctx.node.access_request(_hex_id(args["id"]), direction=args["direction"])
+    return dict(jsonable(view))
+
+
+async def _access_approve(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    outcome = await ctx.node.approve_request(_hex_id(args["id"]), days=args["days"])
+    return dict(jsonable(outcome))
+
+
+async def _access_deny(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    outcome = await ctx.node.deny_request(_hex_id(args["id"]), reason=args["reason"])
+    return dict(jsonable(outcome))
+
+
+async def _access_grants(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    views = ctx.node.grants(
+        role=args["role"],
+        dataset=_optional_dataset(args["dataset"]),
+        active=args["active"],
+        limit=args["limit"],
+    )
+    return {"grants": [jsonable(v) for v in views]}
+
+
+async def _access_grant_show(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return dict(jsonable(ctx.node.grant(_hex_id(args["id"]), details=args["details"])))
+
+
+async def _access_grant_verify(
+    ctx: ApiContext, args: dict[str, Any], body: bytes
+) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest(
+            "the body must be a signed grant file (what `datanet request --out` wrote)"
+        )
+    if len(body) > MAX_GRANT_BYTES:
+        raise RecordTooLarge(f"the grant is {len(body)} bytes; the limit is {MAX_GRANT_BYTES}")
+    return dict(jsonable(ctx.node.verify_grant(body, deep=args["deep"])))
+
+
+async def _access_grant_revoke(
+    ctx: ApiContext, args: dict[str, Any], body: bytes
+) -> dict[str, Any]:
+    view = await ctx.node.revoke_grant(_hex_id(args["id"]), reason=args["reason"])
+    return dict(jsonable(view))
+
+
+async def _access_purposes(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {"purposes": [jsonable(p) for p in ctx.node.purposes()]}
+
+
+_INT: dict[str, Any] = {"type": "integer"}
+_TEXT: dict[str, Any] = {"type": "string"}
+_HEX: dict[str, Any] = {"type": "string", "description": "hex id"}
+_HEX_OR_NULL: dict[str, Any] = {"type": ["string", "null"], "description": "hex id"}
+_INT_OR_NULL: dict[str, Any] = {"type": ["integer", "null"]}
+
+ROUTE_HOP_SCHEMA = _object(
+    {
+        "hop": _INT,
+        "node": _PEER_ID,
+        "org": {"type": "string", "description": "did:key:z6Mk…"},
+        "action": {"type": "string", "enum": ["forward", "decide"]},
+        "at": {"type": "integer", "description": "Unix seconds"},
+    }
+)
+_ROUTE = {"type": "array", "items": ROUTE_HOP_SCHEMA}
+
+REQUEST_VIEW_SCHEMA = _object(
+    {
+        "request_id": _HEX,
+        "direction": {"type": "string", "enum": ["sent", "received"]},
+        "dataset_id": _TEXT,
+        "sequence": {"type": "integer", "description": "the descriptor sequence the requester saw"},
+        "purpose": _TEXT,
+        "days": _INT,
+        "note": _TEXT,
+        "requester_node": _PEER_ID,
+        "requester_org": _TEXT,
+        "created": _INT,
+        "deadline": _INT,
+        "state": {"type": "string", "enum": ["pending", "granted", "denied", "failed"]},
+        "reason": {"type": ["string", "null"], "description": "denial reason code"},
+        "message": _TEXT,
+        "decided_at": _INT_OR_NULL,
+        "decided_by": {
+            "type": ["string", "null"],
+            "enum": ["policy", "operator", "deadline", None],
+        },
+        "grant_id": _HEX_OR_NULL,
+        "route": _ROUTE,
+    }
+)
+
+GRANT_VIEW_SCHEMA = _object(
+    {
+        "grant_id": _HEX,
+        "request_id": _HEX,
+        "dataset_id": _TEXT,
+        "sequence": _INT,
+        "grantee_node": _PEER_ID,
+        "grantee_org": _TEXT,
+        "purpose": _TEXT,
+        "not_before": _INT,
+        "not_after": _INT,
+        "valid_until": _INT,
+        "issuer_node": _PEER_ID,
+        "issuer_org": _TEXT,
+        "issued_at": _INT,
+        "route": _ROUTE,
+        "role": {"type": "string", "enum": ["issued", "received"]},
+        "revoked_at": _INT_OR_NULL,
+        "revocation_reason": _TEXT,
+        "details": {
+            "type": ["object", "null"],
+            "description": "the decrypted access details (received grants, when asked)",
+        },
+        "envelope": {"type": "string", "description": "the signed grant, standard base64"},
+    }
+)
+
+DENIAL_VIEW_SCHEMA = _object(
+    {
+        "reason": {"type": "string", "description": "machine-readable reason code"},
+        "explanation": _TEXT,
+        "message": {"type": "string", "description": "the owner's own words, if any"},
+        "node": _PEER_ID,
+        "org": _TEXT,
+        "decided_at": _INT,
+        "route": _ROUTE,
+        "envelope": {"type": "string", "description": "the signed denial, standard base64"},
+    }
+)
+
+ACCESS_OUTCOME_SCHEMA = _object(
+    {
+        "state": {"type": "string", "enum": ["granted", "pending", "denied"]},
+        "request": REQUEST_VIEW_SCHEMA,
+        "grant": {"anyOf": [GRANT_VIEW_SCHEMA, {"type": "null"}]},
+        "denial": {"anyOf": [DENIAL_VIEW_SCHEMA, {"type": "null"}]},
+    }
+)
+
+GRANT_CHECK_SCHEMA = _object(
+    {
+        "valid": {"type": "boolean"},
+        "deep": {"type": "boolean"},
+        "error": {
+            "anyOf": [_object({"code": _TEXT, "message": _TEXT}), {"type": "null"}],
+        },
+        "grant": {"anyOf": [GRANT_VIEW_SCHEMA, {"type": "null"}]},
+    }
+)
+
+PURPOSE_SCHEMA = _object(
+    {
+        "id": _TEXT,
+        "iri": _TEXT,
+        "label": _TEXT,
+        "description": _TEXT,
+        "parent": {"type": ["string", "null"]},
+    }
+)
+
+_ID_FIELD = Field(
+    "id",
+    _string(64, 8, HEX_ID_PATTERN),
+    "hex id, or a unique prefix of at least 8 hex digits",
+    True,
+)
+
+
+def _wait_field(what: str) -> Field:
+    return Field(
+        "wait",
+        {"type": "number", "minimum": 0, "maximum": MAX_ACCESS_WAIT},
+        f"seconds to wait for {what} (capped at api.request_timeout - {WAIT_MARGIN:g} s)",
+        False,
+        0.0,
+    )
+
+
+def _dataset_filter() -> Field:
+    return Field(
+        "dataset", _string(400, 1, DATASET_ID_PATTERN), "only this dataset (dn://…)", False, None
+    )
+
+
+def _limit_field() -> Field:
+    return Field("limit", _integer(1, MAX_ACCESS_LIMIT), "most items to return", False, 100)
+
+
+_WAIT_NOTE = (
+    " With `wait` the call holds up to that many seconds for the decision (other calls "
+    "are served meanwhile); the daemon caps it at `api.request_timeout` minus "
+    f"{WAIT_MARGIN:g} s so the call always answers, `pending` if still undecided. Set "
+    "the client's HTTP timeout above `wait`."
+)
+
+_ACCESS_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "/access/request",
+        "Request access to a dataset from its owner",
+        _access_request,
+        ACCESS_OUTCOME_SCHEMA,
+        fields=(
+            Field(
+                "id",
+                _string(400, 1, DATASET_ID_PATTERN),
+                "dataset id, dn://did:key:z6Mk…/name",
+                True,
+            ),
+            Field(
+                "purpose",
+                _string(MAX_ACCESS_PURPOSE, 1, _NO_CONTROL),
+                "a purpose id of the vocabulary (access/purposes)",
+                True,
+            ),
+            Field(
+                "days",
+                _integer(1, MAX_ACCESS_DAYS),
+                "how many days the grant should be valid",
+                False,
+                30,
+            ),
+            Field(
+                "note",
+                _string(MAX_ACCESS_NOTE, 0, _NO_CONTROL_BUT_LINES),
+                "free text for the owner's operator",
+                False,
+                "",
+            ),
+            _wait_field("the decision"),
+        ),
+        tag="access",
+        description="The node signs a request (dataset, the descriptor sequence it holds, "
+        "purpose, validity, a nonce, a deadline) and sends it through the gateways to the "
+        "dataset's owner. `state` is `granted` (with `grant`), `denied` (with `denial`: the "
+        "reason code, its explanation, the owner's message) or `pending` (waiting for the "
+        "owner's operator)." + _WAIT_NOTE + " A failed hop is an error naming the hop "
+        "(`gateway_unreachable` 502, `no_route` 502, …).",
+    ),
+    Operation(
+        "/access/refresh",
+        "Ask the owner again about a sent request",
+        _access_refresh,
+        ACCESS_OUTCOME_SCHEMA,
+        fields=(_ID_FIELD, _wait_field("the decision")),
+        tag="access",
+        description="For a request this node sent: the owner's current answer." + _WAIT_NOTE,
+    ),
+    Operation(
+        "/access/requests",
+        "List access requests received (the operator's inbox) or sent",
+        _access_requests,
+        _object({"requests": {"type": "array", "items": REQUEST_VIEW_SCHEMA}}),
+        fields=(
+            Field(
+                "direction",
+                _string(8, 4, "^(received|sent)$"),
+                "received (as the data's owner) or sent",
+                False,
+                "received",
+            ),
+            Field(
+                "state",
+                _string(7, 6, "^(pending|granted|denied|failed)$"),
+                "only requests in this state",
+                False,
+                None,
+            ),
+            _dataset_filter(),
+            _limit_field(),
+        ),
+        tag="access",
+        description="Newest first.",
+    ),
+    Operation(
+        "/access/requests/show",
+        "One access request",
+        _access_request_show,
+        REQUEST_VIEW_SCHEMA,
+        fields=(
+            _ID_FIELD,
+            Field(
+                "direction",
+                _string(8, 4, "^(received|sent)$"),
+                "received or sent",
+                False,
+                "received",
+            ),
+        ),
+        tag="access",
+    ),
+    Operation(
+        "/access/approve",
+        "Approve a pending received request: issue the grant",
+        _access_approve,
+        ACCESS_OUTCOME_SCHEMA,
+        fields=(
+            _ID_FIELD,
+            Field(
+                "days",
+                _integer(1, MAX_ACCESS_DAYS),
+                "a shorter validity than requested (default: as requested)",
+                False,
+                None,
+            ),
+        ),
+        tag="access",
+        description="The node signs a grant and sends it back along the request's route. "
+        "A request that is already decided is refused (400 invalid_input).",
+    ),
+    Operation(
+        "/access/deny",
+        "Deny a pending received request",
+        _access_deny,
+        ACCESS_OUTCOME_SCHEMA,
+        fields=(
+            Field(
+                "reason",
+                _string(MAX_ACCESS_REASON, 1, _NO_CONTROL),
+                "the operator's words to the requester",
+                True,
+            ),
+            _ID_FIELD,
+        ),
+        tag="access",
+        description="The denial's reason code is `denied_by_operator`; `reason` becomes its "
+        "message.",
+    ),
+    Operation(
+        "/access/grants",
+        "List grants issued (as the data's owner) or received",
+        _access_grants,
+        _object({"grants": {"type": "array", "items": GRANT_VIEW_SCHEMA}}),
+        fields=(
+            Field(
+                "role",
+                _string(8, 6, "^(issued|received)$"),
+                "issued or received",
+                False,
+                "issued",
+            ),
+            _dataset_filter(),
+            Field("active", _BOOLEAN, "only grants neither expired nor revoked", False, False),
+            _limit_field(),
+        ),
+        tag="access",
+        description="Newest first.",
+    ),
+    Operation(
+        "/access/grants/show",
+        "One grant",
+        _access_grant_show,
+        GRANT_VIEW_SCHEMA,
+        fields=(
+            _ID_FIELD,
+            Field(
+                "details",
+                _BOOLEAN,
+                "decrypt the access details of a received grant",
+                False,
+                False,
+            ),
+        ),
+        tag="access",
+    ),
+    Operation(
+        "/access/grants/verify",
+        "Verify a signed grant",
+        _access_grant_verify,
+        GRANT_CHECK_SCHEMA,
+        fields=(
+            Field(
+                "deep",
+                _BOOLEAN,
+                "also check the issuer's revocations of grants this node knows",
+                False,
+                False,
+            ),
+        ),
+        body="octet-stream",
+        tag="access",
+        description="The body is the signed grant file's bytes (Content-Type: "
+        f"application/octet-stream, at most {MAX_GRANT_BYTES} bytes); `deep` is a query "
+        "parameter (`?deep=true`). An invalid grant is not an HTTP error: the answer is "
+        "`valid: false` with the error's code and message (`bad_signature`, "
+        "`record_expired`, `grant_revoked`, …).",
+    ),
+    Operation(
+        "/access/grants/revoke",
+        "Revoke a grant this node issued",
+        _access_grant_revoke,
+        GRANT_VIEW_SCHEMA,
+        fields=(
+            _ID_FIELD,
+            Field(
+                "reason",
+                _string(MAX_ACCESS_REASON, 0, _NO_CONTROL),
+                "why, for the grantee",
+                False,
+                "",
+            ),
+        ),
+        tag="access",
+        description="The node signs and publishes the revocation; verifiers that have "
+        "received it refuse the grant (`grant_revoked`).",
+    ),
+    Operation(
+        "/access/purposes",
+        "The purpose vocabulary requests may declare",
+        _access_purposes,
+        _object({"purposes": {"type": "array", "items": PURPOSE_SCHEMA}}),
+        tag="access",
+        description="Terms of the W3C Data Privacy Vocabulary's purposes, with their parent.",
+    ),
+)
+
+OPERATIONS = (*OPERATIONS, *_ACCESS_OPERATIONS)
