@@ -65,7 +65,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         for spec in specs:
             worker = Localnet(
-                [spec.home], seed=args.seed + spec.index, stderr=(workdir / f"{spec.index}.log").open("wb")
+                [spec.home],
+                seed=args.seed + spec.index,
+                stderr=(workdir / f"{spec.index}.log").open("wb"),
             )
             workers.append(worker)
             worker.wait_ready(120)
@@ -83,7 +85,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 egress=True,
             )
             workers[0].call("publish", node=0, raw=base64.b64encode(raw).decode())
-        desc = signed_by(specs[3], "bench/open", 1, "Benchmark dataset", access_policy=AccessPolicy(mode="open"))
+        desc = signed_by(
+            specs[3], "bench/open", 1, "Benchmark dataset", access_policy=AccessPolicy(mode="open")
+        )
         workers[3].call("publish", node=0, raw=base64.b64encode(desc).decode())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -95,7 +99,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             raise RuntimeError(f"records did not reach every node: {items}")
         dataset = f"dn://{specs[3].org.org_id}/bench/open"
         for _ in range(args.warmup):
-            workers[5].call("request_access", node=0, dataset_id=dataset, purpose="academic-research")
+            workers[5].call(
+                "request_access", node=0, dataset_id=dataset, purpose="academic-research"
+            )
         times: list[float] = []
         grants: list[bytes] = []
         route: list[Any] = []
@@ -141,7 +147,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "decision_p99_ms": TARGET_P99_MS,
             "grants_verified_per_second": TARGET_VERIFY,
         },
-        "meets_targets": p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and verified >= TARGET_VERIFY,
+        "meets_targets": p50 <= TARGET_P50_MS
+        and p99 <= TARGET_P99_MS
+        and verified >= TARGET_VERIFY,
     }
 
 
@@ -157,7 +165,14 @@ def main() -> int:
     doc = {**results_header(), **body}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps({k: body[k] for k in ("decision_p50_ms", "decision_p99_ms", "grants_verified_per_second")}))
+    print(
+        json.dumps(
+            {
+                k: body[k]
+                for k in ("decision_p50_ms", "decision_p99_ms", "grants_verified_per_second")
+            }
+        )
+    )
     return 0
 
 

@@ -286,10 +286,10 @@ class AccessService:
             denial = self._sign_denial(
                 row.request_id,
                 DatasetId.parse(row.dataset),
-                "expired",
-                "the request's deadline passed before an operator decided it; ask again",
-                row.trace,
-                now,
+                reason="expired",
+                message="the request's deadline passed before an operator decided it; ask again",
+                trace=row.trace,
+                now=now,
             )
             try:
                 self.store.decide(
@@ -439,13 +439,16 @@ class AccessService:
         verified = verify_request(raw, self._trust, now, at=now if op == "status" else None)
         request = verified.request
         hops = verify_trace(verified, trace, self._trust, now)
-        if op == "submit" and from_peer is not None:
-            if not self._replays.check_and_remember(verified.id, request.deadline, now):
-                raise _error(
-                    "replayed_request",
-                    f"request {verified.id.hex()[:16]} was already submitted here; "
-                    "a new request needs a new nonce",
-                )
+        if (
+            op == "submit"
+            and from_peer is not None
+            and not self._replays.check_and_remember(verified.id, request.deadline, now)
+        ):
+            raise _error(
+                "replayed_request",
+                f"request {verified.id.hex()[:16]} was already submitted here; "
+                "a new request needs a new nonce",
+            )
         descriptor = await self._held_descriptor(request.dataset_id)
         requester_route, _ = self._org_route(request.org)
         target_route, target_addrs = self._org_route(request.dataset_id.org)
@@ -468,12 +471,21 @@ class AccessService:
         if isinstance(step, Refuse):
             raise _error(step.code, f"{me.node} ({me.org}) refused the request: {step.message}")
         if isinstance(step, Decide):
-            return await self._decide(op, verified.id, raw, trace, descriptor, now)
+            return await self._decide(
+                op, verified.id, raw=raw, trace=trace, descriptor=descriptor, now=now
+            )
         self.counters["relayed"] += 1
         my_addrs = dict(target_addrs)
         my_addrs.update(self._org_route(me.org)[1])
         return await self._forward(
-            op, raw, verified.id, trace, step, my_addrs, now, origin=from_peer is None
+            op,
+            raw,
+            rid=verified.id,
+            trace=trace,
+            step=step,
+            known_addrs=my_addrs,
+            now=now,
+            origin=from_peer is None,
         )
 
     async def _held_descriptor(self, dataset_id: DatasetId) -> VerifiedDescriptor | None:
@@ -517,12 +529,12 @@ class AccessService:
         self,
         op: str,
         raw: bytes,
+        *,
         rid: bytes,
         trace: tuple[bytes, ...],
         step: Forward,
         known_addrs: Mapping[bytes, tuple[str, ...]],
         now: int,
-        *,
         origin: bool,
     ) -> _Answer:
         me_org = self._certificate().org
@@ -573,7 +585,9 @@ class AccessService:
             try:
                 checked = verify_grant(grant, self._trust, now)
             except DatanetError as exc:
-                raise VerificationError(f"{where} carries a grant that does not verify: {exc}")
+                raise VerificationError(
+                    f"{where} carries a grant that does not verify: {exc}"
+                ) from exc
             if checked.grant.request_id != rid:
                 raise VerificationError(f"{where} carries a grant for another request")
             return _Answer("granted", grant, None, tuple(trace))
@@ -583,7 +597,9 @@ class AccessService:
             try:
                 checked_denial = verify_denial(denial, self._trust, now)
             except DatanetError as exc:
-                raise VerificationError(f"{where} carries a denial that does not verify: {exc}")
+                raise VerificationError(
+                    f"{where} carries a denial that does not verify: {exc}"
+                ) from exc
             if checked_denial.denial.request_id != rid:
                 raise VerificationError(f"{where} carries a denial for another request")
             return _Answer("denied", None, denial, tuple(trace))
@@ -595,6 +611,7 @@ class AccessService:
         self,
         op: str,
         rid: bytes,
+        *,
         raw: bytes,
         trace: tuple[bytes, ...],
         descriptor: VerifiedDescriptor | None,
@@ -672,6 +689,7 @@ class AccessService:
         self,
         rid: bytes,
         dataset_id: DatasetId,
+        *,
         reason: str,
         message: str,
         trace: Sequence[bytes],
@@ -699,7 +717,12 @@ class AccessService:
         by: Literal["policy", "operator", "deadline"] = "policy",
     ) -> _Answer:
         raw = self._sign_denial(
-            row.request_id, DatasetId.parse(row.dataset), reason, message, row.trace, now
+            row.request_id,
+            DatasetId.parse(row.dataset),
+            reason=reason,
+            message=message,
+            trace=row.trace,
+            now=now,
         )
         self.store.decide(
             row.request_id,
@@ -734,10 +757,13 @@ class AccessService:
         if path is None or not path.is_file():
             return {}
         try:
-            if path.stat().st_size > _MAX_DETAILS_FILE:
-                raise InvalidInput(f"{path} is larger than {_MAX_DETAILS_FILE} bytes")
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, InvalidInput) as exc:
+            with path.open("rb") as fh:
+                data = fh.read(_MAX_DETAILS_FILE + 1)
+            if len(data) > _MAX_DETAILS_FILE:
+                log.warning("access details file is larger than 256 KiB; ignored")
+                return {}
+            doc = tomllib.loads(data.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             log.warning("access details file unusable", extra={"kv": {"error": str(exc)}})
             return {}
         entry = doc.get(dataset_id)
@@ -1058,7 +1084,9 @@ class AccessService:
         now = self._now()
         ds = None if dataset is None else str(dataset)
         if role == "issued":
-            rows = self.store.list_grants(dataset=ds, active_at=now if active else None, limit=limit)
+            rows = self.store.list_grants(
+                dataset=ds, active_at=now if active else None, limit=limit
+            )
             return [self._issued_json(r) for r in rows]
         out = []
         revoked = self._revoked()
@@ -1066,9 +1094,7 @@ class AccessService:
             if row.decision is None or (ds is not None and row.dataset != ds):
                 continue
             view = self._grant_json(row.decision, role="received")
-            if active and (
-                view["not_after"] <= now or bytes.fromhex(view["grant_id"]) in revoked
-            ):
+            if active and (view["not_after"] <= now or bytes.fromhex(view["grant_id"]) in revoked):
                 continue
             out.append(view)
         return out

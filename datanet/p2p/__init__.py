@@ -16,6 +16,7 @@ from datanet.p2p._errors import (
     RemoteError,
     StreamClosedByPeer,
 )
+from datanet.p2p.access import ACCESS_PROTOCOL, AccessTransport
 from datanet.p2p.addrs import (
     TcpAddr,
     addr_from_bytes,
@@ -47,12 +48,10 @@ from datanet.p2p.limits import HostLimits
 from datanet.p2p.protocols import IDENTIFY_PROTOCOL, PING_PROTOCOL
 from datanet.p2p.service import ServiceHost, StreamHandler
 from datanet.p2p.streams import FramedStream, RequestHandler, check_protocol_id
-from datanet.p2p.access import ACCESS_PROTOCOL, AccessTransport
 from datanet.p2p.sync import SYNC_PROTOCOL, SyncBackend, SyncLimits, SyncResult, SyncService
 
 __all__ = [
     "ACCESS_PROTOCOL",
-    "AccessTransport",
     "IDENTIFY_PROTOCOL",
     "ID_PROTOCOL",
     "KAD_PROTOCOL",
@@ -60,6 +59,7 @@ __all__ = [
     "MODE_KAD_SERVER",
     "PING_PROTOCOL",
     "SYNC_PROTOCOL",
+    "AccessTransport",
     "Admission",
     "AdmissionMode",
     "AdmissionRefused",

@@ -52,7 +52,9 @@ async def held(nodes: list[Node], check, timeout: float = 20.0) -> None:  # type
             await trio.sleep(0.05)
 
 
-async def publish(nodes: list[Node], specs: list, index: int, name: str, policy: AccessPolicy) -> DatasetId:
+async def publish(
+    nodes: list[Node], specs: list, index: int, name: str, policy: AccessPolicy
+) -> DatasetId:
     raw = signed_by(specs[index], name, 1, name, access_policy=policy)
     await nodes[index].publish(raw)
     dataset = DatasetId(specs[index].org.org_id, name)
@@ -94,7 +96,9 @@ async def test_request_policy_waits_for_the_operator_then_is_granted(tmp_path: P
         )
         assert outcome["state"] == "pending"
         request_id = outcome["request"]["request_id"]
-        inbox = nodes[3].access_requests(direction="received", state="pending", dataset=None, limit=10)
+        inbox = nodes[3].access_requests(
+            direction="received", state="pending", dataset=None, limit=10
+        )
         assert [r["request_id"] for r in inbox] == [request_id]
         approved = await nodes[3].approve_request(request_id[:12], days=5)
         assert approved["state"] == "granted"
@@ -124,4 +128,3 @@ async def test_denial_carries_its_reason_and_replay_is_refused(tmp_path: Path) -
             await nodes[5].access._route("submit", row.request, ())
         assert err.value.code == "replayed_request"
         assert nodes[3].access.store.counts() == before
-
