@@ -36,6 +36,7 @@ import click
 
 from cli.app import CliContext, cli, emit, format_time, json_option, pass_app, print_table
 from cli.node import client_for, progress
+from datanet.errors import DatanetError
 
 if TYPE_CHECKING:
     from datanet.client import AccessOutcome, AccessRequestInfo, GrantInfo, RouteHop
@@ -149,7 +150,7 @@ def _print_outcome(outcome: AccessOutcome, *, out: Path | None) -> None:
         rid = _short_id(req.request_id)
         click.echo(
             f"pending: request {rid} is waiting for approval by {_owner_org(outcome)}; "
-            f"`datanet requests show {rid} --sent` or re-run with --wait"
+            f"`datanet requests show {rid} --sent` asks again"
         )
         click.echo(f"  deadline  {format_time(req.deadline)}")
         click.echo(f"  route     {route_chain(req.route)}")
@@ -350,9 +351,22 @@ def _print_request(r: AccessRequestInfo) -> None:
 @json_option
 @pass_app
 def requests_show(app: CliContext, request_id: str, sent: bool) -> None:
-    """Show one access request (ID: hex, or a unique prefix of 8+ digits)."""
+    """Show one access request (ID: hex, or a unique prefix of 8+ digits).
+
+    A sent request that is still pending is asked about again at its owner (through
+    the same gateways), so this shows the owner's decision as soon as there is one.
+    """
     with client_for(app) as client:
         item = client.access_request(request_id, "sent" if sent else "received")
+        if sent and item.state == "pending":
+            try:
+                item = client.refresh_request(item.request_id, wait=0.0).request
+            except DatanetError as exc:
+                click.echo(
+                    f"note: the owner could not be asked again ({exc}); "
+                    "this is the last state known here",
+                    err=True,
+                )
     emit(app, _jsonable(item), lambda: _print_request(item))
 
 

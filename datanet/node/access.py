@@ -378,6 +378,12 @@ class AccessService:
     async def refresh_request(self, request_id_text: str, *, wait: float) -> Mapping[str, Any]:
         """Ask the owner again about a sent request, for up to ``wait`` seconds."""
         row = self.store.find_outgoing(request_id_text)
+        if row.state in ("granted", "denied") and row.decision is not None:
+            # Decisions are final: answer from the outbox, the network has nothing newer.
+            grant = row.decision if row.state == "granted" else None
+            denial = row.decision if row.state == "denied" else None
+            final: State = "granted" if row.state == "granted" else "denied"
+            return self._outcome_sent(row.request_id, _Answer(final, grant, denial, ()))
         give_up = trio.current_time() + max(0.0, wait)
         interval = 0.5
         while True:

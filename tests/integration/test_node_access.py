@@ -23,8 +23,6 @@ from datanet.testing.network import in_process_network
 from datanet.testing.records import signed_by
 from identity.orgs import Gateway, issue_org_record
 
-pytestmark = pytest.mark.integration
-
 
 async def publish_org_records(specs: list, nodes: list[Node], *, egress: bool = True) -> None:
     now = int(time.time())
