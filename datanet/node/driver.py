@@ -927,6 +927,12 @@ class Node:
         """Addresses to reach the next hop of an access request ([] when connected)."""
         if self._host.is_connected(peer):
             return []
+        known = list(self._host.peer_addrs(peer))
+        entry = self._storage.peer_address(peer.to_bytes())
+        if entry is not None:  # the address book outlives restarts (a gateway's members)
+            known += [a for a in dialable(entry.addrs) if a not in known]
+        if known:
+            return known
         try:
             return [a.rpartition("/p2p/")[0] or a for a in await self.find_peer(peer)]
         except DatanetError:

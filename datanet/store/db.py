@@ -520,6 +520,13 @@ class Storage:
         )
         return [self._peer_row(r) for r in rows]
 
+    def peer_address(self, peer_id: bytes) -> PeerAddress | None:
+        """The address book's entry for one peer, if any."""
+        rows = self._query(
+            "SELECT peer_id, addrs, last_seen, last_ok FROM peers WHERE peer_id = ?", (peer_id,)
+        )
+        return self._peer_row(rows[0]) if rows else None
+
     def prune_peers(self, *, older_than: float) -> int:
         """Drop peers not seen since ``older_than``; returns how many."""
         with transaction(self._conn, durable=False) as conn:
