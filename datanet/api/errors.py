@@ -60,6 +60,7 @@ _STATUS_BY_CODE = {
     "not_a_gateway": 403,
     "egress_required": 403,
     "replayed_request": 409,
+    "conflict": 409,
     "no_route": 502,
 }
 
@@ -68,8 +69,8 @@ def status_for(exc: DatanetError) -> int:
     """The HTTP status that reports ``exc``.
 
     Request problems are 4xx (400 malformed, 403 refused by role or
-    revocation, 404 not found, 409 a replayed request, 413 too large, 422 a failed
-    verification, 429 rate limited); node-side failures are 5xx (502 a peer
+    revocation, 404 not found, 409 a replayed request or a decision already
+    made, 413 too large, 422 a failed verification, 429 rate limited); node-side failures are 5xx (502 a peer
     failed, 504 a timeout, 500 storage, keystore or anything unclassified).
     """
     if isinstance(exc, ApiError):

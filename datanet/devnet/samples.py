@@ -30,6 +30,7 @@ from datanet.errors import DatanetError, NotFound
 from datanet.node.home import Home
 from datanet.records.descriptor import AccessPolicy, Descriptor, Distribution, sign_descriptor
 from datanet.records.ids import DatasetId
+from datanet.records.purposes import canonical_purpose
 from identity.certs import Role
 from identity.keys import PeerId
 
@@ -178,7 +179,7 @@ def _sample(doc: Mapping[str, Any], where: str) -> SampleDataset:
     try:
         policy = AccessPolicy(
             mode=access.get("mode", str),
-            purposes=access.strings("purposes", optional=True),
+            purposes=tuple(canonical_purpose(p) for p in access.strings("purposes", optional=True)),
             max_validity_days=365 if max_days is None else max_days,
         )
     except DatanetError as exc:

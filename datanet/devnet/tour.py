@@ -1,4 +1,9 @@
-"""The devnet tour: publish → resolve from another org's node → update → resolve → search.
+"""The devnet tour: publish → resolve → update → resolve → search → ask for access.
+
+The access part: another org's node asks for the open dataset and is granted at
+once; asks for a restricted variant, waits, and is granted when the owner's
+operator approves; asks it for a purpose it does not allow and is denied with
+the reason.
 
 Every step goes through a node's HTTP API (:class:`datanet.client.Client`) and
 is narrated as a :class:`TourStep`; ``datanet devnet --tour`` prints them.
@@ -9,6 +14,7 @@ naming the step; nothing after it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +32,19 @@ from datanet.devnet.samples import (
 )
 from datanet.errors import DatanetError
 from datanet.records.ids import DatasetId
+from datanet.records.policy import AccessPolicy
 
-__all__ = ["TourFailed", "TourStep", "run_tour"]
+__all__ = ["RESTRICTED_DATASET", "TourFailed", "TourStep", "run_tour"]
+
+#: The tour's restricted dataset: raw readings given out on request, for research only.
+RESTRICTED_DATASET = dataclasses.replace(
+    TOUR_DATASET,
+    name=TOUR_DATASET.name + "-raw",
+    title=TOUR_DATASET.title.split(" (")[0] + " (raw gauge readings)",
+    access=AccessPolicy(
+        mode="request", purposes=("research-and-development",), max_validity_days=90
+    ),
+)
 
 
 class TourFailed(DevnetError):
@@ -191,7 +208,117 @@ def run_tour(
             query=TOUR_SEARCH,
             hits=[h.dataset_id for h in hits],
         )
+        _access_steps(
+            devnet,
+            pub=pub,
+            read=read,
+            publisher=publisher,
+            reader=reader,
+            now=now,
+            record=record,
+            step_failed=step_failed,
+        )
     return steps
+
+
+def _access_steps(
+    devnet: Devnet,
+    *,
+    pub: Client,
+    read: Client,
+    publisher: DevnetNode,
+    reader: DevnetNode,
+    now: int,
+    record: Callable[..., None],
+    step_failed: Callable[[str, BaseException | str], TourFailed],
+) -> None:
+    """Granted at once; waits and is approved; denied with its reason."""
+    org = devnet.orgs[0]
+    open_id = DatasetId(org.org_id, TOUR_DATASET.name)
+    restricted_id = DatasetId(org.org_id, RESTRICTED_DATASET.name)
+
+    # 6. an open dataset: granted at once, signed by the owner
+    started = time.perf_counter()
+    try:
+        granted = read.request_access(str(open_id), "academic-research", days=30)
+    except DatanetError as exc:
+        raise step_failed("request", exc) from exc
+    if granted.grant is None:
+        raise step_failed("request", f"expected a grant, got {granted.state}")
+    record(
+        "request",
+        reader,
+        f"{reader.name} asks for {open_id} for academic-research: granted at once by "
+        f"{_short(granted.grant.issuer_node)} (grant {granted.grant.grant_id[:12]}, "
+        f"{len(granted.grant.route)} hop(s))",
+        started,
+        grant_id=granted.grant.grant_id,
+        route=[h.node for h in granted.grant.route],
+    )
+
+    # 7. a restricted dataset: the request waits for the owner's operator, who approves
+    started = time.perf_counter()
+    try:
+        sequence, _ = next_sequence(pub, restricted_id)
+        desc = build_descriptor(
+            RESTRICTED_DATASET, org, publisher.peer_id, sequence=sequence, now=now
+        )
+        pub.publish(sign_for_node(publisher, desc, now))
+        _wait_for(read, restricted_id, sequence)
+        pending = read.request_access(
+            str(restricted_id), "scientific-research", days=30, note="flood model calibration"
+        )
+        if pending.state != "pending":
+            raise step_failed("approve", f"expected the request to wait, got {pending.state}")
+        request_id = pending.request.request_id
+        pub.approve_request(request_id)
+        approved = read.refresh_request(request_id)
+    except DatanetError as exc:
+        raise step_failed("approve", exc) from exc
+    if approved.grant is None:
+        raise step_failed("approve", f"expected a grant after approval, got {approved.state}")
+    record(
+        "approve",
+        publisher,
+        f"{reader.name} asks for {restricted_id} (access on request): it waits; "
+        f"{publisher.name}'s operator approves request {request_id[:12]} and "
+        f"{reader.name} gets grant {approved.grant.grant_id[:12]}",
+        started,
+        request_id=request_id,
+        grant_id=approved.grant.grant_id,
+    )
+
+    # 8. a purpose the policy does not allow: denied, with the reason
+    started = time.perf_counter()
+    try:
+        denied = read.request_access(str(restricted_id), "marketing", days=30)
+    except DatanetError as exc:
+        raise step_failed("deny", exc) from exc
+    if denied.denial is None:
+        raise step_failed("deny", f"expected a denial, got {denied.state}")
+    record(
+        "deny",
+        reader,
+        f"{reader.name} asks for {restricted_id} for marketing: denied, "
+        f"{denied.denial.reason} ({denied.denial.explanation})",
+        started,
+        reason=denied.denial.reason,
+    )
+
+
+def _wait_for(client: Client, dataset_id: DatasetId, sequence: int, timeout: float = 10.0) -> None:
+    """Until ``client``'s node holds ``sequence`` of ``dataset_id`` (gossip takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.resolve(dataset_id).sequence >= sequence:
+                return
+        except DatanetError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def _short(peer: str) -> str:

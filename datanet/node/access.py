@@ -45,10 +45,11 @@ import trio
 
 from datanet.errors import (
     ERRORS_BY_CODE,
+    Conflict,
     DatanetError,
-    ExpiredRecord,
     InvalidInput,
     NotFound,
+    RequestExpired,
     ScopeError,
     VerificationError,
 )
@@ -136,8 +137,8 @@ class _Answer:
 
 def _error(code: str, message: str) -> DatanetError:
     """The datanet error for a refusal ``code`` (a routing code or a remote error's)."""
-    if code in ("expired", "record_expired"):
-        return ExpiredRecord(message)
+    if code == "expired":
+        return RequestExpired(message)
     cls = ERRORS_BY_CODE.get(code, DatanetError)
     return cls(message)
 
@@ -847,7 +848,7 @@ class AccessService:
         now = self._now()
         if now >= row.deadline:
             self.expire_due()
-            raise ExpiredRecord(
+            raise RequestExpired(
                 f"request {row.request_id.hex()[:16]} expired at its deadline; "
                 "the requester must ask again"
             )
@@ -870,7 +871,7 @@ class AccessService:
     def _pending(self, request_id_text: str) -> IncomingRow:
         row = self.store.find_incoming(request_id_text)
         if row.state != "pending":
-            raise InvalidInput(
+            raise Conflict(
                 f"request {row.request_id.hex()[:16]} was already {row.state} "
                 f"({row.decided_by or 'policy'}); only pending requests can be decided"
             )
@@ -880,7 +881,7 @@ class AccessService:
         """Revoke a grant this node issued: sign the revocation and publish it."""
         row = self.store.find_grant(grant_id_text)
         if row.revoked_at is not None:
-            raise InvalidInput(f"grant {row.grant_id.hex()[:16]} was already revoked")
+            raise Conflict(f"grant {row.grant_id.hex()[:16]} was already revoked")
         now = self._now()
         revocation = GrantRevocation(
             grant_id=row.grant_id,

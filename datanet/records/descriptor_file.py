@@ -33,6 +33,7 @@ from datanet.errors import DecodeError, InvalidInput
 from datanet.records.descriptor import Descriptor, Distribution
 from datanet.records.ids import DatasetId
 from datanet.records.policy import AccessMode, AccessPolicy
+from datanet.records.purposes import canonical_purpose
 from identity.keys import OrgId, PeerId
 
 __all__ = [
@@ -220,7 +221,7 @@ def descriptor_from_toml(text: str, *, publisher_node: PeerId, now: int) -> Desc
             access_policy=AccessPolicy(
                 mode=cast(AccessMode, mode),
                 allowed_orgs=tuple(orgs),
-                purposes=_text_list("access_policy.purposes", pol.get("purposes", [])),
+                purposes=_purposes(pol.get("purposes", [])),
                 max_validity_days=_int(
                     "access_policy.max_validity_days", pol.get("max_validity_days", 365)
                 ),
@@ -335,3 +336,14 @@ title = "Full table"
 access = "request"                       # "request" (ask through datanet) or a URL
 # byte_size = 1048576
 '''
+
+
+def _purposes(values: object) -> tuple[str, ...]:
+    """Policy purposes as vocabulary ids (aliases accepted; an unknown one is an error)."""
+    out = []
+    for value in _text_list("access_policy.purposes", values):
+        try:
+            out.append(canonical_purpose(value))
+        except InvalidInput as exc:
+            raise InvalidInput(f"access_policy.purposes: {exc}") from None
+    return tuple(out)

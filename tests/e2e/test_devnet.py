@@ -121,12 +121,18 @@ def test_tour_narrates_every_step_and_exits_0(
         ("3", "update"),
         ("4", "resolve"),
         ("5", "search"),
+        ("6", "request"),
+        ("7", "approve"),
+        ("8", "deny"),
     ]
     assert "(sequence 1)" in steps[1][2]
     assert "node1 of globex" in steps[1][2]  # another organization's node
     assert "River levels and flood warnings (hourly)" in steps[3][2]
     assert "(sequence 2)" in steps[3][2]
-    assert "Tour complete: 5 steps" in out
+    assert "granted at once" in steps[5][2]
+    assert "operator approves" in steps[6][2]
+    assert "denied, purpose_not_allowed" in steps[7][2]
+    assert "Tour complete: 8 steps" in out
     # the nodes table: every node with its org, and the sample datasets were published
     for i, org in enumerate(["acme", "globex", "acme", "globex"]):
         assert re.search(rf"{org}\s+│ node{i} ", out), out
