@@ -70,8 +70,9 @@ def status_for(exc: DatanetError) -> int:
 
     Request problems are 4xx (400 malformed, 403 refused by role or
     revocation, 404 not found, 409 a replayed request or a decision already
-    made, 413 too large, 422 a failed verification, 429 rate limited); node-side failures are 5xx (502 a peer
-    failed, 504 a timeout, 500 storage, keystore or anything unclassified).
+    made, 413 too large, 422 a failed verification, 429 rate limited);
+    node-side failures are 5xx (502 a peer failed, 504 a timeout, 500 storage,
+    keystore or anything unclassified).
     """
     if isinstance(exc, ApiError):
         return exc.status
