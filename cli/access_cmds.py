@@ -519,7 +519,11 @@ def grants_show(app: CliContext, grant_id: str, details: bool) -> None:
 
 @grants.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
-@click.option("--deep", is_flag=True, help="Also check the revocations the daemon knows.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also verify the request's and every hop's signature and certificate.",
+)
 @json_option
 @click.pass_context
 def grants_verify(ctx: click.Context, file: Path, deep: bool) -> None:

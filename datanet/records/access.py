@@ -68,8 +68,8 @@ from datanet.records.purposes import canonical_purpose
 from datanet.records.sealed import MAX_SEALED
 from identity.certs import MembershipCertificate, Role, TrustStore, parse_certificate
 from identity.encoding import field as get_field
-from identity.encoding import pack, unpack, unpack_map
-from identity.envelope import MAX_CHAIN, SignedEnvelope, open_envelope, seal
+from identity.encoding import pack, unpack_map
+from identity.envelope import SignedEnvelope, open_envelope, seal
 from identity.keys import KeyPair, OrgId, PeerId
 
 __all__ = [
@@ -191,36 +191,6 @@ def _body(body: bytes, kind: str, max_size: int, max_items: int = 24) -> dict[st
     if type(version) is not int or version != BODY_VERSION:
         raise DecodeError(f"unsupported {kind} version {version!r}")
     return obj
-
-
-def _open_unchecked(data: bytes, *, tag: str, max_size: int) -> SignedEnvelope:
-    """Decode an envelope exactly as :func:`open_envelope` does, minus the signature.
-
-    Used for records embedded in a grant: the grant's own signature covers their
-    bytes, so their structure is checked here and their signatures only on request.
-    """
-    obj = unpack(data, max_size=max_size, max_items=16)
-    if not isinstance(obj, list) or len(obj) != 6:
-        raise DecodeError("not a datanet signed envelope")
-    version, got_tag, body, signer, signature, chain = obj
-    if isinstance(version, bool) or version != 1:
-        raise DecodeError(f"unsupported envelope version {version!r}")
-    if got_tag != tag:
-        raise DecodeError(f"expected a {tag} record, got {str(got_tag)[:40]!r}")
-    if not isinstance(body, bytes):
-        raise DecodeError("envelope body must be bytes")
-    if not isinstance(signer, bytes) or len(signer) != 32:
-        raise DecodeError("envelope signer must be a 32-byte Ed25519 public key")
-    if not isinstance(signature, bytes) or len(signature) != 64:
-        raise DecodeError("envelope signature must be 64 bytes")
-    if not isinstance(chain, list) or len(chain) > MAX_CHAIN:
-        raise DecodeError(f"certificate chain must be a list of at most {MAX_CHAIN} items")
-    if not all(isinstance(c, bytes) for c in chain):
-        raise DecodeError("certificate chain items must be bytes")
-    env = SignedEnvelope(tag, body, signer, signature, tuple(chain))
-    if env.encode() != data:
-        raise DecodeError("envelope is not in canonical MessagePack form")
-    return env
 
 
 def _signer_certificate(
@@ -427,16 +397,6 @@ def open_request(data: bytes) -> tuple[AccessRequest, SignedEnvelope]:
             f"access request names node {req.node}, but is signed by {PeerId(env.signer)}"
         )
     return req, env
-
-
-def _structural_request(data: bytes) -> AccessRequest:
-    env = _open_unchecked(data, tag=ACCESS_REQUEST_TAG, max_size=MAX_REQUEST_SIZE)
-    req = AccessRequest.decode_body(env.body)
-    if env.signer != req.node.public_key:
-        raise ScopeError(
-            f"access request names node {req.node}, but is signed by {PeerId(env.signer)}"
-        )
-    return req
 
 
 def verify_request(
@@ -708,24 +668,6 @@ def verify_trace(
     return tuple(verified)
 
 
-def _structural_trace(
-    req_id: bytes, dataset_org: OrgId, entries: Sequence[bytes], when: int
-) -> tuple[VerifiedTraceEntry, ...]:
-    decoded: list[tuple[TraceEntry, bytes]] = []
-    for index, raw in enumerate(entries):
-        try:
-            entry = _entry_of(
-                _open_unchecked(raw, tag=ACCESS_TRACE_TAG, max_size=MAX_TRACE_ENTRY_SIZE)
-            )
-            if entry.action == "decide" and entry.org != dataset_org:
-                raise ScopeError(f"only a node of the dataset's organization {dataset_org} decides")
-        except DatanetError as exc:
-            raise _at_hop(index, None, exc) from None
-        decoded.append((entry, raw))
-    _check_links(req_id, decoded, when)
-    return tuple(VerifiedTraceEntry(entry, None, raw) for entry, raw in decoded)
-
-
 # --- grants -----------------------------------------------------------------------
 
 
@@ -885,15 +827,15 @@ class VerifiedGrant:
     Attributes:
         grant: the decoded grant.
         certificate: the issuer's membership certificate.
-        request: the embedded request (its certificate is None unless ``deep``).
-        trace: the embedded trace (certificates None unless ``deep``).
+        request: the embedded request, verified (``deep`` only; else None).
+        trace: the embedded trace, verified (``deep`` only; else empty).
         raw: the exact grant envelope bytes.
         deep: whether the embedded records' signatures and chains were verified.
     """
 
     grant: Grant
     certificate: MembershipCertificate
-    request: VerifiedRequest
+    request: VerifiedRequest | None
     trace: tuple[VerifiedTraceEntry, ...]
     raw: bytes
     deep: bool = False
@@ -996,14 +938,17 @@ def verify_grant(
 ) -> VerifiedGrant:
     """Verify grant envelope bytes offline, with the trust store alone.
 
-    Checks the grant's signature and issuer (a publisher certificate of the
-    dataset's organization, valid at ``now``); the embedded request (its fields
-    equal the grant's; the window no longer than the days asked for) and trace
-    (links, hops, next pointers, no loop, ending with the issuer's ``decide``).
-    By default the embedded records are checked structurally: the issuer's
-    signature covers them. With ``deep`` each one's signature and certificate
-    chain is verified too, as of ``issued_at`` (requester role for the request,
-    gateway/publisher roles for the hops).
+    By default: the grant's signature and issuer (a publisher certificate of the
+    dataset's organization, valid at ``now``), its fields, validity window and
+    revocation. That is one Ed25519 verification: the request and the trace are
+    inside the issuer-signed body, and the issuer checked them before signing
+    (:func:`sign_grant`), so the grant is the issuer's word for them.
+
+    With ``deep`` the embedded records are re-checked as well, as of
+    ``issued_at``: the request's signature and requester chain, its fields
+    against the grant's (the window no longer than the days asked for), and
+    every trace entry's signature, chain and links (hops, next pointers, no loop,
+    ending with the issuer's ``decide``).
 
     Args:
         data: the grant envelope bytes.
@@ -1028,22 +973,18 @@ def verify_grant(
     )
     if grant.issued_at > now + MAX_CLOCK_SKEW:
         raise VerificationError(f"the grant is issued in the future ({grant.issued_at} > {now})")
-    req_id = grant.request_id
-    try:
-        if deep:
-            vreq = verify_request(grant.request, trust, now, at=grant.issued_at)
-        else:
-            vreq = VerifiedRequest(_structural_request(grant.request), None, grant.request)
-    except DatanetError as exc:
-        raise type(exc)(f"the granted request: {exc}") from None
-    vreq.__dict__["id"] = req_id  # the cached_property, computed once
-    request = vreq.request
-    _check_grant_matches(grant, request)
+    vreq: VerifiedRequest | None = None
+    trace: tuple[VerifiedTraceEntry, ...] = ()
     if deep:
+        # The issuer checked all of this before signing (sign_grant); deep re-checks it.
+        try:
+            vreq = verify_request(grant.request, trust, now, at=grant.issued_at)
+        except DatanetError as exc:
+            raise type(exc)(f"the granted request: {exc}") from None
+        vreq.__dict__["id"] = grant.request_id  # the cached_property, computed once
+        _check_grant_matches(grant, vreq.request)
         trace = verify_trace(vreq, grant.trace, trust, now, at=grant.issued_at)
-    else:
-        trace = _structural_trace(req_id, grant.dataset_id.org, grant.trace, grant.issued_at)
-    _check_route_end(grant, trace)
+        _check_route_end(grant, trace)
     verified = VerifiedGrant(grant, cert, vreq, trace, bytes(data), deep)
     if now < grant.not_before:
         raise VerificationError(f"the grant is not yet valid (from {grant.not_before})")
