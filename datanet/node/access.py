@@ -427,8 +427,12 @@ class AccessService:
                 raise InvalidInput(f"unknown access operation {str(op)[:20]!r}")
             if not isinstance(raw, bytes) or not isinstance(trace, list):
                 raise InvalidInput("an access frame carries the request bytes and a trace list")
-            if len(trace) > MAX_HOPS or not all(isinstance(t, bytes) for t in trace):
-                raise InvalidInput(f"a trace is a list of at most {MAX_HOPS} signed entries")
+            if len(trace) > MAX_HOPS:
+                raise _error(
+                    "hop_limit", f"the trace has {len(trace)} hops; the limit is {MAX_HOPS}"
+                )
+            if not all(isinstance(t, bytes) for t in trace):
+                raise InvalidInput("a trace is a list of signed entries (bytes)")
             answer = await self._route(op, raw, tuple(trace), PeerId.from_bytes(from_peer))
         except DatanetError:
             self.counters["refused"] += 1

@@ -16,7 +16,7 @@ import trio
 
 from datanet.errors import DatanetError
 from datanet.node.driver import Node
-from datanet.records.access import verify_grant
+from datanet.records.access import TraceEntry, request_id, verify_grant
 from datanet.records.ids import DatasetId
 from datanet.records.policy import AccessPolicy
 from datanet.testing.network import in_process_network
@@ -126,3 +126,99 @@ async def test_denial_carries_its_reason_and_replay_is_refused(tmp_path: Path) -
             await nodes[5].access._route("submit", row.request, ())
         assert err.value.code == "replayed_request"
         assert nodes[3].access.store.counts() == before
+
+
+def _request_from(spec, dataset: DatasetId, **changes) -> bytes:  # type: ignore[no-untyped-def]
+    """A request signed by ``spec``'s node with its own files (``changes`` alter fields)."""
+    import secrets
+
+    from datanet.node.home import Home
+    from datanet.records.access import AccessRequest, sign_request
+    from datanet.records.sealed import new_reply_key
+
+    home = Home(spec.home)
+    now = int(time.time())
+    fields = {
+        "dataset_id": dataset,
+        "sequence": 1,
+        "purpose": "academic-research",
+        "validity_days": 5,
+        "node": spec.peer_id,
+        "org": spec.org.org_id,
+        "nonce": secrets.token_bytes(16),
+        "created": now,
+        "deadline": now + 3600,
+        "reply_key": new_reply_key()[1],
+        **changes,
+    }
+    return sign_request(AccessRequest(**fields), home.load_node_key(), home.membership_chain(now))
+
+
+async def test_junk_is_refused_at_the_first_hop_and_changes_nothing(tmp_path: Path) -> None:
+    from datanet.p2p.access import MAX_ACCESS_FRAME
+    from identity.envelope import open_envelope, seal
+
+    async with in_process_network(tmp_path, 6) as (specs, nodes):
+        await publish_org_records(specs, nodes)
+        dataset = await publish(nodes, specs, 3, "guarded/data", AccessPolicy(mode="open"))
+        attacker, gateway, owner = nodes[5], nodes[2], nodes[3]
+        send = attacker.access._transport.send
+        genuine = _request_from(specs[5], dataset)
+        env = open_envelope(genuine, tag="dn/access-request/v1", max_size=8192)
+        bad_signature = seal(attacker._key, env.tag, env.body, env.chain)
+        bad_signature = type(bad_signature)(
+            env.tag, env.body, env.signer, bytes(64), env.chain
+        ).encode()
+        other_node = _request_from(specs[4], dataset)  # signed by node 4, sent by node 5
+        theirs = open_envelope(other_node, tag="dn/access-request/v1", max_size=8192)
+        impostor = seal(attacker._key, theirs.tag, theirs.body, theirs.chain).encode()
+        expired = _request_from(specs[5], dataset, created=int(time.time()) - 7200,
+                                deadline=int(time.time()) - 3600)  # fmt: skip
+        # a trace entry by a node without the gateway role, claiming to forward
+        own_entry = seal(
+            attacker._key,
+            "dn/access-trace/v1",
+            TraceEntry(
+                request_id=request_id(genuine),
+                hop=0,
+                node=attacker.peer_id,
+                org=specs[5].org.org_id,
+                prev=request_id(genuine),
+                at=int(time.time()),
+                action="forward",
+                next=gateway.peer_id,
+            ).encode_body(),
+            attacker.access._chain,
+        ).encode()
+        before = (owner.access.store.counts(), gateway.access.counters["relayed"])
+        cases = {
+            "bad_signature": {"op": "submit", "req": bad_signature, "trace": []},
+            "wrong_scope": {"op": "submit", "req": impostor, "trace": []},
+            "decode_error": {"op": "submit", "req": b"\x93junk", "trace": []},
+            "request_expired": {"op": "submit", "req": expired, "trace": []},
+            "wrong_sender": {"op": "submit", "req": other_node, "trace": []},
+            "invalid_input": {"op": "fly", "req": genuine, "trace": []},
+            "hop_limit": {"op": "submit", "req": genuine, "trace": [b"x"] * 9},
+            "role_not_granted": {"op": "submit", "req": genuine, "trace": [own_entry]},
+        }
+        for code, frame in cases.items():
+            with pytest.raises(DatanetError) as err:
+                await send(gateway.peer_id, frame, hops_left=3)
+            assert err.value.remote_code == code, err.value
+        with pytest.raises(DatanetError):  # over the frame limit: the stream is cut
+            await send(
+                gateway.peer_id,
+                {"op": "submit", "req": genuine, "trace": [b"y" * 4096] * 50},
+                hops_left=3,
+            )
+        assert len(b"y" * 4096 * 50) > MAX_ACCESS_FRAME
+        # the genuine request passes; sent again it is a replay, refused at the gateway
+        ok = await send(gateway.peer_id, {"op": "submit", "req": genuine, "trace": []}, hops_left=3)
+        assert ok["state"] == "granted"
+        with pytest.raises(DatanetError) as err:
+            await send(gateway.peer_id, {"op": "submit", "req": genuine, "trace": []}, hops_left=3)
+        assert err.value.remote_code == "replayed_request"
+        counts, relayed = before
+        assert gateway.access.counters["relayed"] == relayed + 1
+        assert owner.access.store.counts()["grants"] == counts["grants"] + 1
+        assert gateway.access.counters["refused"] >= len(cases) + 1
