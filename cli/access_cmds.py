@@ -36,7 +36,6 @@ import click
 
 from cli.app import CliContext, cli, emit, format_time, json_option, pass_app, print_table
 from cli.node import client_for, progress
-from datanet.errors import DatanetError
 
 if TYPE_CHECKING:
     from datanet.client import AccessOutcome, AccessRequestInfo, GrantInfo, RouteHop
@@ -356,6 +355,8 @@ def requests_show(app: CliContext, request_id: str, sent: bool) -> None:
     A sent request that is still pending is asked about again at its owner (through
     the same gateways), so this shows the owner's decision as soon as there is one.
     """
+    from datanet.errors import DatanetError
+
     with client_for(app) as client:
         item = client.access_request(request_id, "sent" if sent else "received")
         if sent and item.state == "pending":
