@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the integration and end-to-end tests N times in a row while two busy
+# Run the integration, end-to-end and namespace tests N times in a row while two busy
 # processes keep both cores loaded, and summarise what failed.
 #
 #   scripts/stability.sh [RUNS] [pytest paths...]
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 runs="${1:-10}"
 shift || true
 paths=("$@")
-[ ${#paths[@]} -eq 0 ] && paths=(tests/integration tests/e2e)
+[ ${#paths[@]} -eq 0 ] && paths=(tests/integration tests/e2e tests/netns)
 py=".venv/bin/python"
 out="${STABILITY_DIR:-$(mktemp -d /tmp/datanet-stability.XXXXXX)}"
 mkdir -p "$out"
