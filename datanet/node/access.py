@@ -62,6 +62,7 @@ from datanet.records.access import (
     Grant,
     GrantRevocation,
     TraceEntry,
+    VerifiedRequest,
     decode_grant_unverified,
     request_id,
     sign_denial,
@@ -113,6 +114,8 @@ MAX_POLL_INTERVAL = 5.0
 _TRACE_TAG = "dn/access-trace/v1"
 _MAX_TRACE_BYTES = 4 * 1024
 _MAX_DETAILS_FILE = 256 * 1024
+#: Routes of sent requests remembered for display (the outbox keeps the rest).
+_MAX_ROUTES_KEPT = 1024
 
 State = Literal["granted", "denied", "pending"]
 
@@ -412,6 +415,8 @@ class AccessService:
         )
         if answer.trace:
             self._routes[rid] = answer.trace
+            while len(self._routes) > _MAX_ROUTES_KEPT:  # oldest first (insertion order)
+                del self._routes[next(iter(self._routes))]
 
     # -- routing (every role) -----------------------------------------------------------
 
@@ -482,9 +487,7 @@ class AccessService:
         if isinstance(step, Refuse):
             raise _error(step.code, f"{me.node} ({me.org}) refused the request: {step.message}")
         if isinstance(step, Decide):
-            return await self._decide(
-                op, verified.id, raw=raw, trace=trace, descriptor=descriptor, now=now
-            )
+            return await self._decide(op, verified, trace=trace, descriptor=descriptor, now=now)
         self.counters["relayed"] += 1
         my_addrs = dict(target_addrs)
         my_addrs.update(self._org_route(me.org)[1])
@@ -621,13 +624,13 @@ class AccessService:
     async def _decide(
         self,
         op: str,
-        rid: bytes,
+        verified: VerifiedRequest,
         *,
-        raw: bytes,
         trace: tuple[bytes, ...],
         descriptor: VerifiedDescriptor | None,
         now: int,
     ) -> _Answer:
+        rid, raw = verified.id, verified.raw
         held = self.store.incoming(rid)
         if op == "status":
             if held is None:
@@ -641,7 +644,6 @@ class AccessService:
                 f"request {rid.hex()[:16]} was already submitted; its state is {held.state}",
             )
         self.counters["decided"] += 1
-        verified = verify_request(raw, self._trust, now)
         request = verified.request
         full_trace = (*trace, self._sign_trace(rid, trace, "decide", None, now))
         row = IncomingRow(

@@ -45,7 +45,9 @@ def full() -> Descriptor:
         ),
         temporal=(1577836800, 1609459199),  # 2020-01-01 .. 2020-12-31T23:59:59Z
         spatial="Berlin",
-        access_policy=AccessPolicy("open", (ORG2,), ("research", "statistics"), 30),
+        access_policy=AccessPolicy(
+            "open", (ORG2,), ("research-and-development", "provide-official-statistics"), 30
+        ),
         sequence=12,
         expires=NOW + 1000,
     )
