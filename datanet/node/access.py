@@ -590,34 +590,32 @@ class AccessService:
             raise VerificationError(f"{where} carries a malformed trace")
         if not all(isinstance(t, bytes) for t in trace):
             raise VerificationError(f"{where} carries a malformed trace")
-        now = self._now()
-        grant = frame.get("grant")
-        denial = frame.get("denial")
         if state == "granted":
-            if not isinstance(grant, bytes):
-                raise VerificationError(f"{where} says granted but carries no grant")
-            try:
-                checked = verify_grant(grant, self._trust, now)
-            except DatanetError as exc:
-                raise VerificationError(
-                    f"{where} carries a grant that does not verify: {exc}"
-                ) from exc
-            if checked.grant.request_id != rid:
-                raise VerificationError(f"{where} carries a grant for another request")
+            grant = self._decision(frame.get("grant"), "grant", rid, where)
             return _Answer("granted", grant, None, tuple(trace))
         if state == "denied":
-            if not isinstance(denial, bytes):
-                raise VerificationError(f"{where} says denied but carries no denial")
-            try:
-                checked_denial = verify_denial(denial, self._trust, now)
-            except DatanetError as exc:
-                raise VerificationError(
-                    f"{where} carries a denial that does not verify: {exc}"
-                ) from exc
-            if checked_denial.denial.request_id != rid:
-                raise VerificationError(f"{where} carries a denial for another request")
+            denial = self._decision(frame.get("denial"), "denial", rid, where)
             return _Answer("denied", None, denial, tuple(trace))
         return _Answer("pending", None, None, tuple(trace))
+
+    def _decision(
+        self, raw: object, kind: Literal["grant", "denial"], rid: bytes, where: str
+    ) -> bytes:
+        """The signed grant or denial an answer carries, verified and for this request."""
+        if not isinstance(raw, bytes):
+            raise VerificationError(f"{where} says {kind} but carries none")
+        try:
+            if kind == "grant":
+                about = verify_grant(raw, self._trust, self._now()).grant.request_id
+            else:
+                about = verify_denial(raw, self._trust, self._now()).denial.request_id
+        except DatanetError as exc:
+            raise VerificationError(
+                f"{where} carries a {kind} that does not verify: {exc}"
+            ) from exc
+        if about != rid:
+            raise VerificationError(f"{where} carries a {kind} for another request")
+        return raw
 
     # -- the owner ------------------------------------------------------------------------
 
