@@ -344,7 +344,7 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
-async def test_an_acknowledged_publish_survives_kill_9(tmp_path: Path) -> None:
+def test_an_acknowledged_publish_survives_kill_9(tmp_path: Path) -> None:
     _, specs = provision(tmp_path, orgs=3, nodes=3)
     spec = specs[0]
     raws = [signed_by(spec, f"crash/{n}", 1, f"crash {n}") for n in range(40)]
@@ -370,6 +370,8 @@ async def test_an_acknowledged_publish_survives_kill_9(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert acked >= 5
     log = AuditLog(Home(spec.home).layout.audit)
     try:
