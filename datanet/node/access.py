@@ -782,6 +782,8 @@ class AccessService:
     def _refused(self, rid: bytes, dataset: str, exc: DatanetError | RemoteError) -> PendingEntry:
         """The ``request_answered`` entry of a relay that passes a refusal back."""
         code = exc.remote_code if isinstance(exc, RemoteError) else exc.code
+        if code not in ERRORS_BY_CODE and code != "expired":  # a peer's text: keep known codes only
+            code = "remote_error"
         return self._entry(
             EntryKind.REQUEST_ANSWERED, rid, dataset, None, self._now(), state="refused", code=code
         )
