@@ -26,6 +26,18 @@ Invariants:
   in memory, the owner's inbox on disk): a replay is refused and changes nothing.
 * Private access details are sealed to the requester's reply key; relays never
   see them.
+* With an audit trail (:mod:`datanet.node.audit`), every hop logs a submission
+  before it passes the answer back: relays ``request_received`` /
+  ``request_forwarded`` / ``request_answered`` in one batch, the owner the same
+  around its decision entry (``grant`` holding the signed grant, ``decision``
+  holding the signed denial, or the request when it is queued), operators'
+  ``approval`` / ``denial``, revocations ``grant_revoked``. The owner's answer
+  carries a receipt of the decision entry; every hop on the way back verifies it
+  and checks that its entry is about this request (a bad one is refused like a
+  bad grant); the requester logs it (``request_answered``) before returning it.
+  Status queries are not logged; their answers carry a fresh receipt of the
+  same decision entry. Nothing private is logged: reply secrets and decrypted
+  details never are.
 """
 
 from __future__ import annotations
@@ -36,8 +48,10 @@ import logging
 import secrets
 import time
 import tomllib
+import unicodedata
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +67,7 @@ from datanet.errors import (
     ScopeError,
     VerificationError,
 )
+from datanet.node.audit import AuditTrail, PendingEntry
 from datanet.p2p import AccessTransport
 from datanet.p2p._errors import RemoteError
 from datanet.records.access import (
@@ -75,6 +90,7 @@ from datanet.records.access import (
     verify_request,
     verify_trace,
 )
+from datanet.records.audit import EntryKind, JsonValue, verify_receipt
 from datanet.records.descriptor import VerifiedDescriptor
 from datanet.records.ids import DatasetId
 from datanet.records.ledger import org_record_key
@@ -116,6 +132,10 @@ _MAX_TRACE_BYTES = 4 * 1024
 _MAX_DETAILS_FILE = 256 * 1024
 #: Routes of sent requests remembered for display (the outbox keeps the rest).
 _MAX_ROUTES_KEPT = 1024
+#: Decisions whose audit entry index is remembered (older ones are looked up in the log).
+_MAX_DECISIONS_KEPT = 4096
+#: Operator reason text kept in an audit entry (UTF-8 bytes).
+_MAX_AUDIT_REASON = 512
 
 State = Literal["granted", "denied", "pending"]
 
@@ -128,6 +148,11 @@ class _Answer:
     grant: bytes | None
     denial: bytes | None
     trace: tuple[bytes, ...]
+    #: The owner's audit receipt of its decision entry (None: the owner keeps no log).
+    receipt: bytes | None = None
+    #: The next hop that answered, and the leg (set by the hop that forwarded).
+    via: PeerId | None = None
+    leg: str | None = None
 
     def frame(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state, "trace": list(self.trace)}
@@ -135,7 +160,15 @@ class _Answer:
             out["grant"] = self.grant
         if self.denial is not None:
             out["denial"] = self.denial
+        if self.receipt is not None:
+            out["receipt"] = self.receipt
         return out
+
+
+def _audit_text(text: str) -> str:
+    """Operator text for an audit entry: no control characters, bounded."""
+    clean = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return clean.encode("utf-8")[:_MAX_AUDIT_REASON].decode("utf-8", "ignore")
 
 
 def _error(code: str, message: str) -> DatanetError:
@@ -195,6 +228,7 @@ class AccessService:
         revoked: grant ids whose revocation this node holds.
         details_file: the optional ``access-details.toml``.
         clock: wall-clock Unix seconds.
+        audit: the node's audit trail; None: nothing is logged and answers carry no receipt.
     """
 
     def __init__(
@@ -212,8 +246,12 @@ class AccessService:
         revoked: Callable[[], frozenset[bytes]],
         details_file: Path | None = None,
         clock: Callable[[], float] = time.time,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._key = key
+        self._audit = audit
+        # request id -> the index of its newest decision entry in the audit log
+        self._decision_index: OrderedDict[bytes, int] = OrderedDict()
         self._chain = tuple(chain)
         self._transport = transport
         self.store = store
@@ -267,6 +305,83 @@ class AccessService:
         addrs = {g.peer.to_bytes(): tuple(g.addrs) for g in record.gateways}
         return OrgRoute(org, tuple(g.peer for g in record.gateways), record.egress), addrs
 
+    # -- the audit trail --------------------------------------------------------------
+
+    def _log(self, entries: Sequence[PendingEntry]) -> list[int]:
+        """Append ``entries`` durably in one transaction ([] without an audit trail)."""
+        if self._audit is None or not entries:
+            return []
+        return self._audit.record_many(entries)
+
+    def _log_quietly(self, entries: Sequence[PendingEntry]) -> None:
+        """Log on a path that already fails: a logging error must not hide the first one."""
+        try:
+            self._log(entries)
+        except DatanetError as exc:
+            log.warning("audit logging failed", extra={"kv": {"error": str(exc)}})
+
+    @staticmethod
+    def _entry(
+        kind: EntryKind, rid: bytes, dataset: str, record: bytes | None, at: int, **more: JsonValue
+    ) -> PendingEntry:
+        details: dict[str, JsonValue] = {"request": rid.hex(), "dataset": dataset, **more}
+        return PendingEntry(kind, record, details, at)
+
+    def _remember_decision(self, rid: bytes, index: int) -> None:
+        self._decision_index[rid] = index
+        self._decision_index.move_to_end(rid)
+        while len(self._decision_index) > _MAX_DECISIONS_KEPT:
+            self._decision_index.popitem(last=False)
+
+    def _decision_entry(self, rid: bytes) -> int | None:
+        """The index of the newest decision entry about ``rid`` (None: none logged)."""
+        if self._audit is None:
+            return None
+        index = self._decision_index.get(rid)
+        if index is None:
+            found = self._audit.last_of(
+                [EntryKind.GRANT, EntryKind.DECISION],
+                lambda e: e.details.get("request") == rid.hex(),
+            )
+            if found is None:
+                return None
+            index = found.index
+            self._remember_decision(rid, index)
+        return index
+
+    def _receipt(self, index: int | None) -> bytes | None:
+        """A receipt of decision entry ``index`` (None without a trail, or if none can be made)."""
+        if self._audit is None or index is None:
+            return None
+        try:
+            return self._audit.receipt(index)
+        except DatanetError as exc:
+            log.warning("no audit receipt for a decision", extra={"kv": {"error": str(exc)}})
+            return None
+
+    def _check_receipt(self, raw: object, rid: bytes, answer: _Answer, where: str) -> None:
+        """Verify the owner's receipt an answer carries and that its entry is this decision."""
+        if not isinstance(raw, bytes):
+            raise VerificationError(f"{where} carries a malformed audit receipt")
+        try:
+            entry = verify_receipt(raw, self._trust, self._now()).entry
+        except DatanetError as exc:
+            raise VerificationError(
+                f"{where} carries an audit receipt that does not verify: {exc}"
+            ) from exc
+        if entry.details.get("request") != rid.hex():
+            raise VerificationError(f"{where} carries an audit receipt about another request")
+        decision = answer.grant or answer.denial
+        expected = EntryKind.GRANT if answer.state == "granted" else EntryKind.DECISION
+        if entry.kind is not expected or entry.details.get("state") != answer.state:
+            raise VerificationError(
+                f"{where} carries an audit receipt of a {entry.kind} entry, not of its decision"
+            )
+        if decision is not None and not entry.refers_to(decision):
+            raise VerificationError(
+                f"{where} carries an audit receipt of another {answer.state} decision"
+            )
+
     # -- running ----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -286,6 +401,7 @@ class AccessService:
         """Deny (reason ``expired``) every pending request past its deadline; returns how many."""
         now = self._now()
         count = 0
+        audit: list[tuple[bytes, PendingEntry]] = []
         for row in self.store.due(now):
             denial = self._sign_denial(
                 row.request_id,
@@ -309,6 +425,19 @@ class AccessService:
                 count += 1
             except DatanetError:
                 continue  # decided meanwhile
+            entry = self._entry(
+                EntryKind.DECISION,
+                row.request_id,
+                row.dataset,
+                denial,
+                now,
+                state="denied",
+                by="deadline",
+                reason="expired",
+            )
+            audit.append((row.request_id, entry))
+        for (rid, _), index in zip(audit, self._log([e for _, e in audit]), strict=False):
+            self._remember_decision(rid, index)
         return count
 
     # -- the requester ----------------------------------------------------------------
@@ -375,6 +504,7 @@ class AccessService:
             )
             raise
         self._record_answer(rid, answer)
+        self._log_sent(rid, str(dataset_id), answer, now=now, submitted=True)
         if answer.state == "pending" and wait > 0:
             return await self.refresh_request(rid.hex(), wait=wait)
         return self._outcome_sent(rid, answer)
@@ -390,13 +520,43 @@ class AccessService:
             return self._outcome_sent(row.request_id, _Answer(final, grant, denial, ()))
         give_up = trio.current_time() + max(0.0, wait)
         interval = 0.5
+        previous = row.state
         while True:
             answer = await self._route("status", row.request, ())
             self._record_answer(row.request_id, answer)
+            if answer.state != previous:  # the requester logs each new state it learns
+                self._log_sent(row.request_id, row.dataset, answer, now=self._now())
+                previous = answer.state
             if answer.state != "pending" or trio.current_time() + interval > give_up:
                 return self._outcome_sent(row.request_id, answer)
             await trio.sleep(interval)
             interval = min(MAX_POLL_INTERVAL, interval * 2)
+
+    def _log_sent(
+        self, rid: bytes, dataset: str, answer: _Answer, *, now: int, submitted: bool = False
+    ) -> None:
+        """The requester logs where its request went and the answer's receipt (durably)."""
+        via = None if answer.via is None else str(answer.via)
+        entries = []
+        if submitted and answer.via is not None:
+            entries.append(
+                self._entry(
+                    EntryKind.REQUEST_FORWARDED, rid, dataset, None, now, to=via, leg=answer.leg
+                )
+            )
+        entries.append(
+            self._entry(
+                EntryKind.REQUEST_ANSWERED,
+                rid,
+                dataset,
+                answer.receipt,
+                self._now(),
+                state=answer.state,
+                via=via,
+                receipt=answer.receipt is not None,
+            )
+        )
+        self._log(entries)
 
     def _record_answer(self, rid: bytes, answer: _Answer) -> None:
         reason: str | None = None
@@ -487,7 +647,9 @@ class AccessService:
         if isinstance(step, Refuse):
             raise _error(step.code, f"{me.node} ({me.org}) refused the request: {step.message}")
         if isinstance(step, Decide):
-            return await self._decide(op, verified, trace=trace, descriptor=descriptor, now=now)
+            return await self._decide(
+                op, verified, trace=trace, descriptor=descriptor, now=now, from_peer=from_peer
+            )
         self.counters["relayed"] += 1
         my_addrs = dict(target_addrs)
         my_addrs.update(self._org_route(me.org)[1])
@@ -495,11 +657,12 @@ class AccessService:
             op,
             raw,
             rid=verified.id,
+            dataset=str(request.dataset_id),
             trace=trace,
             step=step,
             known_addrs=my_addrs,
             now=now,
-            origin=from_peer is None,
+            from_peer=from_peer,
         )
 
     async def _held_descriptor(self, dataset_id: DatasetId) -> VerifiedDescriptor | None:
@@ -545,15 +708,27 @@ class AccessService:
         raw: bytes,
         *,
         rid: bytes,
+        dataset: str,
         trace: tuple[bytes, ...],
         step: Forward,
         known_addrs: Mapping[bytes, tuple[str, ...]],
         now: int,
-        origin: bool,
+        from_peer: PeerId | None,
     ) -> _Answer:
+        origin = from_peer is None
         me_org = self._certificate().org
         failover = Failover(step.candidates, me_org, step.leg)
         hops_left = MAX_HOPS - len(trace)
+        # A relay logs a submission it accepted, where it went and what came back in
+        # one durable batch, before it passes the answer (or the refusal) back.
+        logged = not origin and op == "submit" and self._audit is not None
+        audit: list[PendingEntry] = []
+        if logged:
+            audit.append(
+                self._entry(
+                    EntryKind.REQUEST_RECEIVED, rid, dataset, raw, now, **{"from": str(from_peer)}
+                )
+            )
         while (peer := failover.next()) is not None:
             # A relay signs a trace entry naming the next hop; the requester's own
             # signature is the request itself.
@@ -561,6 +736,9 @@ class AccessService:
             if not origin:
                 entries = (*trace, self._sign_trace(rid, trace, "forward", peer, now))
             addrs = list(known_addrs.get(peer.to_bytes(), ())) or await self._addrs_of(peer)
+            forwarded = self._entry(
+                EntryKind.REQUEST_FORWARDED, rid, dataset, None, now, to=str(peer), leg=step.leg
+            )
             try:
                 frame = await self._transport.send(
                     peer,
@@ -570,12 +748,45 @@ class AccessService:
                 )
             except RemoteError as exc:
                 # A hop behind it refused: that is the answer, not a reason to fail over.
+                if logged:
+                    self._log_quietly([*audit, forwarded, self._refused(rid, dataset, exc)])
                 raise _error(exc.remote_code, str(exc)) from None
             except DatanetError as exc:
                 failover.failed(peer, str(exc))
+                if logged:
+                    audit.append(replace(forwarded, details={**forwarded.details, "ok": False}))
                 continue
-            return self._check_answer(frame, rid, peer)
-        raise _error("gateway_unreachable", failover.error_message())
+            try:
+                answer = self._check_answer(frame, rid, peer)
+            except DatanetError as exc:
+                if logged:
+                    self._log_quietly([*audit, forwarded, self._refused(rid, dataset, exc)])
+                raise
+            if logged:
+                answered = self._entry(
+                    EntryKind.REQUEST_ANSWERED,
+                    rid,
+                    dataset,
+                    None,
+                    self._now(),
+                    state=answer.state,
+                    to=str(from_peer),
+                )
+                self._log([*audit, forwarded, answered])
+            return replace(answer, via=peer, leg=step.leg)
+        error = _error("gateway_unreachable", failover.error_message())
+        if logged:
+            self._log_quietly([*audit, self._refused(rid, dataset, error)])
+        raise error
+
+    def _refused(self, rid: bytes, dataset: str, exc: DatanetError | RemoteError) -> PendingEntry:
+        """The ``request_answered`` entry of a relay that passes a refusal back."""
+        code = exc.remote_code if isinstance(exc, RemoteError) else exc.code
+        if code not in ERRORS_BY_CODE and code != "expired":  # a peer's text: keep known codes only
+            code = "remote_error"
+        return self._entry(
+            EntryKind.REQUEST_ANSWERED, rid, dataset, None, self._now(), state="refused", code=code
+        )
 
     def _check_answer(self, frame: Any, rid: bytes, peer: PeerId) -> _Answer:
         """Verify the next hop's answer before passing it back (never forward junk)."""
@@ -592,11 +803,17 @@ class AccessService:
             raise VerificationError(f"{where} carries a malformed trace")
         if state == "granted":
             grant = self._decision(frame.get("grant"), "grant", rid, where)
-            return _Answer("granted", grant, None, tuple(trace))
-        if state == "denied":
+            answer = _Answer("granted", grant, None, tuple(trace))
+        elif state == "denied":
             denial = self._decision(frame.get("denial"), "denial", rid, where)
-            return _Answer("denied", None, denial, tuple(trace))
-        return _Answer("pending", None, None, tuple(trace))
+            answer = _Answer("denied", None, denial, tuple(trace))
+        else:
+            answer = _Answer("pending", None, None, tuple(trace))
+        receipt = frame.get("receipt")
+        if receipt is None:  # an owner that keeps no audit log
+            return answer
+        self._check_receipt(receipt, rid, answer, where)
+        return replace(answer, receipt=receipt)
 
     def _decision(
         self, raw: object, kind: Literal["grant", "denial"], rid: bytes, where: str
@@ -627,6 +844,7 @@ class AccessService:
         trace: tuple[bytes, ...],
         descriptor: VerifiedDescriptor | None,
         now: int,
+        from_peer: PeerId | None = None,
     ) -> _Answer:
         rid, raw = verified.id, verified.raw
         held = self.store.incoming(rid)
@@ -635,7 +853,9 @@ class AccessService:
                 raise NotFound(
                     f"the owner has no record of request {rid.hex()[:16]}; submit it again"
                 )
-            return self._answer_of(held)
+            # A stored decision answered again: a fresh receipt of the same entry.
+            answer = self._answer_of(held)
+            return replace(answer, receipt=self._receipt(self._decision_entry(rid)))
         if held is not None:
             raise _error(
                 "replayed_request",
@@ -666,8 +886,28 @@ class AccessService:
         )
         if not self.store.add_incoming(row):
             raise _error("replayed_request", f"request {rid.hex()[:16]} was already submitted")
+        # The owner logs receiving, its decision and answering in one durable batch,
+        # then answers with a receipt of the decision entry.
+        sender = "self" if from_peer is None else str(from_peer)
+        received = self._entry(
+            EntryKind.REQUEST_RECEIVED, rid, row.dataset, raw, now, **{"from": sender}
+        )
+
+        def answered(state: State) -> PendingEntry:
+            return self._entry(
+                EntryKind.REQUEST_ANSWERED, rid, row.dataset, None, now, state=state, to=sender
+            )
+
         if descriptor is None:
-            return self._deny(row, "dataset_unknown", "this node no longer holds the dataset", now)
+            return self._deny(
+                row,
+                "dataset_unknown",
+                "this node no longer holds the dataset",
+                now,
+                before=[received],
+                after=[answered("denied")],
+                with_receipt=True,
+            )
         verdict = evaluate(
             descriptor.descriptor.access_policy,
             current_sequence=descriptor.descriptor.sequence,
@@ -680,14 +920,40 @@ class AccessService:
         )
         if verdict.outcome == "deny":
             assert verdict.reason is not None
-            return self._deny(row, verdict.reason, verdict.message, now, by="policy")
+            return self._deny(
+                row,
+                verdict.reason,
+                verdict.message,
+                now,
+                by="policy",
+                before=[received],
+                after=[answered("denied")],
+                with_receipt=True,
+            )
         if verdict.outcome == "grant":
-            return self._grant(row, descriptor, request.validity_days, now, by="policy")
+            return self._grant(
+                row,
+                descriptor,
+                request.validity_days,
+                now,
+                by="policy",
+                before=[received],
+                after=[answered("granted")],
+                with_receipt=True,
+            )
         log.info(
             "access request queued",
             extra={"kv": {"request": rid.hex()[:16], "dataset": row.dataset}},
         )
-        return _Answer("pending", None, None, full_trace)
+        queued = self._entry(
+            EntryKind.DECISION, rid, row.dataset, raw, now, state="pending", by="policy"
+        )
+        indexes = self._log([received, queued, answered("pending")])
+        receipt = None
+        if indexes:
+            self._remember_decision(rid, indexes[1])
+            receipt = self._receipt(indexes[1])
+        return _Answer("pending", None, None, full_trace, receipt)
 
     def _answer_of(self, row: IncomingRow) -> _Answer:
         if row.state == "granted":
@@ -726,6 +992,9 @@ class AccessService:
         now: int,
         *,
         by: Literal["policy", "operator", "deadline"] = "policy",
+        before: Sequence[PendingEntry] = (),
+        after: Sequence[PendingEntry] = (),
+        with_receipt: bool = False,
     ) -> _Answer:
         raw = self._sign_denial(
             row.request_id,
@@ -745,7 +1014,34 @@ class AccessService:
             at=now,
             grant_id=None,
         )
-        return _Answer("denied", None, raw, row.trace)
+        entry = self._entry(
+            EntryKind.DECISION,
+            row.request_id,
+            row.dataset,
+            raw,
+            now,
+            state="denied",
+            by=by,
+            reason=reason,
+        )
+        receipt = self._log_decision(row.request_id, before, entry, after, with_receipt)
+        return _Answer("denied", None, raw, row.trace, receipt)
+
+    def _log_decision(
+        self,
+        rid: bytes,
+        before: Sequence[PendingEntry],
+        entry: PendingEntry,
+        after: Sequence[PendingEntry],
+        with_receipt: bool,
+    ) -> bytes | None:
+        """Log a decision entry with what surrounds it; a receipt of it when asked."""
+        indexes = self._log([*before, entry, *after])
+        if not indexes:
+            return None
+        index = indexes[len(before)]
+        self._remember_decision(rid, index)
+        return self._receipt(index) if with_receipt else None
 
     def _details(self, descriptor: VerifiedDescriptor, grant_id: bytes, not_after: int) -> bytes:
         """What the grantee learns, sealed to its reply key: an endpoint and a fresh token."""
@@ -790,6 +1086,9 @@ class AccessService:
         now: int,
         *,
         by: Literal["policy", "operator"],
+        before: Sequence[PendingEntry] = (),
+        after: Sequence[PendingEntry] = (),
+        with_receipt: bool = False,
     ) -> _Answer:
         verified = verify_request(row.request, self._trust, now, at=now)
         request = verified.request
@@ -844,7 +1143,20 @@ class AccessService:
             at=now,
             grant_id=grant_id,
         )
-        return _Answer("granted", raw, None, row.trace)
+        entry = self._entry(
+            EntryKind.GRANT,
+            row.request_id,
+            row.dataset,
+            raw,
+            now,
+            state="granted",
+            by=by,
+            grant=grant_id.hex(),
+            grantee_org=row.requester_org,
+            not_after=not_after,
+        )
+        receipt = self._log_decision(row.request_id, before, entry, after, with_receipt)
+        return _Answer("granted", raw, None, row.trace, receipt)
 
     async def approve(self, request_id_text: str, *, days: int | None) -> Mapping[str, Any]:
         """The operator grants a pending request (optionally for fewer days than asked)."""
@@ -861,7 +1173,11 @@ class AccessService:
                 f"--days must be between 1 and the {row.validity_days} days the requester asked for"
             )
         descriptor = await self._descriptor_of(DatasetId.parse(row.dataset))
-        self._grant(row, descriptor, days or row.validity_days, now, by="operator")
+        granted = days or row.validity_days
+        approval = self._entry(
+            EntryKind.APPROVAL, row.request_id, row.dataset, row.request, now, days=granted
+        )
+        self._grant(row, descriptor, granted, now, by="operator", before=[approval])
         return self._outcome_received(row.request_id)
 
     def deny(self, request_id_text: str, *, reason: str) -> Mapping[str, Any]:
@@ -869,7 +1185,16 @@ class AccessService:
         row = self._pending(request_id_text)
         if not reason.strip():
             raise InvalidInput("a denial needs a reason the requester can act on (--reason)")
-        self._deny(row, "denied_by_operator", reason, self._now(), by="operator")
+        now = self._now()
+        denial = self._entry(
+            EntryKind.DENIAL,
+            row.request_id,
+            row.dataset,
+            row.request,
+            now,
+            reason=_audit_text(reason),
+        )
+        self._deny(row, "denied_by_operator", reason, now, by="operator", before=[denial])
         return self._outcome_received(row.request_id)
 
     def _pending(self, request_id_text: str) -> IncomingRow:
@@ -898,6 +1223,21 @@ class AccessService:
         raw = sign_grant_revocation(revocation, self._key, self._chain)
         await self._publish(raw)
         self.store.revoke_grant(row.grant_id, revocation=raw, at=now, reason=reason)
+        self._log(
+            [
+                PendingEntry(
+                    EntryKind.GRANT_REVOKED,
+                    raw,
+                    {
+                        "grant": row.grant_id.hex(),
+                        "request": row.request_id.hex(),
+                        "dataset": row.dataset,
+                        "reason": _audit_text(reason),
+                    },
+                    now,
+                )
+            ]
+        )
         return self.grant_view(row.grant_id.hex(), details=False)
 
     # -- views --------------------------------------------------------------------------
@@ -1040,6 +1380,7 @@ class AccessService:
             if answer.grant is None
             else self._grant_json(answer.grant, role="received", secret=row.reply_secret),
             "denial": None if answer.denial is None else self._denial_json(answer.denial),
+            "receipt": None if answer.receipt is None else _b64(answer.receipt),
         }
 
     def _outcome_received(self, rid: bytes) -> dict[str, Any]:

@@ -26,10 +26,15 @@ Invariants:
   coordinator deadlines are converted to trio's clock only to sleep.
 * Writes are persisted by the stores' sink (``Storage``) *before* they are
   acknowledged to a peer or to the API caller.
+* What the node does is logged in its audit trail (:mod:`datanet.node.audit`)
+  before it is acknowledged: records it publishes (``publish``/``withdraw``),
+  revocation lists that change its trust store (``trust_change``), and the
+  access service's entries.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import time
@@ -42,6 +47,7 @@ import trio
 from datanet.errors import DatanetError, DatasetWithdrawn, NotFound, ScopeError, Timeout
 from datanet.node.access import AccessService
 from datanet.node.antientropy import AntiEntropy, LedgerBackend
+from datanet.node.audit import AuditTrail, PendingEntry, revocation_details
 from datanet.node.config import Config
 from datanet.node.feed import CatalogFeed
 from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
@@ -60,6 +66,13 @@ from datanet.p2p import (
     parse_peer_addr,
 )
 from datanet.p2p.sync import SyncService
+from datanet.records.audit import (
+    EntryKind,
+    JsonValue,
+    decode_receipt,
+    open_cosignature,
+    open_tree_head,
+)
 from datanet.records.deprecation import deprecation_for, sign_deprecation
 from datanet.records.descriptor import (
     VerifiedDescriptor,
@@ -72,7 +85,7 @@ from datanet.records.validators import default_validator
 from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog, SearchFilters, SearchPage
 from datanet.store.db import PEER_MAX_AGE, Storage
-from identity.certs import Role, TrustStore, parse_certificate
+from identity.certs import Revocation, Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.access import MAX_HOPS
 from routing.coordinator import (
@@ -119,6 +132,10 @@ def _now() -> float:
     return time.time()
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
 class _RecordSink:
     """The record store's sink: the database first (durability), then the node.
 
@@ -155,6 +172,7 @@ class Node:
         access: the access store (requests, grants); access requests are served
             only when it is given.
         access_details: the operator's optional ``access-details.toml``.
+        audit: the node's audit trail (what it did, under signed heads); None: nothing is logged.
     """
 
     def __init__(
@@ -171,8 +189,10 @@ class Node:
         chain: Sequence[bytes] = (),
         access: AccessStore | None = None,
         access_details: Path | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._key = key
+        self.audit = audit
         self._host = host
         self._storage = storage
         self._catalog = catalog
@@ -210,7 +230,12 @@ class Node:
         self.keepalive_interval = KEEPALIVE_INTERVAL
         self.feed = CatalogFeed()
         self.ledger = Ledger(
-            catalog=catalog, storage=storage, trust=trust, feed=self.feed, clock=_now
+            catalog=catalog,
+            storage=storage,
+            trust=trust,
+            feed=self.feed,
+            clock=_now,
+            on_revocation=self._revocation_applied,
         )
         self.gossip = GossipDriver(
             key.peer_id.to_bytes(),
@@ -240,6 +265,7 @@ class Node:
                 revoked=lambda: frozenset(self.ledger.revoked_grants),
                 details_file=access_details,
                 clock=_now,
+                audit=audit,
             )
 
     # -- identity -------------------------------------------------------------------
@@ -300,6 +326,8 @@ class Node:
             if self.access is not None:
                 self.access.start()
                 nursery.start_soon(self.access.run)
+            if self.audit is not None:
+                nursery.start_soon(self.audit.run)
             self._restore()
             await self._join()
             nursery.start_soon(self._maintenance)
@@ -607,6 +635,11 @@ class Node:
         self._storage.put_own_descriptor(
             key, raw, sequence=desc.sequence, expires_at=verified.valid_until, now=now
         )
+        self._log_publish(
+            EntryKind.PUBLISH,
+            raw,
+            {"kind": "descriptor", "dataset": str(desc.dataset_id), "sequence": desc.sequence},
+        )
         self.gossip.publish(raw)  # every node within a second; the DHT put below is for lookups
         result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
@@ -626,6 +659,15 @@ class Node:
         )
         if record.kind is RecordKind.DEPRECATION:
             self._storage.delete_own_descriptor(record.key)
+        details: dict[str, JsonValue] = {
+            "kind": str(record.kind),
+            "key": record.key.decode("utf-8", "replace")[:256],
+            "sequence": record.sequence,
+        }
+        if record.dataset_id is not None:
+            details["dataset"] = str(record.dataset_id)
+        kind = EntryKind.WITHDRAW if record.kind is RecordKind.DEPRECATION else EntryKind.PUBLISH
+        self._log_publish(kind, raw, details)
         self.gossip.publish(raw)
         result = await self._query(lambda t: self.coordinator.put_value(record.key, raw, t))
         assert isinstance(result, PutResult)
@@ -847,7 +889,128 @@ class Node:
             "gossip_mesh": len(self.gossip.router.mesh(CATALOG_TOPIC)),
             "uptime_seconds": round(_now() - self._started_at, 3),
             "access": None if self.access is None else self.access.stats(),
+            "audit": None
+            if self.audit is None
+            else {
+                "size": self.audit.log.size,
+                "heads": self.audit.heads_signed,
+                "alarms": len(self.audit_alarms(limit=1000)),
+            },
         }
+
+    # -- the audit trail ------------------------------------------------------------
+
+    def _audit(self) -> AuditTrail:
+        if self.audit is None:
+            raise NotFound("this node keeps no audit log")
+        return self.audit
+
+    def _log_publish(self, kind: EntryKind, raw: bytes, details: dict[str, JsonValue]) -> None:
+        """Log a record this node publishes, durably, before it leaves the node."""
+        if self.audit is not None:
+            self.audit.record(kind, raw, details)
+
+    def _revocation_applied(self, raw: bytes, rev: Revocation) -> None:
+        """The ledger applied a newer revocation list: the trust store changed; log it."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record_many(
+                [PendingEntry(EntryKind.TRUST_CHANGE, raw, revocation_details(rev))]
+            )
+        except DatanetError as exc:
+            log.warning("logging a trust change failed", extra={"kv": {"error": str(exc)}})
+
+    def audit_entries(
+        self, *, since: int, kind: str | None, limit: int
+    ) -> Sequence[Mapping[str, Any]]:
+        """Entries of the node's audit log from index ``since``, oldest first.
+
+        Raises:
+            InvalidInput: an unknown kind or a limit out of range.
+        """
+        out = []
+        for item in self._audit().log.entries(since=since, kind=kind, limit=limit):
+            entry = item.entry
+            subject = entry.subject_hash
+            out.append(
+                {
+                    "index": item.index,
+                    "kind": str(entry.kind),
+                    "timestamp": entry.timestamp,
+                    "details": entry.details,
+                    "record": None if entry.record is None else _b64(entry.record),
+                    "record_hash": None if subject is None else subject.hex(),
+                    "leaf_hash": item.leaf_hash.hex(),
+                }
+            )
+        return out
+
+    def audit_head(self, *, fresh: bool) -> Mapping[str, Any]:
+        """The latest signed tree head (a new one if entries arrived or ``fresh``).
+
+        Raises:
+            NotFound: this node has no audit log or no certificate to sign with.
+        """
+        trail = self._audit()
+        raw = trail.head(fresh=fresh)
+        head, _ = open_tree_head(raw)
+        cosignatures = []
+        for cosig_raw in trail.cosignatures(raw):
+            cosig, env = open_cosignature(cosig_raw)
+            org = parse_certificate(env.chain[0]).org if env.chain else None
+            cosignatures.append(
+                {
+                    "witness": str(cosig.witness),
+                    "org": None if org is None else str(org),
+                    "at": cosig.witnessed_at,
+                    "cosignature": _b64(cosig_raw),
+                }
+            )
+        return {
+            "node": str(head.node),
+            "org": None if self._org is None else str(self._org),
+            "size": head.size,
+            "root": head.root.hex(),
+            "timestamp": head.timestamp,
+            "head": _b64(raw),
+            "cosignatures": cosignatures,
+        }
+
+    def audit_verify(self) -> Mapping[str, Any]:
+        """Recompute the whole log and check every signed head (``AuditLog.verify``)."""
+        return self._audit().log.verify().to_json()
+
+    def audit_prove(self, index: int) -> Mapping[str, Any]:
+        """A receipt for entry ``index``: signed head, entry, inclusion proof, cosignatures.
+
+        Raises:
+            InvalidInput: there is no such entry.
+            NotFound: no audit log, or no certificate to sign a head with.
+        """
+        raw = self._audit().receipt(index)
+        receipt = decode_receipt(raw)
+        head, _ = open_tree_head(receipt.head)
+        return {
+            "index": index,
+            "size": head.size,
+            "root": head.root.hex(),
+            "receipt": _b64(raw),
+        }
+
+    def audit_alarms(self, *, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Alarms this node raised as a witness of other logs, newest first."""
+        witness = getattr(self, "witness", None)
+        if witness is None:
+            return []
+        return list(witness.alarms(limit=limit))
+
+    def audit_witnessed(self) -> Sequence[Mapping[str, Any]]:
+        """The last head this node keeps of each other log it witnesses."""
+        witness = getattr(self, "witness", None)
+        if witness is None:
+            return []
+        return list(witness.witnessed())
 
     # -- the complete catalog ------------------------------------------------------
 

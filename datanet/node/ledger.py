@@ -84,6 +84,8 @@ class Ledger:
         trust: the trust store records are verified against (revocations are added to it).
         feed: where catalog changes are announced.
         clock: wall-clock Unix seconds.
+        on_revocation: called with the raw bytes and the list when a newer
+            revocation list changed the trust store (the node's audit trail logs it).
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class Ledger:
         trust: TrustStore,
         feed: CatalogFeed,
         clock: Callable[[], float] = time.time,
+        on_revocation: Callable[[bytes, Revocation], None] | None = None,
     ) -> None:
         self.catalog = catalog
+        self._on_revocation = on_revocation
         self._storage = storage
         self._trust = trust
         self.feed = feed
@@ -363,7 +367,8 @@ class Ledger:
             self._trust.add_revocation(rev)  # keep the trust store in step with the database
             return False
         self._storage.put_ledger_record(self._row(record))
-        self._trust.add_revocation(rev)
+        if self._trust.add_revocation(rev) and self._on_revocation is not None:
+            self._on_revocation(record.raw, rev)
         self._hold(record.key.decode("utf-8", "replace"), "ledger", record.timestamp, record.raw)
         self.withdraw_revoked(str(rev.org), rev.serials, now)
         return True

@@ -15,6 +15,7 @@ Layout::
       catalog.sqlite             the node's catalog (datanet.store.catalog)
       access.sqlite              access requests sent and received, issued grants (0600)
       access-details.toml        per dataset, what a grant tells its grantee (optional)
+      audit.sqlite               the node's audit log: entries and signed tree heads
       datanet.pid                the running daemon's pid, flock-ed while it runs
       api.token                  the running daemon's bearer token (0600)
       api.url                    the URL the running daemon's API listens on
@@ -121,6 +122,11 @@ class HomeLayout:
     def access(self) -> Path:
         """``access.sqlite``: access requests (sent and received) and issued grants."""
         return self.root / "access.sqlite"
+
+    @property
+    def audit(self) -> Path:
+        """``audit.sqlite``: the node's audit log (datanet.store.audit)."""
+        return self.root / "audit.sqlite"
 
     @property
     def access_details(self) -> Path:

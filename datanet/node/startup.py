@@ -8,6 +8,8 @@ and a :class:`~datanet.node.config.Config` into a running
 Invariants:
 * One :class:`~identity.certs.TrustStore` per node, shared by admission and
   record validation, so a revocation learned later reaches both.
+* The audit trail records a changed certificate or trust store before the node
+  serves anything (:func:`~datanet.node.audit.record_identity_changes`).
 * Everything opened here is closed when the ``async with`` block ends, in
   reverse order, whatever ends it.
 """
@@ -24,11 +26,13 @@ from pathlib import Path
 import trio
 
 from datanet.errors import NotFound
+from datanet.node.audit import AuditTrail, record_identity_changes
 from datanet.node.config import Config
 from datanet.node.driver import Node
 from datanet.node.home import Home
 from datanet.p2p import Admission, AdmissionMode, HostLimits, open_host
 from datanet.store.access import AccessStore
+from datanet.store.audit import AuditLog
 from datanet.store.catalog import Catalog
 from datanet.store.db import Storage
 from identity.certs import TrustStore, parse_certificate
@@ -84,6 +88,15 @@ async def open_node(
             catalog.close()
             raise
         try:
+            audit_log = AuditLog(home.layout.audit)
+        except BaseException:
+            access.close()
+            catalog.close()
+            raise
+        try:
+            trail = AuditTrail(log=audit_log, key=node_key, chain=chain, clock=time.time)
+            # Before the node serves anything: a new certificate or trusted org set is logged.
+            record_identity_changes(trail, chain=chain, trust=trust)
             async with open_host(
                 node_key,
                 list(config.network.listen),
@@ -103,6 +116,7 @@ async def open_node(
                     chain=chain,
                     access=access,
                     access_details=home.layout.access_details,
+                    audit=trail,
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node._run)
@@ -111,6 +125,7 @@ async def open_node(
                     finally:
                         nursery.cancel_scope.cancel()
         finally:
+            audit_log.close()
             access.close()
             catalog.close()
     finally:

@@ -6,7 +6,12 @@ came. The frames (the node fills and checks them; see ``docs/access-routing.md``
 
     request  {"op": "submit" | "status", "req": <request envelope>, "trace": [<trace entry>…]}
     answer   {"state": "granted" | "denied" | "pending",
-              "grant": <grant>?, "denial": <denial>?, "trace": [<trace entry>…]}
+              "grant": <grant>?, "denial": <denial>?, "trace": [<trace entry>…],
+              "receipt": <audit receipt>?}
+
+``receipt`` (issue 11) is the owner's audit receipt of its decision entry
+(:mod:`datanet.records.audit`: signed tree head, entry, inclusion proof,
+cosignatures); every hop passes it back untouched after verifying it.
 
 This module only carries the frames within their bounds and times; what they
 mean is :mod:`datanet.node.access`'s business.
