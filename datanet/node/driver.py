@@ -47,8 +47,10 @@ from datanet.node.feed import CatalogFeed
 from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
 from datanet.node.ledger import Ledger
 from datanet.node.results import ConnectedPeer, PublishOutcome
+from datanet.node.witness import WitnessService
 from datanet.p2p import (
     AccessTransport,
+    AuditTransport,
     GossipTransport,
     Host,
     KadServer,
@@ -72,6 +74,7 @@ from datanet.records.validators import default_validator
 from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog, SearchFilters, SearchPage
 from datanet.store.db import PEER_MAX_AGE, Storage
+from datanet.store.witness import WitnessStore
 from identity.certs import Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.access import MAX_HOPS
@@ -155,6 +158,8 @@ class Node:
         access: the access store (requests, grants); access requests are served
             only when it is given.
         access_details: the operator's optional ``access-details.toml``.
+        witness_store: where witnessed heads and alarms are kept; other
+            organizations' audit logs are witnessed only when it is given.
     """
 
     def __init__(
@@ -171,6 +176,7 @@ class Node:
         chain: Sequence[bytes] = (),
         access: AccessStore | None = None,
         access_details: Path | None = None,
+        witness_store: WitnessStore | None = None,
     ) -> None:
         self._key = key
         self._host = host
@@ -241,6 +247,21 @@ class Node:
                 details_file=access_details,
                 clock=_now,
             )
+        # Witnessing (docs/witnessing.md); the node's audit trail is attached with
+        # ``self.witness.attach(trail)`` so its heads are gossiped and its log served.
+        self.witness: WitnessService | None = None
+        if witness_store is not None:
+            self.witness = WitnessService(
+                key=key,
+                chain=self._chain,
+                org=org,
+                trust=trust,
+                store=witness_store,
+                transport=AuditTransport(host),
+                gossip=self.gossip,
+                addrs_of=self._addrs_for_access,
+                clock=_now,
+            )
 
     # -- identity -------------------------------------------------------------------
 
@@ -300,6 +321,9 @@ class Node:
             if self.access is not None:
                 self.access.start()
                 nursery.start_soon(self.access.run)
+            if self.witness is not None:
+                self.witness.start()
+                nursery.start_soon(self.witness.run)
             self._restore()
             await self._join()
             nursery.start_soon(self._maintenance)

@@ -31,6 +31,7 @@ from datanet.p2p import Admission, AdmissionMode, HostLimits, open_host
 from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog
 from datanet.store.db import Storage
+from datanet.store.witness import WitnessStore
 from identity.certs import TrustStore, parse_certificate
 from identity.keys import KeyPair
 
@@ -77,6 +78,11 @@ async def open_node(
     )
     storage = Storage(home.database_path)
     try:
+        witness_store = WitnessStore(home.database_path, reported_by=str(node_key.peer_id))
+    except BaseException:
+        storage.close()
+        raise
+    try:
         catalog = Catalog(home.layout.catalog)
         try:
             access = AccessStore(home.layout.access)
@@ -103,6 +109,7 @@ async def open_node(
                     chain=chain,
                     access=access,
                     access_details=home.layout.access_details,
+                    witness_store=witness_store,
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node._run)
@@ -114,4 +121,5 @@ async def open_node(
             access.close()
             catalog.close()
     finally:
+        witness_store.close()
         storage.close()
