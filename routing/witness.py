@@ -17,8 +17,10 @@ an alarm:
 The first head seen of a log is accepted as it is (trust on first use; the
 caller records it). A log that raised an alarm is *reported, not trusted*:
 later heads are still checked against the last head that was proven, each
-inconsistency raises again, and nothing is ever accepted that was not proven
-to extend that head, so a forked history is never taken for the real one.
+inconsistency raises again (the same tree signed again with a newer time is
+the same inconsistency and raises once), and nothing is ever accepted that was
+not proven to extend that head, so a forked history is never taken for the
+real one.
 
 Inputs: :meth:`Witness.head_seen` (a head whose signature and certificate the
 caller verified), :meth:`Witness.proof_result` (the proof was fetched and
@@ -141,7 +143,16 @@ WitnessAction: TypeAlias = FetchConsistency | Accept | Alarm
 class _Log:
     """What the witness holds about one log."""
 
-    __slots__ = ("alarms", "behind", "failures", "last", "pending", "retry_at", "waiting")
+    __slots__ = (
+        "alarmed",
+        "alarms",
+        "behind",
+        "failures",
+        "last",
+        "pending",
+        "retry_at",
+        "waiting",
+    )
 
     def __init__(self, last: SeenHead) -> None:
         self.last = last
@@ -151,6 +162,7 @@ class _Log:
         self.retry_at = 0.0
         self.failures = 0
         self.alarms = 0
+        self.alarmed: tuple[int, bytes] | None = None  # the tree of the last alarm
 
 
 def _newer(a: SeenHead, b: SeenHead | None) -> bool:
@@ -260,6 +272,8 @@ class Witness:
                     f"now for {head.org[:80]}",
                 )
             ]
+        if st.alarmed == (head.size, head.root):
+            return []  # the same tree signed again: already reported
         immediate = self._compare(st, head)
         if immediate is not None:
             return immediate
@@ -399,6 +413,7 @@ class Witness:
         other: SeenHead | None = None,
     ) -> Alarm:
         st.alarms += 1
+        st.alarmed = (head.size, head.root)
         self.counters["alarms"] += 1
         evidence = (other or st.last).raw
         return Alarm(kind, head.log_node, head.org, _clip(detail), (evidence, head.raw))

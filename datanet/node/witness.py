@@ -63,6 +63,7 @@ __all__ = [
     "HEAD_REPUBLISH",
     "MAX_FETCHES",
     "MAX_QUEUE",
+    "REPUBLISH_FIRST",
     "AuditTrailLike",
     "WitnessService",
 ]
@@ -75,6 +76,8 @@ MAX_QUEUE = 1024
 MAX_FETCHES = 16
 #: How often our latest head is gossiped again (new witnesses hear it).
 HEAD_REPUBLISH = 300.0
+#: The first republish after start, once the gossip mesh had time to form.
+REPUBLISH_FIRST = 3.0
 #: Remote error codes that mean "the log node could not answer now", not "it cannot prove".
 _TRANSIENT = frozenset({"timeout", "storage_error", "network_error", "not_found"})
 
@@ -174,6 +177,11 @@ class WitnessService:
 
     # -- wiring ----------------------------------------------------------------
 
+    @property
+    def trail(self) -> AuditTrailLike | None:
+        """The audit trail whose log this node serves and gossips, if attached."""
+        return self._trail
+
     def attach(self, trail: AuditTrailLike) -> None:
         """Serve ``trail``'s log and gossip its heads (once; the node's own trail)."""
         if self._trail is not None:
@@ -217,7 +225,8 @@ class WitnessService:
         self.counters["heads_published"] += 1
 
     async def _republish(self) -> None:
-        """Gossip our latest head at start and every HEAD_REPUBLISH seconds."""
+        """Gossip our latest head soon after start and every HEAD_REPUBLISH seconds."""
+        await trio.sleep(REPUBLISH_FIRST)
         while True:
             trail = self._trail
             if trail is not None:

@@ -109,3 +109,14 @@ def test_restart_from_stored_heads() -> None:
     [fork] = see(again, 4, R2, 11)
     assert isinstance(fork, Alarm)
     assert fork.kind == "fork"
+
+
+def test_the_same_forged_tree_signed_again_raises_once_a_new_one_again() -> None:
+    w = Witness(ME, "org-a")
+    see(w, 4, R1, 10)
+    [fork] = see(w, 4, R2, 11)
+    assert isinstance(fork, Alarm)
+    assert see(w, 4, R2, 12) == []  # re-signed, same tree: already reported
+    [again] = see(w, 4, R3, 13)
+    assert isinstance(again, Alarm)
+    assert again.kind == "fork"
