@@ -53,8 +53,10 @@ from datanet.node.feed import CatalogFeed
 from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
 from datanet.node.ledger import Ledger
 from datanet.node.results import ConnectedPeer, PublishOutcome
+from datanet.node.witness import WitnessService
 from datanet.p2p import (
     AccessTransport,
+    AuditTransport,
     GossipTransport,
     Host,
     KadServer,
@@ -85,6 +87,7 @@ from datanet.records.validators import default_validator
 from datanet.store.access import AccessStore
 from datanet.store.catalog import Catalog, SearchFilters, SearchPage
 from datanet.store.db import PEER_MAX_AGE, Storage
+from datanet.store.witness import WitnessStore
 from identity.certs import Revocation, Role, TrustStore, parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 from routing.access import MAX_HOPS
@@ -173,6 +176,8 @@ class Node:
             only when it is given.
         access_details: the operator's optional ``access-details.toml``.
         audit: the node's audit trail (what it did, under signed heads); None: nothing is logged.
+        witness_store: where witnessed heads and alarms are kept; other
+            organizations' audit logs are witnessed only when it is given.
     """
 
     def __init__(
@@ -190,6 +195,7 @@ class Node:
         access: AccessStore | None = None,
         access_details: Path | None = None,
         audit: AuditTrail | None = None,
+        witness_store: WitnessStore | None = None,
     ) -> None:
         self._key = key
         self.audit = audit
@@ -267,6 +273,22 @@ class Node:
                 clock=_now,
                 audit=audit,
             )
+        # Witnessing (docs/witnessing.md); the node's audit trail is attached with
+        # ``self.witness.attach(trail)`` so its heads are gossiped and its log served.
+        self.witness: WitnessService | None = None
+        if witness_store is not None:
+            self.witness = WitnessService(
+                key=key,
+                chain=self._chain,
+                org=org,
+                trust=trust,
+                store=witness_store,
+                transport=AuditTransport(host),
+                gossip=self.gossip,
+                addrs_of=self._addrs_for_access,
+                clock=_now,
+                trail=audit,
+            )
 
     # -- identity -------------------------------------------------------------------
 
@@ -328,6 +350,9 @@ class Node:
                 nursery.start_soon(self.access.run)
             if self.audit is not None:
                 nursery.start_soon(self.audit.run)
+            if self.witness is not None:
+                self.witness.start()
+                nursery.start_soon(self.witness.run)
             self._restore()
             await self._join()
             nursery.start_soon(self._maintenance)

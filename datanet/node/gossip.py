@@ -7,12 +7,17 @@ hold if newer) and its verdict goes back to the router, which forwards only what
 was accepted and scores the sender. RPCs and peer changes from the transport
 are handed to the router as they arrive.
 
+Other topics (the audit heads of :data:`AUDIT_HEADS_TOPIC`) are added with
+:meth:`GossipDriver.add_topic` and their own validator; the catalog topic is
+always there and always validated by the ledger.
+
 Invariants:
 * The router is touched only from trio tasks of this node (one thread); after
   every event the driver loop is woken so new RPCs go out at once.
 * ``now`` is wall-clock Unix seconds (the router's deadlines too).
 * Validation is synchronous (a signature check, well under a millisecond), so a
   message is forwarded in the same loop turn it was accepted.
+* A message on a topic without a validator is ignored (never forwarded).
 """
 
 from __future__ import annotations
@@ -28,10 +33,16 @@ import trio
 from datanet.node.ledger import Ledger
 from datanet.p2p.gossip import GossipTransport
 from identity.keys import PeerId
-from routing.gossip.router import GossipConfig, GossipRouter, SendRpc, Validate
+from routing.gossip.router import (
+    GossipConfig,
+    GossipRouter,
+    SendRpc,
+    Validate,
+    ValidationResult,
+)
 from routing.gossip.wire import RPC
 
-__all__ = ["CATALOG_GOSSIP", "CATALOG_TOPIC", "GossipDriver"]
+__all__ = ["AUDIT_HEADS_TOPIC", "CATALOG_GOSSIP", "CATALOG_TOPIC", "GossipDriver", "TopicValidator"]
 
 log = logging.getLogger("datanet.node.gossip")
 
@@ -39,6 +50,12 @@ CATALOG_TOPIC = "/datanet/catalog/1.0.0"
 """The one topic of a datanet network: every ledger record (descriptors,
 deprecations, revocation lists, org records). The network itself is set apart
 by its kad protocol id and admission, so one topic name serves every network."""
+
+AUDIT_HEADS_TOPIC = "/datanet/audit-heads/1.0.0"
+"""Signed audit tree heads (``dn/audit-head/v1``) for witnesses (:mod:`datanet.node.witness`)."""
+
+TopicValidator = Callable[[bytes, bytes], ValidationResult]
+"""``validate(data, from_peer_bytes)``: synchronous, quick, never raises."""
 
 
 #: datanet's router parameters. The specification's defaults assume a node has
@@ -91,6 +108,25 @@ class GossipDriver:
         self._transport = transport
         self._ledger = ledger
         self._wake = trio.Event()
+        self._validators: dict[str, TopicValidator] = {}
+
+    def add_topic(self, topic: str, validator: TopicValidator) -> None:
+        """Join ``topic`` too; what arrives on it is accepted or rejected by ``validator``."""
+        self._validators[topic] = validator
+        self.router.subscribe(topic, self._clock())
+        self._wake.set()
+
+    def _validate(self, action: Validate) -> ValidationResult:
+        if action.topic == CATALOG_TOPIC:
+            return self._ledger.ingest(action.data, from_peer=action.from_peer).result
+        validator = self._validators.get(action.topic)
+        if validator is None:
+            return ValidationResult.IGNORE
+        try:
+            return validator(action.data, action.from_peer)
+        except Exception:  # a validator must not raise; never let it stop gossip
+            log.exception("gossip validator failed", extra={"kv": {"topic": action.topic}})
+            return ValidationResult.IGNORE
 
     def start(self, already_connected: Sequence[PeerId] = ()) -> None:
         """Hear peers and RPCs from the transport (call before the node joins).
@@ -117,9 +153,9 @@ class GossipDriver:
             self.router.remove_peer(peer.to_bytes(), now)
         self._wake.set()
 
-    def publish(self, raw: bytes) -> bytes:
-        """Send an accepted record to the network now; returns its message id."""
-        message_id = self.router.publish(CATALOG_TOPIC, raw, self._clock())
+    def publish(self, raw: bytes, topic: str = CATALOG_TOPIC) -> bytes:
+        """Send an accepted record (or, on another topic, message) now; returns its message id."""
+        message_id = self.router.publish(topic, raw, self._clock())
         self._wake.set()
         return message_id
 
@@ -130,8 +166,8 @@ class GossipDriver:
                 if isinstance(action, SendRpc):
                     self._transport.send(action.peer, action.rpc)
                 elif isinstance(action, Validate):
-                    intake = self._ledger.ingest(action.data, from_peer=action.from_peer)
-                    self.router.report_validation(action.message_id, intake.result, self._clock())
+                    result = self._validate(action)
+                    self.router.report_validation(action.message_id, result, self._clock())
                     self._wake.set()
             wait = max(0.0, min(1.0, self.router.next_deadline() - self._clock()))
             with trio.move_on_after(wait):

@@ -35,6 +35,7 @@ from datanet.store.access import AccessStore
 from datanet.store.audit import AuditLog
 from datanet.store.catalog import Catalog
 from datanet.store.db import Storage
+from datanet.store.witness import WitnessStore
 from identity.certs import TrustStore, parse_certificate
 from identity.keys import KeyPair
 
@@ -81,6 +82,11 @@ async def open_node(
     )
     storage = Storage(home.database_path)
     try:
+        witness_store = WitnessStore(home.database_path, reported_by=str(node_key.peer_id))
+    except BaseException:
+        storage.close()
+        raise
+    try:
         catalog = Catalog(home.layout.catalog)
         try:
             access = AccessStore(home.layout.access)
@@ -117,6 +123,7 @@ async def open_node(
                     access=access,
                     access_details=home.layout.access_details,
                     audit=trail,
+                    witness_store=witness_store,
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node._run)
@@ -129,4 +136,5 @@ async def open_node(
             access.close()
             catalog.close()
     finally:
+        witness_store.close()
         storage.close()

@@ -34,6 +34,7 @@ from datanet.p2p.admission import (
     Decision,
     Hello,
 )
+from datanet.p2p.audit import AUDIT_PROTOCOL, AuditTransport
 from datanet.p2p.events import (
     KadServer,
     PeerConnected,
@@ -52,6 +53,7 @@ from datanet.p2p.sync import SYNC_PROTOCOL, SyncBackend, SyncLimits, SyncResult,
 
 __all__ = [
     "ACCESS_PROTOCOL",
+    "AUDIT_PROTOCOL",
     "IDENTIFY_PROTOCOL",
     "ID_PROTOCOL",
     "KAD_PROTOCOL",
@@ -63,6 +65,7 @@ __all__ = [
     "Admission",
     "AdmissionMode",
     "AdmissionRefused",
+    "AuditTransport",
     "Decision",
     "FrameTooLarge",
     "FramedStream",

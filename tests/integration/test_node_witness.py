@@ -1,0 +1,133 @@
+"""Witnessing on real in-process nodes: heads gossiped, proofs fetched, cosigned, alarms raised.
+
+Three nodes of three organizations (devnet layout: node i belongs to org i % 3).
+Node 0 keeps an audit log through a small stand-in of the node's audit trail
+(:class:`FakeTrail`, the contract's interface); nodes 1 and 2 witness it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+from datanet.node.driver import Node
+from datanet.node.gossip import AUDIT_HEADS_TOPIC
+from datanet.records.audit import AuditEntry, EntryKind, open_cosignature
+from datanet.store.audit import AuditLog
+from datanet.testing.network import in_process_network
+from identity.keys import KeyPair
+
+
+class FakeTrail:
+    """The audit trail's interface, over one AuditLog (tests only)."""
+
+    def __init__(self, log: AuditLog, key: KeyPair, chain: tuple[bytes, ...]) -> None:
+        self.log = log
+        self._key = key
+        self._chain = chain
+        self._callbacks: list[Callable[[bytes], None]] = []
+        self.cosigs: list[bytes] = []
+
+    def append(self, count: int, tag: str) -> bytes:
+        now = int(time.time())
+        self.log.append_many(
+            AuditEntry.create(EntryKind.PUBLISH, now, None, {"n": i, "tag": tag})
+            for i in range(count)
+        )
+        return self.head(fresh=True)
+
+    def head(self, *, fresh: bool = False) -> bytes:
+        latest = self.log.latest_head()
+        if fresh or latest is None or latest.head.size != self.log.size:
+            raw = self.log.sign_head(self._key, self._chain, int(time.time()))
+            for cb in self._callbacks:
+                cb(raw)
+            return raw
+        return latest.raw
+
+    def add_cosignature(self, raw: bytes) -> bool:
+        self.cosigs.append(raw)
+        return True
+
+    def cosignatures(self, head: bytes) -> list[bytes]:
+        return list(self.cosigs)
+
+    def on_head(self, callback: Callable[[bytes], None]) -> None:
+        self._callbacks.append(callback)
+
+
+async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    with trio.fail_after(timeout):
+        while not check():
+            await trio.sleep(0.05)
+
+
+def witnessed_size(node: Node, log_node: str) -> int | None:
+    assert node.witness is not None
+    for row in node.witness.witnessed():
+        if row["log_node"] == log_node:
+            return int(row["size"])
+    return None
+
+
+def alarm_kinds(node: Node) -> list[str]:
+    assert node.witness is not None
+    return [a["kind"] for a in node.witness.alarms(100)]
+
+
+async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: Path) -> None:
+    async with in_process_network(tmp_path, 3) as (specs, nodes):
+        log_node = nodes[0]
+        me = str(specs[0].peer_id)
+        assert all(n.witness is not None for n in nodes)
+        trail = FakeTrail(AuditLog(tmp_path / "audit0.sqlite"), log_node._key, log_node._chain)
+        assert log_node.witness is not None
+        log_node.witness.attach(trail)
+        witnesses = nodes[1:]
+
+        # trust on first use
+        trail.append(3, "a")
+        await until(lambda: all(witnessed_size(n, me) == 3 for n in witnesses))
+        # growth: proven by a consistency proof fetched from node 0, then cosigned
+        trail.append(5, "a")
+        await until(lambda: all(witnessed_size(n, me) == 8 for n in witnesses))
+        await until(lambda: len({open_cosignature(c)[0].witness for c in trail.cosigs}) == 2)
+        signers = {str(open_cosignature(c)[0].witness) for c in trail.cosigs}
+        assert signers == {str(specs[1].peer_id), str(specs[2].peer_id)}
+        await until(lambda: all(n.witness.witnessed()[0]["cosigned"] for n in witnesses))  # type: ignore[union-attr]
+        assert not any(alarm_kinds(n) for n in nodes)
+
+        # node 0 rebuilds its log with another history (same key), and serves it
+        forged = AuditLog(tmp_path / "forged0.sqlite")
+        forged_trail = FakeTrail(forged, log_node._key, log_node._chain)
+        forged_trail.append(8, "b")  # same size as the witnessed head: a fork
+        fork_head = forged.latest_head()
+        assert fork_head is not None
+        log_node.gossip.publish(fork_head.raw, AUDIT_HEADS_TOPIC)
+        await until(lambda: all("fork" in alarm_kinds(n) for n in witnesses))
+        # a larger forged head: the proof from 8 to 12 cannot hold
+        trail.log = forged
+        forged_trail.append(4, "b")
+        grown = forged.latest_head()
+        assert grown is not None
+        log_node.gossip.publish(grown.raw, AUDIT_HEADS_TOPIC)
+        await until(lambda: all("bad_proof" in alarm_kinds(n) for n in witnesses))
+        # reported, not trusted: the last proven head stays the honest one
+        assert all(witnessed_size(n, me) == 8 for n in witnesses)
+        alarm = nodes[1].witness.alarms(1)[0]  # type: ignore[union-attr]
+        assert alarm["log_node"] == me
+        assert alarm["log_org"] == str(specs[0].org.org_id)
+        assert alarm["reported_by"] == str(specs[1].peer_id)
+        assert len(alarm["heads"]) == 2
+        assert not alarm_kinds(log_node)
+
+
+async def test_junk_on_the_heads_topic_is_rejected(tmp_path: Path) -> None:
+    async with in_process_network(tmp_path, 3) as (_specs, nodes):
+        nodes[0].gossip.publish(b"\x93not a head", AUDIT_HEADS_TOPIC)
+        await until(lambda: nodes[1].witness.counters["heads_rejected"] >= 1)  # type: ignore[union-attr]
+        assert not nodes[1].witness.witnessed()  # type: ignore[union-attr]
+        assert not nodes[1].witness.alarms(10)  # type: ignore[union-attr]
