@@ -99,7 +99,9 @@ async def test_entries_list_what_the_node_did_oldest_first(api: Api) -> None:
     first = doc["entries"][0]
     assert base64.b64decode(first["record"]) == api.node.audit.entry(0).entry.record
     assert first["leaf_hash"] == api.node.audit.entry(0).leaf_hash.hex()
-    await api.call("/access/request", {"id": f"dn://{api.node.org}/w/open", "purpose": "academic-research"})
+    await api.call(
+        "/access/request", {"id": f"dn://{api.node.org}/w/open", "purpose": "academic-research"}
+    )
     grants = await api.call("/audit/entries", {"kind": "grant"})
     assert [e["kind"] for e in grants["entries"]] == ["grant"]
     page = await api.call("/audit/entries", {"since": 1, "limit": 2})
@@ -147,7 +149,8 @@ async def test_head_is_signed_by_the_node_and_carries_cosignatures(api: Api) -> 
 async def test_verify_reports_ok_then_names_an_edited_entry(api: Api, tmp_path: Path) -> None:
     await api.call("/audit/head")
     doc = await api.call("/audit/verify")
-    assert doc["ok"] is True and doc["first_bad_index"] is None
+    assert doc["ok"] is True
+    assert doc["first_bad_index"] is None
     assert (doc["size"], doc["heads_checked"]) == (2, 1)
     with sqlite3.connect(tmp_path / "audit.sqlite") as db:
         (raw,) = db.execute("SELECT entry FROM audit_entries WHERE idx = 1").fetchone()

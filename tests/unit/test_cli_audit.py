@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -83,7 +85,13 @@ def test_show_lists_entries_with_a_summary_and_filters(running: Path) -> None:
     docs = json.loads(r.output)
     assert [d["kind"] for d in docs] == ["grant"]
     assert set(docs[0]) == {
-        "index", "kind", "timestamp", "details", "record", "record_hash", "leaf_hash"
+        "index",
+        "kind",
+        "timestamp",
+        "details",
+        "record",
+        "record_hash",
+        "leaf_hash",
     }
     r = run(running, "--json", "audit", "show", "--since", "1", "--limit", "1")
     assert [d["index"] for d in json.loads(r.output)] == [1]
@@ -93,7 +101,8 @@ def test_show_lists_entries_with_a_summary_and_filters(running: Path) -> None:
 
 def test_summary_is_one_clean_bounded_line() -> None:
     line = summary({"reason": "a\nb\x1b[31m", "dataset": "dn://x/" + "y" * 200})
-    assert "\n" not in line and "\x1b" not in line
+    assert "\n" not in line
+    assert "\x1b" not in line
     assert len(line) <= 72
     assert summary({}) == "-"
 
@@ -133,7 +142,8 @@ def test_prove_writes_a_receipt_that_check_proof_verifies_offline(
     elsewhere = tmp_path / "elsewhere"
     r = run(elsewhere, "audit", "check-proof", str(receipt))
     assert r.exit_code == 0, r.output
-    assert "valid:" in r.output and "publish" in r.output
+    assert "valid:" in r.output
+    assert "publish" in r.output
     assert "NOT checked against a trust store" in r.output
     doc = json.loads(run(elsewhere, "--json", "audit", "check-proof", str(receipt)).output)
     assert (doc["valid"], doc["trusted"], doc["index"], doc["kind"]) == (True, False, 0, "publish")
@@ -166,7 +176,8 @@ def test_check_proof_uses_the_trust_store_of_the_data_dir(running: Path, tmp_pat
     r = run(friend, "--json", "audit", "check-proof", str(receipt))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    assert doc["trusted"] is True and doc["trust_store"].endswith("trust.toml")
+    assert doc["trusted"] is True
+    assert doc["trust_store"].endswith("trust.toml")
     assert doc["kind"] == "request_received"
 
 
@@ -193,9 +204,9 @@ def test_alarms_exit_0_but_show_them_and_10_on_request(running: Path, tmp_path: 
     assert "no witnessed logs" in run(running, "audit", "witnessed").output
 
 
-def test_alarms_and_witnessed_are_shown_clearly(tmp_path: Path) -> None:
-    import httpx
-
+def test_alarms_and_witnessed_are_shown_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datanet.api.app import create_app
     from datanet.api.routes import ApiContext
     from datanet.node.config import Config, ConfigFile
@@ -216,42 +227,32 @@ def test_alarms_and_witnessed_are_shown_clearly(tmp_path: Path) -> None:
     def client(_app: object) -> Client:
         return Client(base_url="http://t", token=token, transport=_SyncAsgi(transport))
 
-    import cli.audit_cmds as mod
-
-    original = mod.client_for
-    mod.client_for = client  # type: ignore[assignment]
+    monkeypatch.setattr("cli.audit_cmds.client_for", client)
     try:
         r = run(tmp_path, "audit", "alarms")
         assert r.exit_code == 0, r.output
-        assert "ALARM: 1 alarm" in r.output and "FORK" in r.output
+        assert "ALARM: 1 alarm" in r.output
+        assert "FORK" in r.output
         assert "\x1b" not in r.output
         assert run(tmp_path, "audit", "alarms", "--fail-on-alarm").exit_code == EXIT_ALARM
         r = run(tmp_path, "--json", "audit", "witnessed")
         assert json.loads(r.output)[0]["cosigned"] is False
     finally:
-        mod.client_for = original  # type: ignore[assignment]
         node.close()
 
 
-class _SyncAsgi:
+class _SyncAsgi(httpx.BaseTransport):
     """A sync httpx transport over an ASGI app (runs each request on its own loop)."""
 
-    def __init__(self, transport: object) -> None:
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
         self._transport = transport
 
-    def handle_request(self, request: object) -> object:
-        import anyio
-        import httpx
-
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
         async def go() -> httpx.Response:
-            assert isinstance(request, httpx.Request)
             body = request.read()
             req = httpx.Request(request.method, request.url, headers=request.headers, content=body)
-            response = await self._transport.handle_async_request(req)  # type: ignore[attr-defined]
+            response = await self._transport.handle_async_request(req)
             content = await response.aread()
             return httpx.Response(response.status_code, headers=response.headers, content=content)
 
         return anyio.run(go)
-
-    def close(self) -> None:
-        pass
