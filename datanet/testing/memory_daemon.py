@@ -50,6 +50,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +238,8 @@ class AccessMemoryNode(MemoryNode):
         super().__post_init__()
         if self.audit_path is None:
             self.audit_path = Path(tempfile.mkdtemp(prefix="dn-audit-")) / "audit.sqlite"
-        self.audit = AuditLog(self.audit_path)
+        self._logs: dict[int, AuditLog] = {}
+        self.audit  # noqa: B018 - create the file now, so a bad path fails here
         self.cosigs: dict[bytes, list[bytes]] = {}
         self.witness_chain = [
             certificate(
@@ -250,9 +252,22 @@ class AccessMemoryNode(MemoryNode):
         ]
         self.trust.trust(self.witness_org.org_id)
 
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log, through this thread's own connection (sqlite3 connections stay
+        in their thread; ASGI test clients may call from several)."""
+        log = self._logs.get(threading.get_ident())
+        if log is None:
+            assert self.audit_path is not None
+            log = self._logs[threading.get_ident()] = AuditLog(self.audit_path)
+        return log
+
     def close(self) -> None:
-        """Close the audit log."""
-        self.audit.close()
+        """Close the audit log's connections (those of other threads as far as possible)."""
+        for log in self._logs.values():
+            with contextlib.suppress(DatanetError):
+                log.close()
+        self._logs.clear()
 
     # -- audit helpers for tests -----------------------------------------------------
     def record(self, kind: str, record: bytes | None, details: Mapping[str, Any]) -> int:
@@ -621,7 +636,6 @@ class AccessMemoryNode(MemoryNode):
             }
             for pid, term, label, text, parent in MEMORY_PURPOSES
         ]
-
 
     # -- NodeAPI: publications, logged --------------------------------------------
     async def publish(self, raw: bytes) -> PublishOutcome:
