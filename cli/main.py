@@ -13,6 +13,7 @@ from __future__ import annotations
 from cli import (
     access_cmds,  # noqa: F401 - registers datanet request, requests, grants, purposes
     api_cmds,  # noqa: F401 - registers datanet peers, publish, resolve, search, routing, config
+    audit_cmds,  # noqa: F401 - registers datanet audit …
     catalog_cmds,  # noqa: F401 - registers datanet watch, deprecate, catalog stats|sync
     descriptor,  # noqa: F401 - registers datanet descriptor …
     devnet,  # noqa: F401 - registers datanet devnet

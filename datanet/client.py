@@ -38,9 +38,15 @@ import httpx
 from datanet.api.results import (
     AccessOutcome,
     AccessRequestInfo,
+    AuditAlarm,
+    AuditEntryInfo,
+    AuditHeadInfo,
+    AuditProof,
+    AuditVerifyReport,
     CertificateInfo,
     ConfigChange,
     ConfigView,
+    CosignatureInfo,
     DenialInfo,
     DeprecateResult,
     FacetCount,
@@ -52,16 +58,21 @@ from datanet.api.results import (
     ProviderInfo,
     PublishResult,
     PurposeInfo,
+    ReceiptCheck,
     Resolved,
     RouteHop,
     SearchHit,
     SearchResult,
     SseDecoder,
     WatchEvent,
+    WitnessedHead,
     bad_response,
     bytes_of,
     field_of,
     parse_access_requests,
+    parse_audit_alarms,
+    parse_audit_entries,
+    parse_audit_witnessed,
     parse_deprecate,
     parse_grants,
     parse_node_info,
@@ -92,10 +103,16 @@ __all__ = [
     "AccessOutcome",
     "AccessRequestInfo",
     "AsyncClient",
+    "AuditAlarm",
+    "AuditEntryInfo",
+    "AuditHeadInfo",
+    "AuditProof",
+    "AuditVerifyReport",
     "CertificateInfo",
     "Client",
     "ConfigChange",
     "ConfigView",
+    "CosignatureInfo",
     "DenialInfo",
     "DeprecateResult",
     "FacetCount",
@@ -107,12 +124,15 @@ __all__ = [
     "ProviderInfo",
     "PublishResult",
     "PurposeInfo",
+    "ReceiptCheck",
     "Resolved",
     "RouteHop",
     "SearchHit",
     "SearchResult",
     "WatchEvent",
+    "WitnessedHead",
     "api_endpoint",
+    "check_receipt",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -324,6 +344,121 @@ class _Calls:
     @staticmethod
     def purposes() -> _Call[list[PurposeInfo]]:
         return _Call("/access/purposes", parse_purposes)
+
+    # -- the audit transparency log (issue 11) ----------------------------------------
+    @staticmethod
+    def audit_entries(since: int, kind: str | None, limit: int) -> _Call[list[AuditEntryInfo]]:
+        body: dict[str, Any] = {"since": since, "limit": limit}
+        if kind is not None:
+            body["kind"] = kind
+        return _Call("/audit/entries", parse_audit_entries, body)
+
+    @staticmethod
+    def audit_head(fresh: bool) -> _Call[AuditHeadInfo]:
+        return _Call("/audit/head", AuditHeadInfo.from_json, {"fresh": fresh})
+
+    @staticmethod
+    def audit_verify() -> _Call[AuditVerifyReport]:
+        return _Call("/audit/verify", AuditVerifyReport.from_json)
+
+    @staticmethod
+    def audit_prove(index: int) -> _Call[AuditProof]:
+        return _Call("/audit/prove", AuditProof.from_json, {"index": index})
+
+    @staticmethod
+    def audit_alarms(limit: int) -> _Call[list[AuditAlarm]]:
+        return _Call("/audit/alarms", parse_audit_alarms, {"limit": limit})
+
+    @staticmethod
+    def audit_witnessed() -> _Call[list[WitnessedHead]]:
+        return _Call("/audit/witnessed", parse_audit_witnessed)
+
+
+_EXPORT_PATH = "/audit/export"
+MAX_EXPORT_LINE = 64 * 1024
+"""The longest line ``audit_export`` accepts (an entry is at most ~12 KiB as JSON)."""
+
+
+def _export_kwargs(since: int, kind: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"since": since}
+    if kind is not None:
+        body["kind"] = kind
+    return {
+        "content": json.dumps(body).encode("utf-8"),
+        "headers": {"content-type": "application/json", "accept": "application/x-ndjson"},
+    }
+
+
+def _export_line(line: str) -> AuditEntryInfo | None:
+    """One line of ``audit/export``: an entry, None for a blank line; an error line raises."""
+    if not line.strip():
+        return None
+    if len(line) > MAX_EXPORT_LINE:
+        raise bad_response("audit export line")
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        raise bad_response("audit export line") from None
+    if not isinstance(doc, dict):
+        raise bad_response("audit export line")
+    if "error" in doc and "index" not in doc:
+        error = doc["error"] if isinstance(doc["error"], dict) else {}
+        code, message = str(error.get("code", "api_error")), str(error.get("message", ""))
+        exc = error_class_for_code(code)(message or code)
+        if type(exc).__dict__.get("code") != code:
+            exc.code = code
+        raise exc
+    return AuditEntryInfo.from_json(doc)
+
+
+def check_receipt(raw: bytes, trust: Any = None, *, now: int | None = None) -> ReceiptCheck:
+    """Verify an audit receipt offline (no daemon): head signature, inclusion proof, cosignatures.
+
+    Args:
+        raw: the receipt's bytes (what ``datanet audit prove`` wrote, or an access
+            decision's ``receipt``).
+        trust: an :class:`identity.certs.TrustStore`. With one, the log's and the
+            witnesses' organizations must be acceptable to it (``trusted`` is True).
+            Without one, certificate chains and signatures are still checked, but any
+            organization is accepted (``trusted`` is False): say so to the user.
+        now: the current Unix time (default: the clock).
+
+    Returns:
+        A :class:`ReceiptCheck`; an invalid receipt is ``valid=False`` with the error's
+        code and message, never an exception.
+    """
+    import time  # noqa: PLC0415 - keeps this module's import light
+
+    from datanet.errors import DatanetError as _Error  # noqa: PLC0415
+    from datanet.records.audit import verify_receipt  # noqa: PLC0415
+    from identity.certs import TrustStore  # noqa: PLC0415
+
+    store = TrustStore(accept_any=True) if trust is None else trust
+    at = int(time.time()) if now is None else now
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return ReceiptCheck(False, trust is not None, "invalid_input", "a receipt is bytes")
+    try:
+        verified = verify_receipt(bytes(raw), store, at)
+    except _Error as exc:
+        return ReceiptCheck(False, trust is not None, exc.code, str(exc) or exc.code)
+    head = verified.head
+    subject = verified.entry.subject_hash
+    return ReceiptCheck(
+        valid=True,
+        trusted=trust is not None,
+        index=verified.index,
+        kind=str(verified.entry.kind),
+        timestamp=verified.entry.timestamp,
+        details=dict(verified.entry.details),
+        record_hash=None if subject is None else subject.hex(),
+        log_node=str(head.head.node),
+        log_org=str(head.org),
+        size=head.head.size,
+        root=head.head.root.hex(),
+        head_timestamp=head.head.timestamp,
+        witnesses=tuple((str(c.cosignature.witness), str(c.org)) for c in verified.cosignatures),
+        witness_orgs=tuple(sorted(str(o) for o in verified.witness_orgs)),
+    )
 
 
 def _parse_synced(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -776,6 +911,62 @@ class Client:
         """The purpose vocabulary requests may declare."""
         return self._run(_Calls.purposes())
 
+    # -- the audit transparency log (issue 11) ----------------------------------------
+    def audit_entries(
+        self, since: int = 0, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntryInfo]:
+        """Entries of the node's audit log from index ``since``, oldest first (``kind``:
+        only that kind, e.g. ``grant``; ``limit``: at most 1000).
+
+        Raises:
+            InvalidInput: an unknown kind, or a bound exceeded.
+        """
+        return self._run(_Calls.audit_entries(since, kind, limit))
+
+    def audit_head(self, fresh: bool = False) -> AuditHeadInfo:
+        """The latest signed tree head of the node's log (``fresh``: sign a new one now)."""
+        return self._run(_Calls.audit_head(fresh))
+
+    def audit_verify(self) -> AuditVerifyReport:
+        """Recompute the whole log and check every signed head; ``ok`` or the first bad entry."""
+        return self._run(_Calls.audit_verify())
+
+    def audit_prove(self, index: int) -> AuditProof:
+        """A receipt for entry ``index`` (verify it anywhere with :func:`check_receipt`).
+
+        Raises:
+            NotFound: no such entry.
+        """
+        return self._run(_Calls.audit_prove(index))
+
+    def audit_alarms(self, limit: int = 100) -> list[AuditAlarm]:
+        """Alarms the node raised as a witness of other logs, newest first."""
+        return self._run(_Calls.audit_alarms(limit))
+
+    def audit_witnessed(self) -> list[WitnessedHead]:
+        """The last head the node keeps of each log it witnesses."""
+        return self._run(_Calls.audit_witnessed())
+
+    def audit_export(self, since: int = 0, kind: str | None = None) -> Iterator[AuditEntryInfo]:
+        """Every entry from ``since`` on, streamed (a generator; memory stays bounded).
+
+        Raises:
+            InvalidInput: an unknown kind.
+            StorageError: the log failed midway (the entries before were yielded).
+            NetworkError: the connection broke.
+        """
+        try:
+            with self._http.stream("POST", _EXPORT_PATH, **_export_kwargs(since, kind)) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise _error_from(r)
+                for line in r.iter_lines():
+                    entry = _export_line(line)
+                    if entry is not None:
+                        yield entry
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
+
     def watch(self, query: str = "", *, timeout: float | None = None) -> Iterator[WatchEvent]:
         """Catalog changes matching ``query`` as they happen, until the caller stops.
 
@@ -1016,6 +1207,49 @@ class AsyncClient:
     async def purposes(self) -> list[PurposeInfo]:
         """See :meth:`Client.purposes`."""
         return await self._run(_Calls.purposes())
+
+    # -- the audit transparency log (issue 11) ----------------------------------------
+    async def audit_entries(
+        self, since: int = 0, kind: str | None = None, limit: int = 100
+    ) -> list[AuditEntryInfo]:
+        """See :meth:`Client.audit_entries`."""
+        return await self._run(_Calls.audit_entries(since, kind, limit))
+
+    async def audit_head(self, fresh: bool = False) -> AuditHeadInfo:
+        """See :meth:`Client.audit_head`."""
+        return await self._run(_Calls.audit_head(fresh))
+
+    async def audit_verify(self) -> AuditVerifyReport:
+        """See :meth:`Client.audit_verify`."""
+        return await self._run(_Calls.audit_verify())
+
+    async def audit_prove(self, index: int) -> AuditProof:
+        """See :meth:`Client.audit_prove`."""
+        return await self._run(_Calls.audit_prove(index))
+
+    async def audit_alarms(self, limit: int = 100) -> list[AuditAlarm]:
+        """See :meth:`Client.audit_alarms`."""
+        return await self._run(_Calls.audit_alarms(limit))
+
+    async def audit_witnessed(self) -> list[WitnessedHead]:
+        """See :meth:`Client.audit_witnessed`."""
+        return await self._run(_Calls.audit_witnessed())
+
+    async def audit_export(
+        self, since: int = 0, kind: str | None = None
+    ) -> AsyncIterator[AuditEntryInfo]:
+        """See :meth:`Client.audit_export`; an async generator (close it when done)."""
+        try:
+            async with self._http.stream("POST", _EXPORT_PATH, **_export_kwargs(since, kind)) as r:
+                if r.status_code != 200:
+                    await r.aread()
+                    raise _error_from(r)
+                async for line in r.aiter_lines():
+                    entry = _export_line(line)
+                    if entry is not None:
+                        yield entry
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
 
     async def watch(
         self, query: str = "", *, timeout: float | None = None

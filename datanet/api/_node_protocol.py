@@ -13,6 +13,9 @@ Invariants:
   ``GrantCheck``, ``RouteHop``; their schemas are the response schemas of
   :mod:`datanet.api.routes`, in the OpenAPI document): the HTTP layer passes them on
   unchanged, so the node, the API and the client agree on one shape.
+* So do the audit methods (issue 11: ``AuditEntry``, ``AuditHead``, ``AuditVerify``,
+  ``AuditProof``, ``AuditAlarm``, ``WitnessedHead``); bytes in them are standard
+  base64 text and hashes lowercase hex, already JSON-ready.
 """
 
 from __future__ import annotations
@@ -401,3 +404,49 @@ class NodeAPI(Protocol):
 
     def purposes(self) -> Sequence[Mapping[str, Any]]:
         """The purpose vocabulary: ``{"id", "iri", "label", "description", "parent"}`` each."""
+
+    # -- the audit transparency log (issue 11) ------------------------------------------
+    def audit_entries(
+        self, *, since: int, kind: str | None, limit: int
+    ) -> Sequence[Mapping[str, Any]]:
+        """Entries of this node's audit log from index ``since``, oldest first, at most
+        ``limit``, only of ``kind`` if given; ``AuditEntry`` each (``index``, ``kind``,
+        ``timestamp``, ``details``, ``record`` base64 or None, ``record_hash`` and
+        ``leaf_hash`` hex).
+
+        Raises:
+            InvalidInput: an unknown ``kind``.
+            StorageError: the log cannot be read or a row is damaged.
+        """
+
+    def audit_head(self, *, fresh: bool) -> Mapping[str, Any]:
+        """The latest signed tree head (``AuditHead``: ``node``, ``org``, ``size``, ``root``,
+        ``timestamp``, ``head`` base64, ``cosignatures``); signs a new one if entries
+        arrived since the last, or when ``fresh``."""
+
+    def audit_verify(self) -> Mapping[str, Any]:
+        """Recompute the whole log and check every signed head (``AuditVerify``:
+        ``ok``, ``size``, ``root``, ``entries_checked``, ``heads_checked``,
+        ``first_bad_index``, ``reason``). Never raises for a damaged log: that is the answer.
+
+        Raises:
+            StorageError: the database cannot be read at all.
+        """
+
+    def audit_prove(self, index: int) -> Mapping[str, Any]:
+        """A receipt for entry ``index`` under a signed head covering it (``AuditProof``:
+        ``index``, ``size``, ``root``, ``receipt`` base64).
+
+        Raises:
+            NotFound: there is no entry ``index``.
+        """
+
+    def audit_alarms(self, *, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Alarms this node raised as a witness of other logs, newest first; ``AuditAlarm``
+        each (``at``, ``kind``: shrink, fork, bad_proof or bad_head, ``log_node``,
+        ``log_org``, ``reported_by``, ``detail``, ``heads`` base64)."""
+
+    def audit_witnessed(self) -> Sequence[Mapping[str, Any]]:
+        """The last head this node keeps of each other log it witnesses; ``WitnessedHead``
+        each (``log_node``, ``log_org``, ``size``, ``root``, ``timestamp``, ``checked_at``,
+        ``cosigned``)."""

@@ -16,7 +16,9 @@ Request path, in order:
    :func:`datanet.api.errors.status_for`. Stream operations (``catalog/watch``) go
    through :func:`_stream_endpoint` instead: the same checks (GET takes the fields
    as query parameters), then :class:`datanet.api.sse.EventStream`, with no
-   request timeout.
+   request timeout. JSON Lines operations (``audit/export``) go through
+   :func:`_lines_endpoint`: the same checks, then a streamed ``application/x-ndjson``
+   body.
 
 Invariants:
 * A request without the right token changes nothing and learns nothing but 401.
@@ -35,13 +37,14 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,6 +60,7 @@ from datanet.api.errors import (
 from datanet.api.openapi import OPENAPI_PATH, openapi_document
 from datanet.api.routes import (
     API_PREFIX,
+    NDJSON,
     OPERATIONS,
     ApiContext,
     Operation,
@@ -226,6 +230,51 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Any:
     return endpoint
 
 
+def _line(doc: Any) -> bytes:
+    return (json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _lines_endpoint(ctx: ApiContext, op: Operation) -> Any:
+    """A JSON Lines operation (``audit/export``): the JSON checks, then one object per line.
+
+    The first line is produced before answering, so an error there is a normal JSON
+    error response; an error later ends the stream with an ``{"error": …}`` line.
+    """
+    opener = op.lines
+    assert opener is not None
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await _read_body(request, ctx.max_body_bytes)
+            _check_media(op, _media_type(request))
+            args = check_args(op.fields, _decode_json_body(body))
+            items = opener(ctx, args)
+            try:
+                first = await anext(items)
+            except StopAsyncIteration:
+                return Response(b"", media_type=NDJSON)
+        except Exception as exc:
+            err = _single_datanet_error(exc)
+            if err is None:
+                log.exception("api_internal_error", extra={"kv": {"path": op.path}})
+                return _internal_error()
+            return error_response(err)
+
+        async def produce() -> AsyncIterator[bytes]:
+            try:
+                yield _line(first)
+                async for item in items:
+                    yield _line(item)
+            except DatanetError as exc:
+                yield _line({"error": {"code": exc.code, "message": str(exc) or exc.code}})
+            finally:
+                await items.aclose()  # type: ignore[attr-defined]
+
+        return StreamingResponse(produce(), media_type=NDJSON)
+
+    return endpoint
+
+
 def _stream_endpoint(ctx: ApiContext, op: Operation) -> Any:
     """A stream operation (server-sent events): POST with JSON, or GET/HEAD with a query."""
     opener = op.stream
@@ -280,7 +329,12 @@ def create_app(ctx: ApiContext) -> ASGIApp:
     routes = [
         Route(f"{API_PREFIX}{op.path}", _endpoint(ctx, op), methods=["POST"])
         for op in OPERATIONS
-        if op.stream is None
+        if op.stream is None and op.lines is None
+    ]
+    routes += [
+        Route(f"{API_PREFIX}{op.path}", _lines_endpoint(ctx, op), methods=["POST"])
+        for op in OPERATIONS
+        if op.lines is not None
     ]
     routes += [
         Route(f"{API_PREFIX}{op.path}", _stream_endpoint(ctx, op), methods=["GET", "POST"])

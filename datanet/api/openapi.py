@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from datanet.api.routes import API_PREFIX, OPERATIONS, Operation
+from datanet.api.routes import API_PREFIX, NDJSON, OPERATIONS, Operation
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
 
@@ -133,7 +133,19 @@ def _stream_operation(op: Operation, method: str) -> dict[str, Any]:
     return doc
 
 
+def _lines_operation(op: Operation) -> dict[str, Any]:
+    """A JSON Lines operation: POST with a JSON body, one object per line back."""
+    doc = _operation(op)
+    doc["responses"]["200"] = {
+        "description": f"{op.summary}: one JSON object per line",
+        "content": {NDJSON: {"schema": {"type": "string"}, "x-line": dict(op.response)}},
+    }
+    return doc
+
+
 def _path_item(op: Operation) -> dict[str, Any]:
+    if op.lines is not None:
+        return {"post": _lines_operation(op)}
     if op.stream is None:
         return {"post": _operation(op)}
     return {"get": _stream_operation(op, "get"), "post": _stream_operation(op, "post")}
@@ -165,7 +177,8 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
             "with a JSON object body (empty body = {}) and needs `Authorization: Bearer "
             "<token>`; the token is in the file `api.token` in the node's data directory. "
             'Errors are `{"error": {"code", "message"}}`. `catalog/watch` answers with '
-            "server-sent events and also takes GET with query parameters. The octet-stream "
+            "server-sent events and also takes GET with query parameters; `audit/export` "
+            "answers with JSON Lines (application/x-ndjson). The octet-stream "
             "endpoints (`publish`, `access/grants/verify`) take their options as query "
             "parameters.",
         },

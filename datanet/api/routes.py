@@ -11,7 +11,9 @@ Invariants:
   take one JSON object (an empty body means ``{}``); ``publish`` takes the raw signed
   descriptor file as ``application/octet-stream``. A *stream* operation (one with
   ``stream``: ``catalog/watch``) answers with server-sent events instead of JSON and
-  also takes ``GET`` with its fields as query parameters (for ``EventSource``).
+  also takes ``GET`` with its fields as query parameters (for ``EventSource``). A
+  *lines* operation (one with ``lines``: ``audit/export``) answers with JSON Lines
+  (``application/x-ndjson``), produced page by page so memory stays bounded.
 * A handler receives arguments that already passed :func:`check_args`: right
   types, within bounds, no unknown fields. It raises only ``DatanetError``.
 * Responses are JSON-safe (:func:`jsonable`): ids as text, bytes as standard
@@ -33,6 +35,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
+
 from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
 from datanet.errors import RecordTooLarge
@@ -45,7 +49,16 @@ from routing.records import MAX_KEY_SIZE
 
 __all__ = [
     "API_PREFIX",
+    "AUDIT_ALARM_SCHEMA",
+    "AUDIT_ENTRY_SCHEMA",
+    "AUDIT_HEAD_SCHEMA",
+    "AUDIT_PROOF_SCHEMA",
+    "AUDIT_VERIFY_SCHEMA",
+    "EXPORT_PAGE",
+    "MAX_AUDIT_LIMIT",
+    "NDJSON",
     "OPERATIONS",
+    "WITNESSED_HEAD_SCHEMA",
     "ApiContext",
     "Field",
     "Operation",
@@ -304,6 +317,8 @@ StreamOpener = Callable[
     [ApiContext, dict[str, Any]], AbstractAsyncContextManager[AsyncIterator[CatalogEventLike]]
 ]
 """Opens a stream operation's events (checked args in); leaving the block ends them."""
+LineOpener = Callable[[ApiContext, dict[str, Any]], AsyncIterator[Mapping[str, Any]]]
+"""Yields a JSON Lines operation's objects (checked args in), one per line, lazily."""
 
 
 async def _id(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -511,6 +526,8 @@ class Operation:
     description: str = ""
     stream: StreamOpener | None = None
     """Set for an event-stream operation; ``handler`` is then never called."""
+    lines: LineOpener | None = None
+    """Set for a JSON Lines operation (``audit/export``); ``handler`` is then never called."""
 
     @property
     def operation_id(self) -> str:
@@ -1135,6 +1152,12 @@ ACCESS_OUTCOME_SCHEMA = _object(
         "denial": {"anyOf": [DENIAL_VIEW_SCHEMA, {"type": "null"}]},
     }
 )
+# Issue 11: a decision carries the owner's audit receipt (optional: older nodes send none).
+ACCESS_OUTCOME_SCHEMA["properties"]["receipt"] = {
+    "type": ["string", "null"],
+    "description": "the owner's audit receipt of the decision (head, inclusion proof, "
+    "entry, cosignatures), standard base64; `datanet audit check-proof` verifies it",
+}
 
 GRANT_CHECK_SCHEMA = _object(
     {
@@ -1413,3 +1436,262 @@ _ACCESS_OPERATIONS: tuple[Operation, ...] = (
 )
 
 OPERATIONS = (*OPERATIONS, *_ACCESS_OPERATIONS)
+
+
+# --- the audit transparency log (issue 11) -------------------------------------------
+
+MAX_AUDIT_LIMIT = 1000
+"""The most entries or alarms one call returns."""
+EXPORT_PAGE = 256
+"""Entries ``audit/export`` reads from the node at a time (its memory bound)."""
+MAX_AUDIT_INDEX = 2**63 - 1
+NDJSON = "application/x-ndjson"
+_AUDIT_KINDS = (
+    "publish",
+    "withdraw",
+    "request_received",
+    "request_forwarded",
+    "request_answered",
+    "decision",
+    "grant",
+    "grant_revoked",
+    "approval",
+    "denial",
+    "cert_change",
+    "trust_change",
+)
+_ALARM_KINDS = ("shrink", "fork", "bad_proof", "bad_head")
+_KIND_PATTERN = "^(" + "|".join(_AUDIT_KINDS) + ")$"
+_HASH_HEX: dict[str, Any] = {"type": "string", "description": "SHA-256, lowercase hex"}
+_B64: dict[str, Any] = {"type": "string", "description": "standard base64"}
+
+
+async def _audit_entries(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    entries = [
+        jsonable(e)
+        for e in ctx.node.audit_entries(since=args["since"], kind=args["kind"], limit=args["limit"])
+    ]
+    following = entries[-1]["index"] + 1 if len(entries) == args["limit"] else None
+    return {"entries": entries, "next": following}
+
+
+async def _audit_head(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return dict(jsonable(ctx.node.audit_head(fresh=args["fresh"])))
+
+
+async def _audit_verify(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return dict(jsonable(ctx.node.audit_verify()))
+
+
+async def _audit_prove(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return dict(jsonable(ctx.node.audit_prove(args["index"])))
+
+
+async def _audit_alarms(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {"alarms": [jsonable(a) for a in ctx.node.audit_alarms(limit=args["limit"])]}
+
+
+async def _audit_witnessed(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    return {"witnessed": [jsonable(w) for w in ctx.node.audit_witnessed()]}
+
+
+async def _audit_export(ctx: ApiContext, args: dict[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    """Every entry from ``since`` on, one page of ``EXPORT_PAGE`` at a time."""
+    since = args["since"]
+    while True:
+        page = ctx.node.audit_entries(since=since, kind=args["kind"], limit=EXPORT_PAGE)
+        for entry in page:
+            yield jsonable(entry)
+        if len(page) < EXPORT_PAGE:
+            return
+        since = int(page[-1]["index"]) + 1
+        await anyio.sleep(0)  # let other requests in between pages
+
+
+AUDIT_ENTRY_SCHEMA = _object(
+    {
+        "index": _INT,
+        "kind": {"type": "string", "enum": list(_AUDIT_KINDS)},
+        "timestamp": {"type": "integer", "description": "Unix seconds"},
+        "details": {"type": "object"},
+        "record": {
+            "type": ["string", "null"],
+            "description": "the exact signed bytes the entry refers to (up to 4 KiB), base64",
+        },
+        "record_hash": {
+            "type": ["string", "null"],
+            "description": "SHA-256 of those bytes, lowercase hex",
+        },
+        "leaf_hash": _HASH_HEX,
+    }
+)
+
+_COSIGNATURE_SCHEMA = _object(
+    {
+        "witness": _PEER_ID,
+        "org": _TEXT,
+        "at": {"type": "integer", "description": "when the witness checked the head"},
+        "cosignature": _B64,
+    }
+)
+
+AUDIT_HEAD_SCHEMA = _object(
+    {
+        "node": _PEER_ID,
+        "org": _ORG_OR_NULL,
+        "size": _INT,
+        "root": _HASH_HEX,
+        "timestamp": _INT,
+        "head": {"type": "string", "description": "the signed dn/audit-head/v1, base64"},
+        "cosignatures": {"type": "array", "items": _COSIGNATURE_SCHEMA},
+    }
+)
+
+AUDIT_VERIFY_SCHEMA = _object(
+    {
+        "ok": _BOOLEAN,
+        "size": _INT,
+        "root": _HASH_HEX,
+        "entries_checked": _INT,
+        "heads_checked": _INT,
+        "first_bad_index": _INT_OR_NULL,
+        "reason": {"type": ["string", "null"]},
+    }
+)
+
+AUDIT_PROOF_SCHEMA = _object(
+    {
+        "index": _INT,
+        "size": _INT,
+        "root": _HASH_HEX,
+        "receipt": {
+            "type": "string",
+            "description": "the receipt (signed head, inclusion proof, entry, cosignatures), "
+            "base64",
+        },
+    }
+)
+
+AUDIT_ALARM_SCHEMA = _object(
+    {
+        "at": _INT,
+        "kind": {"type": "string", "enum": list(_ALARM_KINDS)},
+        "log_node": _PEER_ID,
+        "log_org": _ORG_OR_NULL,
+        "reported_by": _PEER_ID,
+        "detail": _TEXT,
+        "heads": {"type": "array", "items": _B64},
+    }
+)
+
+WITNESSED_HEAD_SCHEMA = _object(
+    {
+        "log_node": _PEER_ID,
+        "log_org": _ORG_OR_NULL,
+        "size": _INT,
+        "root": _HASH_HEX,
+        "timestamp": _INT,
+        "checked_at": _INT,
+        "cosigned": _BOOLEAN,
+    }
+)
+
+
+def _since_field() -> Field:
+    return Field("since", _integer(0, MAX_AUDIT_INDEX), "the first entry index", False, 0)
+
+
+def _kind_field() -> Field:
+    return Field("kind", _string(20, 4, _KIND_PATTERN), "only entries of this kind", False, None)
+
+
+def _audit_limit(what: str) -> Field:
+    return Field("limit", _integer(1, MAX_AUDIT_LIMIT), f"most {what} to return", False, 100)
+
+
+_AUDIT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "/audit/entries",
+        "Entries of this node's audit log",
+        _audit_entries,
+        _object(
+            {
+                "entries": {"type": "array", "items": AUDIT_ENTRY_SCHEMA},
+                "next": {
+                    "type": ["integer", "null"],
+                    "description": "`since` of the next page; null: this was the last",
+                },
+            }
+        ),
+        fields=(_since_field(), _kind_field(), _audit_limit("entries")),
+        tag="audit",
+        description="Oldest first from index `since`. `next` is set when the page is full.",
+    ),
+    Operation(
+        "/audit/head",
+        "The latest signed tree head of this node's log",
+        _audit_head,
+        AUDIT_HEAD_SCHEMA,
+        fields=(
+            Field("fresh", _BOOLEAN, "sign a new head now, even without new entries", False, False),
+        ),
+        tag="audit",
+        description="The node signs a new head when entries arrived since the last one "
+        "(or with `fresh`); `cosignatures` are the witnesses' cosignatures it holds.",
+    ),
+    Operation(
+        "/audit/verify",
+        "Recompute the whole log and check every signed head",
+        _audit_verify,
+        AUDIT_VERIFY_SCHEMA,
+        tag="audit",
+        description="A damaged log is not an HTTP error: `ok` is false, `first_bad_index` "
+        "names the first entry that is missing, edited, moved or not covered by a matching "
+        "signed head, and `reason` says which. Takes time proportional to the log (about "
+        "34 s per million entries).",
+    ),
+    Operation(
+        "/audit/prove",
+        "A receipt for one entry: signed head, inclusion proof, entry, cosignatures",
+        _audit_prove,
+        AUDIT_PROOF_SCHEMA,
+        fields=(Field("index", _integer(0, MAX_AUDIT_INDEX), "the entry index", True),),
+        tag="audit",
+        description="The receipt verifies offline on any machine "
+        "(`datanet audit check-proof`, `datanet.client.check_receipt`).",
+    ),
+    Operation(
+        "/audit/export",
+        "Every entry from `since` on, as JSON Lines",
+        _stream_only,
+        AUDIT_ENTRY_SCHEMA,
+        fields=(_since_field(), _kind_field()),
+        tag="audit",
+        description=f"`{NDJSON}`: one entry object per line (the shape of `audit/entries`), "
+        f"oldest first; the daemon reads {EXPORT_PAGE} entries at a time, so any size "
+        "streams in bounded memory. If the log fails midway the last line is "
+        '`{"error": {"code", "message"}}`.',
+        lines=_audit_export,
+    ),
+    Operation(
+        "/audit/alarms",
+        "Alarms raised while witnessing other nodes' logs",
+        _audit_alarms,
+        _object({"alarms": {"type": "array", "items": AUDIT_ALARM_SCHEMA}}),
+        fields=(_audit_limit("alarms"),),
+        tag="audit",
+        description="Newest first. `shrink`: a log's new head is smaller than one seen "
+        "before; `fork`: two heads of one size with different roots; `bad_proof`: a "
+        "consistency proof failed; `bad_head`: a malformed or wrongly signed head. `heads` "
+        "holds the conflicting signed heads (the evidence).",
+    ),
+    Operation(
+        "/audit/witnessed",
+        "The last head this node keeps of each log it witnesses",
+        _audit_witnessed,
+        _object({"witnessed": {"type": "array", "items": WITNESSED_HEAD_SCHEMA}}),
+        tag="audit",
+    ),
+)
+
+OPERATIONS = (*OPERATIONS, *_AUDIT_OPERATIONS)

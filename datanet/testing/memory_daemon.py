@@ -20,9 +20,20 @@ granted at once and ``request`` waits for approve/deny, or for its deadline
 (a test stand-in for the real Ed25519 envelopes), so ``verify_grant`` can tell a
 good grant from a forged, expired or revoked one.
 
+Issue 11's audit methods are backed by a real :class:`~datanet.store.audit.AuditLog`
+(``audit_path``, default a file in a fresh temporary directory; the daemon puts it at
+``audit.sqlite`` in its data directory, where the real node keeps it): publications,
+withdrawals, received requests, decisions, grants and operator actions are appended as
+they happen, heads are signed with the node's key and certificate, receipts are real.
+A second node of another organization (``witness_key``) cosigns heads on request
+(:meth:`AccessMemoryNode.cosign_latest`); the witness side (alarms, witnessed heads) is
+what the tests put in with :meth:`AccessMemoryNode.observe` and
+:meth:`AccessMemoryNode.raise_alarm`.
+
 Invariants:
 * It returns exactly the JSON shapes of the node contract (``RequestView``,
-  ``GrantView``, ``DenialView``, ``AccessOutcome``, ``GrantCheck``, ``RouteHop``);
+  ``GrantView``, ``DenialView``, ``AccessOutcome``, ``GrantCheck``, ``RouteHop``,
+  and the audit shapes ``AuditEntry``, ``AuditHead``…);
   the HTTP tests validate them against the OpenAPI document's schemas.
 * Time is ``self.now`` (fixed; tests move it); ``wait`` waits on real time for a
   decision made by another call (approve, deny), and never longer than asked.
@@ -38,6 +49,8 @@ import hmac
 import json
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +63,22 @@ from datanet.api._node_protocol import NodeAPI
 from datanet.daemon import run_daemon
 from datanet.errors import DatanetError, InvalidInput, NotFound, PeerUnreachable
 from datanet.node.config import Config
+from datanet.node.results import PublishOutcome
+from datanet.records.audit import (
+    AuditEntry,
+    cosign_head,
+    decode_receipt,
+    make_receipt,
+    open_tree_head,
+    verify_cosignature,
+    verify_tree_head,
+)
 from datanet.records.ids import DatasetId
+from datanet.store.audit import AuditLog
 from datanet.testing.clock import DAY
 from datanet.testing.doubles import MemoryNode
-from datanet.testing.records import key
+from datanet.testing.records import certificate, key
+from identity.certs import parse_certificate
 from identity.keys import KeyPair, OrgId, PeerId
 
 __all__ = [
@@ -202,6 +227,91 @@ class AccessMemoryNode(MemoryNode):
     requests: dict[str, _Request] = field(default_factory=dict)
     issued: dict[str, _Grant] = field(default_factory=dict)
     counter: int = 0
+    audit_path: Path | None = None
+    """The audit log's file (default: in a fresh temporary directory)."""
+    witness_key: KeyPair = field(default_factory=lambda: key("\x06"))
+    witness_org: KeyPair = field(default_factory=lambda: key("\x07"))
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    witnessed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.audit_path is None:
+            self.audit_path = Path(tempfile.mkdtemp(prefix="dn-audit-")) / "audit.sqlite"
+        self._logs: dict[int, AuditLog] = {}
+        self.audit  # noqa: B018 - create the file now, so a bad path fails here
+        self.cosigs: dict[bytes, list[bytes]] = {}
+        self.witness_chain = [
+            certificate(
+                self.witness_org,
+                self.witness_key,
+                not_before=self.now - 10,
+                not_after=self.now + 365 * DAY,
+                org_name="witness-org",
+            )
+        ]
+        self.trust.trust(self.witness_org.org_id)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log, through this thread's own connection (sqlite3 connections stay
+        in their thread; ASGI test clients may call from several)."""
+        log = self._logs.get(threading.get_ident())
+        if log is None:
+            assert self.audit_path is not None
+            log = self._logs[threading.get_ident()] = AuditLog(self.audit_path)
+        return log
+
+    def close(self) -> None:
+        """Close the audit log's connections (those of other threads as far as possible)."""
+        for log in self._logs.values():
+            with contextlib.suppress(DatanetError):
+                log.close()
+        self._logs.clear()
+
+    # -- audit helpers for tests -----------------------------------------------------
+    def record(self, kind: str, record: bytes | None, details: Mapping[str, Any]) -> int:
+        """Append one entry now (durably); its index."""
+        return self.audit.append(AuditEntry.create(kind, self.now, record, dict(details)))
+
+    def cosign_latest(self) -> bytes:
+        """The witness node cosigns this node's latest head (signing one if needed)."""
+        raw = self._head(fresh=False)
+        head, _ = open_tree_head(raw)
+        cosig = cosign_head(head, self.witness_key, self.witness_chain, self.now)
+        self.cosigs.setdefault(raw, []).append(cosig)
+        return cosig
+
+    def observe(self, head_raw: bytes, *, cosigned: bool = True) -> None:
+        """Keep ``head_raw`` (another node's signed head) as the last head seen of its log."""
+        verified = verify_tree_head(head_raw, self.trust, self.now)
+        self.witnessed[str(verified.head.node)] = {
+            "log_node": str(verified.head.node),
+            "log_org": str(verified.org),
+            "size": verified.head.size,
+            "root": verified.head.root.hex(),
+            "timestamp": verified.head.timestamp,
+            "checked_at": self.now,
+            "cosigned": cosigned,
+        }
+
+    def raise_alarm(self, kind: str, heads: Sequence[bytes], detail: str) -> None:
+        """Record an alarm about the log that signed ``heads[0]`` (the evidence)."""
+        head, env = open_tree_head(heads[0])
+        org = None
+        with contextlib.suppress(DatanetError):
+            org = str(parse_certificate(env.chain[0]).org)
+        self.alarms.append(
+            {
+                "at": self.now,
+                "kind": kind,
+                "log_node": str(head.node),
+                "log_org": org,
+                "reported_by": str(self.peer_id),
+                "detail": detail,
+                "heads": [base64.b64encode(h).decode("ascii") for h in heads],
+            }
+        )
 
     # -- helpers for tests ----------------------------------------------------------
     def receive_request(
@@ -279,6 +389,11 @@ class AccessMemoryNode(MemoryNode):
             route,
         )
         self.requests[request_id] = req
+        self.record(
+            "request_received",
+            None,
+            {"request": request_id, "dataset": str(dataset_id), "from": str(node)},
+        )
         self._decide_by_policy(req, verified.descriptor.access_policy, org)
         return req
 
@@ -319,6 +434,7 @@ class AccessMemoryNode(MemoryNode):
             "route": [dict(h) for h in req.route],
             "envelope": base64.b64encode(body).decode("ascii"),
         }
+        self.record("decision", body, {"request": req.request_id, "reason": reason, "by": by})
         req.settle()
 
     def _grant(self, req: _Request, days: int, by: str) -> None:
@@ -344,6 +460,11 @@ class AccessMemoryNode(MemoryNode):
         roles = {"issued"} | ({"received"} if "sent" in req.directions else set())
         details = {"endpoint": f"https://data.example/{req.dataset_id[-40:]}", "token": grant_id}
         self.issued[grant_id] = _Grant(core, _MAGIC + body + b"\n" + mac, roles, details)
+        self.record(
+            "grant",
+            self.issued[grant_id].envelope,
+            {"request": req.request_id, "grant": grant_id, "dataset": req.dataset_id, "by": by},
+        )
         req.state, req.decided_at, req.decided_by, req.grant_id = "granted", self.now, by, grant_id
         req.settle()
 
@@ -501,6 +622,7 @@ class AccessMemoryNode(MemoryNode):
         g = self._find_grant(grant_id, "issued")
         if g.revoked_at is None:
             g.revoked_at, g.revocation_reason = self.now, reason
+            self.record("grant_revoked", None, {"grant": g.core["grant_id"], "reason": reason})
         return g.view("issued", details=False)
 
     def purposes(self) -> Sequence[Mapping[str, Any]]:
@@ -514,6 +636,98 @@ class AccessMemoryNode(MemoryNode):
             }
             for pid, term, label, text, parent in MEMORY_PURPOSES
         ]
+
+    # -- NodeAPI: publications, logged --------------------------------------------
+    async def publish(self, raw: bytes) -> PublishOutcome:
+        outcome = await super().publish(raw)
+        self.record(
+            "publish",
+            raw,
+            {"dataset": str(outcome.dataset_id), "sequence": outcome.sequence},
+        )
+        return outcome
+
+    async def deprecate(self, dataset_id: DatasetId, *, reason: str) -> PublishOutcome:
+        outcome = await super().deprecate(dataset_id, reason=reason)
+        self.record(
+            "withdraw",
+            None,
+            {"dataset": str(dataset_id), "sequence": outcome.sequence, "reason": reason},
+        )
+        return outcome
+
+    # -- NodeAPI: the audit log (issue 11) ---------------------------------------------
+    def _head(self, *, fresh: bool) -> bytes:
+        latest = self.audit.latest_head()
+        if latest is None or fresh or latest.head.size != self.audit.size:
+            return self.audit.sign_head(self.node_key, self.chain, self.now)
+        return latest.raw
+
+    def audit_entries(
+        self, *, since: int, kind: str | None, limit: int
+    ) -> Sequence[Mapping[str, Any]]:
+        out = []
+        for e in self.audit.entries(since, kind, limit):
+            subject = e.entry.subject_hash
+            record = e.entry.record
+            out.append(
+                {
+                    "index": e.index,
+                    "kind": str(e.entry.kind),
+                    "timestamp": e.entry.timestamp,
+                    "details": dict(e.entry.details),
+                    "record": None if record is None else base64.b64encode(record).decode(),
+                    "record_hash": None if subject is None else subject.hex(),
+                    "leaf_hash": e.leaf_hash.hex(),
+                }
+            )
+        return out
+
+    def audit_head(self, *, fresh: bool) -> Mapping[str, Any]:
+        raw = self._head(fresh=fresh)
+        head, _ = open_tree_head(raw)
+        cosigs = []
+        for c in self.cosigs.get(raw, []):
+            verified = verify_cosignature(c, self.trust, self.now)
+            cosigs.append(
+                {
+                    "witness": str(verified.cosignature.witness),
+                    "org": str(verified.org),
+                    "at": verified.cosignature.witnessed_at,
+                    "cosignature": base64.b64encode(c).decode("ascii"),
+                }
+            )
+        return {
+            **head.to_json(),
+            "org": str(self.org),
+            "head": base64.b64encode(raw).decode("ascii"),
+            "cosignatures": cosigs,
+        }
+
+    def audit_verify(self) -> Mapping[str, Any]:
+        return self.audit.verify().to_json()
+
+    def audit_prove(self, index: int) -> Mapping[str, Any]:
+        if not 0 <= index < self.audit.size:
+            raise NotFound(f"the audit log has no entry {index} (size {self.audit.size})")
+        raw = self._head(fresh=False)
+        base = decode_receipt(self.audit.receipt(index, raw))
+        receipt = make_receipt(
+            base.head, base.index, base.proof, base.entry, self.cosigs.get(raw, [])
+        )
+        head, _ = open_tree_head(raw)
+        return {
+            "index": index,
+            "size": head.size,
+            "root": head.root.hex(),
+            "receipt": base64.b64encode(receipt).decode("ascii"),
+        }
+
+    def audit_alarms(self, *, limit: int) -> Sequence[Mapping[str, Any]]:
+        return [dict(a) for a in reversed(self.alarms)][:limit]
+
+    def audit_witnessed(self) -> Sequence[Mapping[str, Any]]:
+        return [dict(w) for w in self.witnessed.values()]
 
 
 def _gateway_unreachable(gateway: PeerId) -> DatanetError:
@@ -529,9 +743,15 @@ async def factory(data_dir: Path, config: Config, node_key: KeyPair) -> AsyncIte
     if slow:
         print("opening", flush=True)
         await trio.sleep(slow)
-    yield AccessMemoryNode(
-        node_key=node_key, gateway_down=os.environ.get("APINODE_GATEWAY_DOWN") == "1"
+    node = AccessMemoryNode(
+        node_key=node_key,
+        gateway_down=os.environ.get("APINODE_GATEWAY_DOWN") == "1",
+        audit_path=data_dir / "audit.sqlite",
     )
+    try:
+        yield node
+    finally:
+        node.close()
 
 
 def main() -> int:

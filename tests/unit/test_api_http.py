@@ -554,7 +554,12 @@ async def test_slow_node_calls_time_out_with_504(tmp_path: Path) -> None:
 
 
 def test_every_operation_has_a_test_above() -> None:
-    """Here, or for access requests (issue 10) in test_api_access.py."""
-    source = Path(__file__).read_text() + (Path(__file__).parent / "test_api_access.py").read_text()
+    """Here, or for access requests (issue 10) in test_api_access.py, or for the audit
+    log (issue 11) in test_api_audit.py."""
+    here = Path(__file__).parent
+    source = "".join(
+        p.read_text()
+        for p in (Path(__file__), here / "test_api_access.py", here / "test_api_audit.py")
+    )
     for op in OPERATIONS:
         assert f'"/api/v0{op.path}"' in source, op.path
