@@ -919,7 +919,8 @@ class Node:
             else {
                 "size": self.audit.log.size,
                 "heads": self.audit.heads_signed,
-                "alarms": len(self.audit_alarms(limit=1000)),
+                "alarms": 0 if self.witness is None else self.witness.store.alarm_count(),
+                "witnessed_logs": 0 if self.witness is None else len(self.witness.witnessed()),
             },
         }
 
@@ -1025,17 +1026,15 @@ class Node:
 
     def audit_alarms(self, *, limit: int) -> Sequence[Mapping[str, Any]]:
         """Alarms this node raised as a witness of other logs, newest first."""
-        witness = getattr(self, "witness", None)
-        if witness is None:
+        if self.witness is None:
             return []
-        return list(witness.alarms(limit=limit))
+        return list(self.witness.alarms(limit=limit))
 
     def audit_witnessed(self) -> Sequence[Mapping[str, Any]]:
         """The last head this node keeps of each other log it witnesses."""
-        witness = getattr(self, "witness", None)
-        if witness is None:
+        if self.witness is None:
             return []
-        return list(witness.witnessed())
+        return list(self.witness.witnessed())
 
     # -- the complete catalog ------------------------------------------------------
 
