@@ -101,8 +101,13 @@ async def open_node(
             raise
         try:
             trail = AuditTrail(log=audit_log, key=node_key, chain=chain, clock=time.time)
-            # Before the node serves anything: a new certificate or trusted org set is logged.
-            record_identity_changes(trail, chain=chain, trust=trust)
+            if audit_log.damaged is not None:
+                # Start anyway, so that `datanet audit verify` can name the bad entry;
+                # whatever must be logged is refused until the file is restored.
+                log.error("audit log damaged", extra={"kv": {"error": audit_log.damaged}})
+            else:
+                # Before the node serves anything: a new certificate or trusted org set is logged.
+                record_identity_changes(trail, chain=chain, trust=trust)
             async with open_host(
                 node_key,
                 list(config.network.listen),

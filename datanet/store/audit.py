@@ -201,10 +201,34 @@ class AuditLog:
                 "(SELECT version FROM audit_meta WHERE name = 'audit'), 0)",
                 set_version="INSERT OR REPLACE INTO audit_meta VALUES ('audit', {version})",
             )
-            self._frontier = self._load_frontier(self._stored_size())
         except BaseException:
             self._conn.close()
             raise
+        #: Why the log cannot be appended to (a damaged right edge), else None. A damaged
+        #: log still opens, so that :meth:`verify` can name the first bad entry.
+        self.damaged: str | None = None
+        try:
+            self._front = self._load_frontier(self._stored_size())
+        except StorageError as exc:
+            self.damaged = (
+                f"the audit log is damaged ({exc}); `datanet audit verify` names the first "
+                "bad entry; nothing more is logged until the file is restored"
+            )
+            self._front = MerkleFrontier()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def _frontier(self) -> MerkleFrontier:
+        """The right edge of the tree; refuses when the log is damaged."""
+        if self.damaged is not None:
+            raise StorageError(self.damaged)
+        return self._front
+
+    @_frontier.setter
+    def _frontier(self, frontier: MerkleFrontier) -> None:
+        self._front = frontier
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -222,6 +246,8 @@ class AuditLog:
     @property
     def size(self) -> int:
         """Entries in the log."""
+        if self.damaged is not None:
+            return self._stored_size()
         return self._frontier.size
 
     def _stored_size(self) -> int:

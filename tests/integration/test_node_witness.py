@@ -83,32 +83,43 @@ async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: P
         log_node = nodes[0]
         me = str(specs[0].peer_id)
         assert all(n.witness is not None for n in nodes)
-        trail = FakeTrail(AuditLog(tmp_path / "audit0.sqlite"), log_node._key, log_node._chain)
-        assert log_node.witness is not None
-        log_node.witness.attach(trail)
+        trail = log_node.audit  # the node's own trail, which its witness service serves
+        assert trail is not None
         witnesses = nodes[1:]
 
+        def append(count: int) -> int:
+            assert trail is not None
+            for i in range(count):
+                trail.record(EntryKind.PUBLISH, None, {"n": i, "tag": "a"})
+            trail.head(fresh=True)
+            return trail.log.size
+
         # trust on first use
-        trail.append(3, "a")
-        await until(lambda: all(witnessed_size(n, me) == 3 for n in witnesses))
+        size = append(3)
+        await until(lambda: all(witnessed_size(n, me) == size for n in witnesses))
         # growth: proven by a consistency proof fetched from node 0, then cosigned
-        trail.append(5, "a")
-        await until(lambda: all(witnessed_size(n, me) == 8 for n in witnesses))
-        await until(lambda: len({open_cosignature(c)[0].witness for c in trail.cosigs}) == 2)
-        signers = {str(open_cosignature(c)[0].witness) for c in trail.cosigs}
-        assert signers == {str(specs[1].peer_id), str(specs[2].peer_id)}
+        size = append(5)
+        await until(lambda: all(witnessed_size(n, me) == size for n in witnesses))
+
+        def cosigners() -> set[str]:
+            assert trail is not None
+            return {str(open_cosignature(c)[0].witness) for c in trail.cosignatures(trail.head())}
+
+        await until(lambda: len(cosigners()) == 2)
+        assert cosigners() == {str(specs[1].peer_id), str(specs[2].peer_id)}
         await until(lambda: all(n.witness.witnessed()[0]["cosigned"] for n in witnesses))  # type: ignore[union-attr]
         assert not any(alarm_kinds(n) for n in nodes)
 
         # node 0 rebuilds its log with another history (same key), and serves it
         forged = AuditLog(tmp_path / "forged0.sqlite")
         forged_trail = FakeTrail(forged, log_node._key, log_node._chain)
-        forged_trail.append(8, "b")  # same size as the witnessed head: a fork
+        forged_trail.append(size, "b")  # same size as the witnessed head: a fork
         fork_head = forged.latest_head()
         assert fork_head is not None
         log_node.gossip.publish(fork_head.raw, AUDIT_HEADS_TOPIC)
         await until(lambda: all("fork" in alarm_kinds(n) for n in witnesses))
-        # a larger forged head: the proof from 8 to 12 cannot hold
+        # a larger forged head: the proof from the honest size to this one cannot hold,
+        # because node 0 now serves the forged log
         trail.log = forged
         forged_trail.append(4, "b")
         grown = forged.latest_head()
@@ -116,7 +127,7 @@ async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: P
         log_node.gossip.publish(grown.raw, AUDIT_HEADS_TOPIC)
         await until(lambda: all("bad_proof" in alarm_kinds(n) for n in witnesses))
         # reported, not trusted: the last proven head stays the honest one
-        assert all(witnessed_size(n, me) == 8 for n in witnesses)
+        assert all(witnessed_size(n, me) == size for n in witnesses)
         alarm = nodes[1].witness.alarms(1)[0]  # type: ignore[union-attr]
         assert alarm["log_node"] == me
         assert alarm["log_org"] == str(specs[0].org.org_id)
