@@ -131,10 +131,31 @@ def _print_grant(grant: GrantInfo, *, heading: str) -> None:
             click.echo(f"  {name:<9} {value}")
 
 
+def _print_receipt(receipt: bytes | None) -> None:
+    """One line on the owner's audit receipt of the decision (issue 11), when there is one."""
+    if receipt is None:
+        return
+    from datanet.errors import DatanetError
+    from datanet.records.audit import decode_receipt, open_tree_head
+
+    try:
+        parsed = decode_receipt(receipt)
+        size = open_tree_head(parsed.head)[0].size
+    except DatanetError as exc:
+        click.echo(f"  receipt   unreadable ({exc})")
+        return
+    witnesses = len(parsed.cosignatures)
+    click.echo(
+        f"  receipt   entry {parsed.index} of the owner's audit log (tree size {size}, "
+        f"{witnesses} witness cosignature{'s' if witnesses != 1 else ''}); logged here too"
+    )
+
+
 def _print_outcome(outcome: AccessOutcome, *, out: Path | None) -> None:
     req = outcome.request
     if outcome.grant is not None:
         _print_grant(outcome.grant, heading=f"granted: {req.dataset_id} for {req.purpose}")
+        _print_receipt(outcome.receipt)
         if out is not None:
             click.echo(f"  written   {out}")
     elif outcome.denial is not None:
@@ -145,6 +166,7 @@ def _print_outcome(outcome: AccessOutcome, *, out: Path | None) -> None:
             click.echo(f"  message   {denial.message}")
         click.echo(f"  by        {denial.node} of {denial.org}, {format_time(denial.decided_at)}")
         click.echo(f"  route     {route_chain(denial.route)}")
+        _print_receipt(outcome.receipt)
     else:
         rid = _short_id(req.request_id)
         click.echo(

@@ -9,6 +9,7 @@ from node 5 (initech) for a dataset node 3 (acme) published travels
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -134,6 +135,14 @@ def test_granted_verified_tampered_and_revoked(net: tuple[Path, list[DevnetNode]
     )
     assert shown["details"]["token"]
     assert cli_json(bystander.home, "grants", "verify", str(grant_file), "--deep")["valid"] is True
+    # the decision came with the owner's audit receipt; anyone checks it offline, and the
+    # requester's own log holds it too
+    receipt_file = base / "open.receipt"
+    receipt_file.write_bytes(base64.b64decode(outcome["receipt"]))
+    checked = cli_json(bystander.home, "audit", "check-proof", str(receipt_file))
+    assert checked["valid"] is True, checked
+    logged = cli_json(requester.home, "audit", "show", "--kind", "request_answered")
+    assert logged, "the requester logged the answer"
 
     tampered = base / "tampered.grant"
     data = bytearray(grant_file.read_bytes())
