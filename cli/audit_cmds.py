@@ -258,14 +258,35 @@ def _print_check(check: ReceiptCheck, file: Path, trust_file: str | None) -> Non
 
 @audit.command("check-proof")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
+@click.option(
+    "--witnesses",
+    "min_witnesses",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Demand cosignatures by at least N organizations other than the log's.",
+)
+@click.option(
+    "--witness-org",
+    "witness_orgs",
+    multiple=True,
+    metavar="ORG",
+    help="Demand a cosignature by this organization (did:key:…); repeatable.",
+)
 @json_option
 @click.pass_context
-def audit_check_proof(ctx: click.Context, file: Path) -> None:
+def audit_check_proof(
+    ctx: click.Context, file: Path, min_witnesses: int, witness_orgs: tuple[str, ...]
+) -> None:
     """Verify a receipt FILE offline (no daemon needed).
 
     Checks the log's signed head, the inclusion proof of the entry and the witnesses'
     cosignatures; the organizations are checked against the trust store of the data
-    directory when there is one, else only hashes and signatures are.
+    directory when there is one, else only hashes and signatures are. With
+    --witnesses or --witness-org, a receipt whose head was not cosigned by enough
+    other organizations (or by the ones named) is invalid: `datanet audit prove`
+    again later, once witnesses have checked a head that covers the entry.
 
     Exit status: 0 valid, 1 invalid (the reason is printed).
     """
@@ -276,6 +297,20 @@ def audit_check_proof(ctx: click.Context, file: Path) -> None:
     raw = read_input_file(file, max_size=MAX_RECEIPT_FILE)
     trust, trust_file = _trust_for(app)
     check = check_receipt(raw, trust, now=app.now())
+    if check.valid:
+        others = {o for o in check.witness_orgs if o != check.log_org}
+        missing = sorted(set(witness_orgs) - others)
+        if len(others) < min_witnesses or missing:
+            check = dataclasses.replace(
+                check,
+                valid=False,
+                error_code="not_witnessed",
+                error_message=(
+                    f"the head is cosigned by {len(others)} other organization(s)"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; {min_witnesses} demanded" if len(others) < min_witnesses else "")
+                ),
+            )
     doc = {**_jsonable(check), "trust_store": trust_file}
     emit(app, doc, lambda: _print_check(check, file, trust_file))
     if not check.valid:

@@ -256,3 +256,40 @@ class _SyncAsgi(httpx.BaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, content=content)
 
         return anyio.run(go)
+
+
+def test_check_proof_can_demand_witnesses_of_other_organizations(tmp_path: Path) -> None:
+    """A requester may refuse a receipt whose head no other organization cosigned."""
+    from datanet.records.audit import (
+        AuditEntry,
+        EntryKind,
+        cosign_head,
+        make_receipt,
+        open_tree_head,
+    )
+    from datanet.store.audit import AuditLog
+    from datanet.testing.clock import NOW
+    from datanet.testing.records import NODE_A, NODE_B, ORG_A, ORG_B, certificate
+
+    with AuditLog(tmp_path / "log.sqlite") as log:
+        log.append(AuditEntry.create(EntryKind.DECISION, NOW, b"a decision", {"state": "granted"}))
+        head = log.sign_head(NODE_A, [certificate(ORG_A, NODE_A, ())], NOW)
+        proof = log.inclusion_proof(0)
+        entry = log.entry(0).raw
+    cosig = cosign_head(open_tree_head(head)[0], NODE_B, [certificate(ORG_B, NODE_B, ())], NOW + 5)
+    bare, cosigned = tmp_path / "bare.bin", tmp_path / "cosigned.bin"
+    bare.write_bytes(make_receipt(head, 0, proof, entry))
+    cosigned.write_bytes(make_receipt(head, 0, proof, entry, [cosig]))
+    elsewhere = tmp_path / "elsewhere"
+    assert run(elsewhere, "audit", "check-proof", str(bare)).exit_code == 0
+    r = run(elsewhere, "audit", "check-proof", str(bare), "--witnesses", "1")
+    assert r.exit_code == EXIT_INVALID_RECEIPT, r.output
+    assert "not_witnessed" in r.output
+    assert run(elsewhere, "audit", "check-proof", str(cosigned), "--witnesses", "1").exit_code == 0
+    org_b = str(ORG_B.org_id)
+    ok = run(elsewhere, "audit", "check-proof", str(cosigned), "--witness-org", org_b)
+    assert ok.exit_code == 0, ok.output
+    org_a = str(ORG_A.org_id)  # the log's own org never counts as a witness
+    r = run(elsewhere, "--json", "audit", "check-proof", str(cosigned), "--witness-org", org_a)
+    assert r.exit_code == EXIT_INVALID_RECEIPT
+    assert json.loads(r.output)["error_code"] == "not_witnessed"
