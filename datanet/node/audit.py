@@ -51,7 +51,6 @@ from datanet.records.audit import (
     open_tree_head,
 )
 from datanet.store.audit import MAX_ENTRIES_PAGE, AuditLog, LogEntry
-from datanet.store.db import storage_errors
 from identity.certs import Revocation, TrustStore, parse_certificate
 from identity.encoding import pack
 from identity.keys import KeyPair
@@ -76,16 +75,6 @@ MAX_COSIGNED_HEADS = 64
 MAX_SCAN = 200_000
 
 _HeadKey = tuple[int, bytes, int]  # size, root, timestamp
-
-
-def _count_heads(audit_log: AuditLog) -> int:
-    """Heads stored in ``audit_log``, counted in SQL (``AuditLog.heads`` opens each one).
-
-    Reaches into the log's connection: AuditLog has no count of its heads yet.
-    """
-    with storage_errors("audit log read failed"):
-        row = audit_log._conn.execute("SELECT count(*) FROM audit_heads").fetchone()
-    return int(row[0])
 
 
 @dataclass(frozen=True)
@@ -129,11 +118,14 @@ class AuditTrail:
         self._clock = clock
         self._callbacks: list[Callable[[bytes], None]] = []
         self._cosigs: OrderedDict[_HeadKey, dict[bytes, bytes]] = OrderedDict()
+        # The heads signed lately, so a receipt or a cosignature finds its head without
+        # reading every stored head back (that grew with each head signed).
+        self._recent: OrderedDict[_HeadKey, bytes] = OrderedDict()
         latest = log.latest_head()
         self._latest: tuple[TreeHead, bytes] | None = (
             None if latest is None else (latest.head, latest.raw)
         )
-        self._heads_signed = _count_heads(log) if latest is not None else 0
+        self._heads_signed = log.head_count() if latest is not None else 0
         self._arrived = trio.Event()
 
     # -- recording ------------------------------------------------------------------
@@ -209,6 +201,9 @@ class AuditTrail:
         raw = self.log.sign_head(self._key, self._chain, self._now())
         head, _ = open_tree_head(raw)
         self._latest = (head, raw)
+        self._recent[self._head_key(head)] = raw
+        while len(self._recent) > 4 * MAX_COSIGNED_HEADS:
+            self._recent.popitem(last=False)
         self._heads_signed += 1
         for callback in list(self._callbacks):
             try:
@@ -279,10 +274,11 @@ class AuditTrail:
         )
 
     def _stored_head(self, key: _HeadKey) -> bytes | None:
-        for stored in reversed(self.log.heads()):
-            if self._head_key(stored.head) == key:
-                return stored.raw
-        return None
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent
+        stored = self.log.find_head(*key)
+        return None if stored is None else stored.raw
 
     @staticmethod
     def _head_key(head: TreeHead) -> _HeadKey:

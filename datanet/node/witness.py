@@ -60,6 +60,7 @@ from routing.gossip.router import ValidationResult
 from routing.witness import Accept, Alarm, FetchConsistency, SeenHead, Witness, WitnessAction
 
 __all__ = [
+    "HEAD_GOSSIP_INTERVAL",
     "HEAD_REPUBLISH",
     "MAX_FETCHES",
     "MAX_QUEUE",
@@ -76,6 +77,8 @@ MAX_QUEUE = 1024
 MAX_FETCHES = 16
 #: How often our latest head is gossiped again (new witnesses hear it).
 HEAD_REPUBLISH = 300.0
+#: Our new heads go out on gossip at most this often (the newest of the interval).
+HEAD_GOSSIP_INTERVAL = 2.0
 #: The first republish after start, once the gossip mesh had time to form.
 REPUBLISH_FIRST = 3.0
 #: Remote error codes that mean "the log node could not answer now", not "it cannot prove".
@@ -160,6 +163,8 @@ class WitnessService:
         self._limit = trio.CapacityLimiter(MAX_FETCHES)
         self._nursery: trio.Nursery | None = None
         self._started = False
+        self._pending_head: bytes | None = None
+        self._head_ready = trio.Event()
         self.counters: dict[str, int] = {
             "heads_received": 0,
             "heads_rejected": 0,
@@ -202,6 +207,7 @@ class WitnessService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._republish)
+            nursery.start_soon(self._publish_heads)
             while True:
                 while self._queue:
                     self._do(self._queue.popleft(), nursery)
@@ -217,6 +223,25 @@ class WitnessService:
     # -- our own heads ---------------------------------------------------------
 
     def _own_head(self, raw: bytes) -> None:
+        """A new head of ours: gossip it, at most one every HEAD_GOSSIP_INTERVAL.
+
+        An owner signs a head for every receipt it hands out; gossiping each would
+        make every witness verify and prove each one. The newest wins: it proves
+        all the ones before it.
+        """
+        self._pending_head = raw
+        self._head_ready.set()
+
+    async def _publish_heads(self) -> None:
+        while True:
+            await self._head_ready.wait()
+            self._head_ready = trio.Event()
+            raw, self._pending_head = self._pending_head, None
+            if raw is not None:
+                self._publish_now(raw)
+            await trio.sleep(HEAD_GOSSIP_INTERVAL)
+
+    def _publish_now(self, raw: bytes) -> None:
         try:
             self._gossip.publish(raw, AUDIT_HEADS_TOPIC)
         except Exception:  # a callback of the trail: never let gossip break an append
@@ -233,7 +258,7 @@ class WitnessService:
                 try:
                     latest = trail.log.latest_head()
                     if latest is not None and latest.head.size > 0:
-                        self._own_head(latest.raw)
+                        self._publish_now(latest.raw)
                 except DatanetError as exc:
                     log.warning(
                         "reading our latest audit head failed", extra={"kv": {"error": str(exc)}}

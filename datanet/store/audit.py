@@ -456,6 +456,25 @@ class AuditLog:
             rows = self._conn.execute("SELECT raw FROM audit_heads ORDER BY id").fetchall()
         return [self._stored_head(bytes(r[0])) for r in rows]
 
+    def find_head(self, size: int, root: bytes, timestamp: int) -> StoredHead | None:
+        """The head this node signed of ``size`` entries, ``root`` and ``timestamp``, if any.
+
+        Raises:
+            StorageError: the database failed or the head is damaged.
+        """
+        with storage_errors("audit log read failed"):
+            row = self._conn.execute(
+                "SELECT raw FROM audit_heads WHERE size = ? AND root = ? AND timestamp = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (size, root, timestamp),
+            ).fetchone()
+        return None if row is None else self._stored_head(bytes(row[0]))
+
+    def head_count(self) -> int:
+        """How many heads this node signed."""
+        with storage_errors("audit log read failed"):
+            return int(self._conn.execute("SELECT count(*) FROM audit_heads").fetchone()[0])
+
     def latest_head(self) -> StoredHead | None:
         """The most recently signed head, or None.
 
