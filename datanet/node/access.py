@@ -79,6 +79,9 @@ from datanet.records.access import (
     TraceEntry,
     VerifiedRequest,
     decode_grant_unverified,
+    open_denial,
+    open_request,
+    open_trace_entry,
     request_id,
     sign_denial,
     sign_grant,
@@ -101,7 +104,6 @@ from datanet.store.access import AccessStore, GrantRow, IncomingRow, OutgoingRow
 from datanet.store.db import Storage
 from identity.certs import MembershipCertificate, Role, TrustStore
 from identity.encoding import pack, unpack_map
-from identity.envelope import open_envelope
 from identity.keys import KeyPair, OrgId, PeerId
 from identity.orgs import decode_org_record
 from routing.access import (
@@ -127,8 +129,6 @@ DEFAULT_DEADLINE = 7 * 86400
 EXPIRY_INTERVAL = 30.0
 #: ``--wait`` asks the owner again after 0.5 s, doubling up to this.
 MAX_POLL_INTERVAL = 5.0
-_TRACE_TAG = "dn/access-trace/v1"
-_MAX_TRACE_BYTES = 4 * 1024
 _MAX_DETAILS_FILE = 256 * 1024
 #: Routes of sent requests remembered for display (the outbox keeps the rest).
 _MAX_ROUTES_KEPT = 1024
@@ -187,17 +187,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _trace_entry(raw: bytes) -> TraceEntry:
-    env = open_envelope(raw, tag=_TRACE_TAG, max_size=_MAX_TRACE_BYTES)
-    return TraceEntry.decode_body(env.body)
-
-
 def route_json(trace: Sequence[bytes]) -> list[dict[str, Any]]:
     """The route of a trace for people (the entries were verified when they arrived)."""
     out = []
     for raw in trace:
         try:
-            entry = _trace_entry(raw)
+            entry = open_trace_entry(raw)[0]
         except DatanetError:
             continue
         out.append(
@@ -562,7 +557,7 @@ class AccessService:
         reason: str | None = None
         message = ""
         if answer.denial is not None:
-            denial = self._denial_of(answer.denial)
+            denial = open_denial(answer.denial)[0]  # verified when the answer arrived
             reason, message = denial.reason, denial.message
         decision = answer.grant or answer.denial
         self.store.update_outgoing(
@@ -1242,12 +1237,8 @@ class AccessService:
 
     # -- views --------------------------------------------------------------------------
 
-    def _denial_of(self, raw: bytes) -> Denial:
-        return verify_denial(raw, self._trust, self._now()).denial
-
     def _denial_json(self, raw: bytes) -> dict[str, Any]:
-        env = open_envelope(raw, tag="dn/denial/v1", max_size=64 * 1024)
-        denial = Denial.decode_body(env.body)
+        denial = open_denial(raw)[0]
         return {
             "reason": denial.reason,
             "explanation": DENIAL_REASONS.get(denial.reason, ""),
@@ -1315,8 +1306,7 @@ class AccessService:
         grant_id: bytes | None,
         trace: Sequence[bytes],
     ) -> dict[str, Any]:
-        env = open_envelope(raw, tag="dn/access-request/v1", max_size=8 * 1024)
-        request = AccessRequest.decode_body(env.body)
+        request = open_request(raw)[0]
         return {
             "request_id": request_id(raw).hex(),
             "direction": direction,
