@@ -290,6 +290,9 @@ class NodeAPI(Protocol):
     def status(self) -> Mapping[str, Any]:
         """A summary of the node's state (JSON-safe values)."""
 
+    def metrics_text(self) -> bytes:
+        """The node's metric families in the Prometheus text format 0.0.4 (``GET /metrics``)."""
+
     # -- the complete catalog (issue 9) -------------------------------------------------
     @property
     def feed(self) -> CatalogFeedLike:

@@ -3,8 +3,9 @@
 Request path, in order:
 
 1. :class:`_Guard` (plain ASGI): every request except ``GET /api/v0/openapi.json``
-   must carry ``Authorization: Bearer <token>`` (compared in constant time), else
-   401 before anything else runs; a ``Content-Length`` above ``api.max_body_bytes``
+   (and ``GET /metrics`` when ``metrics.public`` is true) must carry
+   ``Authorization: Bearer <token>`` (compared in constant time), else 401 before
+   anything else runs; a ``Content-Length`` above ``api.max_body_bytes``
    is refused with 413 before the body is read.
 2. starlette's router: unknown paths answer 404 ``unknown_endpoint``, wrong methods
    405, both as JSON.
@@ -18,11 +19,15 @@ Request path, in order:
    as query parameters), then :class:`datanet.api.sse.EventStream`, with no
    request timeout. JSON Lines operations (``audit/export``) go through
    :func:`_lines_endpoint`: the same checks, then a streamed ``application/x-ndjson``
-   body.
+   body. ``GET /metrics`` answers the node's and the API's metric families in the
+   Prometheus text format (:func:`_metrics_endpoint`); JSON operations are timed
+   into ``datanet_api_request_duration_seconds``.
 
 Invariants:
-* A request without the right token changes nothing and learns nothing but 401.
-* Every response body is JSON (but a stream operation's 200: server-sent events),
+* A request without the right token changes nothing and learns nothing but 401
+  (``/metrics`` with ``metrics.public``: the metrics, which carry no ids nor keys).
+* Every response body is JSON (but a stream operation's 200: server-sent events;
+  ``/metrics``' 200: the Prometheus text format),
   including errors and unknown routes; an unexpected
   exception is logged with its traceback and answered with 500 ``internal_error``
   without details.
@@ -57,6 +62,7 @@ from datanet.api.errors import (
     UnsupportedMediaType,
     status_for,
 )
+from datanet.api.metrics import METRICS_CONTENT_TYPE, METRICS_PATH
 from datanet.api.openapi import OPENAPI_PATH, openapi_document
 from datanet.api.routes import (
     API_PREFIX,
@@ -103,18 +109,21 @@ def _single_datanet_error(exc: BaseException) -> DatanetError | None:
 class _Guard:
     """Bearer-token check and Content-Length limit in front of the whole app."""
 
-    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, max_body_bytes: int, *, public_metrics: bool = False
+    ) -> None:
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
         self._app = app
         self._expected = f"Bearer {token}".encode("ascii")
         self._max_body = max_body_bytes
+        self._public = {OPENAPI_PATH} | ({METRICS_PATH} if public_metrics else set())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        if scope["path"] == OPENAPI_PATH and scope["method"] in ("GET", "HEAD"):
+        if scope["path"] in self._public and scope["method"] in ("GET", "HEAD"):
             await self._app(scope, receive, send)
             return
         headers = dict(scope["headers"])  # last value wins on duplicates
@@ -215,16 +224,12 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Any:
             status = response.status_code
             return response
         finally:
+            elapsed = time.perf_counter() - started
+            ctx.metrics.observe(op.path, status, elapsed)
             log.log(
                 logging.DEBUG if status < 400 else logging.INFO,
                 "api_request",
-                extra={
-                    "kv": {
-                        "path": op.path,
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 1),
-                    }
-                },
+                extra={"kv": {"path": op.path, "status": status, "ms": round(elapsed * 1000, 1)}},
             )
 
     return endpoint
@@ -302,6 +307,20 @@ def _stream_endpoint(ctx: ApiContext, op: Operation) -> Any:
     return endpoint
 
 
+def _metrics_endpoint(ctx: ApiContext) -> Any:
+    """``GET /metrics``: the node's families, then the API's own (Prometheus text 0.0.4)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = ctx.node.metrics_text() + ctx.metrics.render()
+        except Exception:
+            log.exception("api_internal_error", extra={"kv": {"path": METRICS_PATH}})
+            return _internal_error()
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+    return endpoint
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
         response = error_response(MethodNotAllowed(f"{request.url.path[:200]} accepts POST only"))
@@ -342,6 +361,7 @@ def create_app(ctx: ApiContext) -> ASGIApp:
         if op.stream is not None
     ]
     routes.append(Route(OPENAPI_PATH, openapi, methods=["GET"]))
+    routes.append(Route(METRICS_PATH, _metrics_endpoint(ctx), methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
     app.router.redirect_slashes = False
-    return _Guard(app, ctx.token, ctx.max_body_bytes)
+    return _Guard(app, ctx.token, ctx.max_body_bytes, public_metrics=ctx.metrics_public)

@@ -39,6 +39,7 @@ import anyio
 
 from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
+from datanet.api.metrics import ApiMetrics
 from datanet.errors import RecordTooLarge
 from datanet.node.config import SETTINGS, Config, ConfigFile
 from datanet.records.ids import DatasetId
@@ -94,6 +95,8 @@ class ApiContext:
     api_url: str = ""
     heartbeat_interval: float = 15.0
     """Seconds between the comment lines that keep an event stream open through proxies."""
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    """The API's own metrics (request latency), served with the node's on ``/metrics``."""
 
     @property
     def max_body_bytes(self) -> int:
@@ -104,6 +107,11 @@ class ApiContext:
     def request_timeout(self) -> float:
         """``api.request_timeout`` of the running config."""
         return self.running_config.api.request_timeout
+
+    @property
+    def metrics_public(self) -> bool:
+        """``metrics.public`` of the running config: ``/metrics`` needs no token."""
+        return self.running_config.metrics.public
 
 
 # --- request fields -----------------------------------------------------------------

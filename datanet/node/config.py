@@ -48,6 +48,7 @@ __all__ = [
     "DhtSettings",
     "LimitsSettings",
     "LogSettings",
+    "MetricsSettings",
     "NetworkSettings",
     "Setting",
     "load_config",
@@ -295,6 +296,12 @@ SETTINGS: tuple[Setting, ...] = (
         "a DHT get stops once this many peers returned a valid value (0: ask all k closest)",
         _in_range(0, 20),
     ),
+    Setting(
+        "metrics.public",
+        bool,
+        False,
+        "serve GET /metrics (Prometheus) without the API token (the rest of the API keeps it)",
+    ),
 )
 
 _BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -354,6 +361,13 @@ class DhtSettings:
     value_quorum: int
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus endpoint."""
+
+    public: bool
+
+
 #: The typed section of each TOML table, in the order of :data:`SETTINGS`.
 SECTIONS: Mapping[str, type] = {
     "network": NetworkSettings,
@@ -361,6 +375,7 @@ SECTIONS: Mapping[str, type] = {
     "log": LogSettings,
     "limits": LimitsSettings,
     "dht": DhtSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -476,6 +491,7 @@ class Config:
     log: LogSettings = field(init=False, repr=False, compare=False)
     limits: LimitsSettings = field(init=False, repr=False, compare=False)
     dht: DhtSettings = field(init=False, repr=False, compare=False)
+    metrics: MetricsSettings = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for section, cls in SECTIONS.items():

@@ -52,6 +52,7 @@ from datanet.node.config import Config
 from datanet.node.feed import CatalogFeed
 from datanet.node.gossip import CATALOG_TOPIC, GossipDriver
 from datanet.node.ledger import Ledger
+from datanet.node.metrics import MetricSources, NodeMetrics
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.node.witness import WitnessService
 from datanet.p2p import (
@@ -289,6 +290,7 @@ class Node:
                 clock=_now,
                 trail=audit,
             )
+        self.metrics = NodeMetrics(self._metric_sources())
 
     # -- identity -------------------------------------------------------------------
 
@@ -412,7 +414,7 @@ class Node:
                         nursery.start_soon(self._dial, peer, addrs)
         if len(self.coordinator.table):
             try:
-                await self._query(self.coordinator.bootstrap)
+                await self._query("bootstrap", self.coordinator.bootstrap)
             except DatanetError as exc:
                 log.warning("bootstrap lookup failed", extra={"kv": {"error": str(exc)}})
 
@@ -490,8 +492,21 @@ class Node:
             self.coordinator.response_received(action.request_id, response, _now())
         self._wake.set()
 
-    async def _query(self, start: Callable[[float], int]) -> LookupResult:
-        """Start a coordinator query and wait for its result (cancelled after QUERY_TIMEOUT)."""
+    async def _query(self, kind: str, start: Callable[[float], int]) -> LookupResult:
+        """Start a coordinator query and wait for its result (cancelled after QUERY_TIMEOUT).
+
+        ``kind`` names the operation in the lookup latency histogram (``get_value``…).
+        """
+        started = time.perf_counter()
+        try:
+            result = await self._query_once(start)
+        except DatanetError as exc:
+            self.metrics.observe_lookup(kind, exc.code, time.perf_counter() - started)
+            raise
+        self.metrics.observe_lookup(kind, "ok", time.perf_counter() - started)
+        return result
+
+    async def _query_once(self, start: Callable[[float], int]) -> LookupResult:
         query_id = start(_now())
         done = trio.Event()
         box: list[LookupResult] = []
@@ -560,7 +575,7 @@ class Node:
                     self.schedule.remove_value(action.key)
                     continue
                 key, value = entry.key, entry.value
-                await self._query(lambda t: self.coordinator.put_value(key, value, t))  # noqa: B023
+                await self._query("put_value", lambda t: self.coordinator.put_value(key, value, t))  # noqa: B023
             except DatanetError as exc:
                 log.info("republish failed", extra={"kv": {"error": str(exc)}})
 
@@ -574,7 +589,7 @@ class Node:
             InvalidInput: the routing table is empty (no peer to ask).
             Timeout: the lookup did not finish within ``QUERY_TIMEOUT``.
         """
-        await self._query(self.coordinator.bootstrap)
+        await self._query("bootstrap", self.coordinator.bootstrap)
         return len(self.coordinator.table)
 
     # -- catalog --------------------------------------------------------------------
@@ -666,7 +681,7 @@ class Node:
             {"kind": "descriptor", "dataset": str(desc.dataset_id), "sequence": desc.sequence},
         )
         self.gossip.publish(raw)  # every node within a second; the DHT put below is for lookups
-        result = await self._query(lambda t: self.coordinator.put_value(key, raw, t))
+        result = await self._query("put_value", lambda t: self.coordinator.put_value(key, raw, t))
         assert isinstance(result, PutResult)
         self._provide_soon(desc.dataset_id)
         return PublishOutcome(desc.dataset_id, desc.sequence, len(result.acked))
@@ -694,7 +709,9 @@ class Node:
         kind = EntryKind.WITHDRAW if record.kind is RecordKind.DEPRECATION else EntryKind.PUBLISH
         self._log_publish(kind, raw, details)
         self.gossip.publish(raw)
-        result = await self._query(lambda t: self.coordinator.put_value(record.key, raw, t))
+        result = await self._query(
+            "put_value", lambda t: self.coordinator.put_value(record.key, raw, t)
+        )
         assert isinstance(result, PutResult)
         return PublishOutcome(
             record.dataset_id,
@@ -749,7 +766,7 @@ class Node:
         now = _now()
         self.providers.add(key, self.coordinator.self_peer, now=now, from_peer=None)
         self.schedule.add_provider(key, now)
-        await self._query(lambda t: self.coordinator.add_provider(key, t))
+        await self._query("add_provider", lambda t: self.coordinator.add_provider(key, t))
 
     async def resolve(self, dataset_id: DatasetId, *, refresh: bool = False) -> VerifiedDescriptor:
         """The newest valid descriptor for ``dataset_id``: the catalog first, else the DHT.
@@ -770,7 +787,7 @@ class Node:
                     pass  # expired or revoked since: ask the network
             self._raise_if_deprecated(dataset_id)
         key = dataset_id.dht_key()
-        result = await self._query(lambda t: self.coordinator.get_value(key, t))
+        result = await self._query("get_value", lambda t: self.coordinator.get_value(key, t))
         assert isinstance(result, ValueResult)
         if result.best is not None and record_kind(result.best) is RecordKind.DEPRECATION:
             self.ledger.ingest(result.best)
@@ -812,7 +829,9 @@ class Node:
 
         async def correct() -> None:
             try:
-                await self._query(lambda t: self.coordinator.put_value(key, best, t, targets=stale))
+                await self._query(
+                    "put_value", lambda t: self.coordinator.put_value(key, best, t, targets=stale)
+                )
             except DatanetError as exc:
                 log.debug("correction failed", extra={"kv": {"error": str(exc)}})
 
@@ -825,7 +844,7 @@ class Node:
             NotFound: no valid value was found.
         """
         namespace_of(key)
-        result = await self._query(lambda t: self.coordinator.get_value(key, t))
+        result = await self._query("get_value", lambda t: self.coordinator.get_value(key, t))
         assert isinstance(result, ValueResult)
         if result.best is None:
             raise NotFound(f"no valid value under {key[:80]!r}")
@@ -840,7 +859,7 @@ class Node:
             DatanetError: the value is invalid for its namespace, or stale.
         """
         self.records.put(key, value, now=_now(), from_peer=None)
-        result = await self._query(lambda t: self.coordinator.put_value(key, value, t))
+        result = await self._query("put_value", lambda t: self.coordinator.put_value(key, value, t))
         assert isinstance(result, PutResult)
         return len(result.acked)
 
@@ -855,7 +874,9 @@ class Node:
         known = self._host.peer_addrs(peer)
         if known:
             return known
-        result = await self._query(lambda t: self.coordinator.find_node(peer.to_bytes(), t))
+        result = await self._query(
+            "find_node", lambda t: self.coordinator.find_node(peer.to_bytes(), t)
+        )
         assert isinstance(result, ClosestPeers)
         for found in result.closest:
             if found.id == peer.to_bytes() and dialable(found.addrs):
@@ -873,7 +894,9 @@ class Node:
         """
         if key.startswith(b"dn://"):
             key = DatasetId.parse(key.decode("utf-8", "replace")).provider_key()
-        result = await self._query(lambda t: self.coordinator.get_providers(key, t, count=count))
+        result = await self._query(
+            "get_providers", lambda t: self.coordinator.get_providers(key, t, count=count)
+        )
         assert isinstance(result, ProvidersResult)
         out = []
         for provider in result.providers[:count]:
@@ -923,6 +946,49 @@ class Node:
                 "witnessed_logs": 0 if self.witness is None else len(self.witness.witnessed()),
             },
         }
+
+    # -- metrics --------------------------------------------------------------------
+
+    def _metric_sources(self) -> MetricSources:
+        """What ``GET /metrics`` reads at scrape time (docs/operators.md, "Metrics")."""
+        host = self._host
+
+        def gossip() -> Mapping[str, int]:
+            transport = self.gossip.stats()["transport"]
+            return {**transport, "mesh": len(self.gossip.router.mesh(CATALOG_TOPIC))}
+
+        def audit() -> Mapping[str, int]:
+            assert self.audit is not None
+            alarms = 0 if self.witness is None else self.witness.store.alarm_count()
+            return {"size": self.audit.log.size, "heads": self.audit.heads_signed, "alarms": alarms}
+
+        access = self.access
+        return MetricSources(
+            peer_states=lambda: {"admitted": len(host.connected_peers())},
+            routing_table_size=lambda: len(self.coordinator.table),
+            kad_requests=lambda: host.kad.request_counts,
+            records=lambda: (len(self.records), self.records.total_bytes),
+            providers=lambda: len(self.providers),
+            catalog_size=lambda: len(self._catalog),
+            ledger=lambda: self.ledger.counters,
+            gossip=gossip,
+            sync=lambda: self.antientropy.counters,
+            access=None if access is None else access.stats,
+            audit=None if self.audit is None else audit,
+            refused_connections=self.refused_connections,
+        )
+
+    def refused_connections(self) -> Mapping[str, int]:
+        """Peer connections refused so far by reason (``datanet_refused_connections_total``).
+
+        The host does not count its refusals yet; this is the hook its counters plug into.
+        """
+        counts = getattr(self._host, "refused_counts", None)
+        return dict(counts) if isinstance(counts, Mapping) else {}
+
+    def metrics_text(self) -> bytes:
+        """Every metric family in the Prometheus text format (``GET /metrics``)."""
+        return self.metrics.render()
 
     # -- the audit trail ------------------------------------------------------------
 
@@ -1087,10 +1153,13 @@ class Node:
                 continue
             key = desc.dataset_id.dht_key()
             self.gossip.publish(raw)
-            await self._query(lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
+            await self._query("put_value", lambda t: self.coordinator.put_value(key, raw, t))  # noqa: B023
             provider_key = desc.dataset_id.provider_key()
             self.providers.add(provider_key, self.coordinator.self_peer, now=_now(), from_peer=None)
-            await self._query(lambda t: self.coordinator.add_provider(provider_key, t))  # noqa: B023
+            await self._query(
+                "add_provider",
+                lambda t: self.coordinator.add_provider(provider_key, t),  # noqa: B023
+            )
             revived += 1
         if revived:
             log.info("org keep-alive re-announced datasets", extra={"kv": {"count": revived}})

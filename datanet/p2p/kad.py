@@ -24,6 +24,10 @@ Invariants:
   takes longer than ``handler_timeout`` resets its stream.
 * At most ``inbound_streams_per_peer`` inbound datanet streams per peer are
   served at once (enforced by the host), and only for admitted peers.
+* :attr:`KadService.request_counts` counts every request by direction (``in``,
+  ``out``), message type (``find_node``…) and outcome (``ok``, ``timeout``, or the
+  error's stable ``code``): bounded labels only, never peer ids (read by the
+  node's metrics).
 * The service uses only the host's service surface (:class:`~.service.ServiceHost`):
   it registers its handler, opens streams, and drops a peer's stream when it
   hears :class:`~.events.PeerDisconnected`.
@@ -33,12 +37,19 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
 
-from datanet.errors import InvalidInput, NetworkError, RemoteProtocolError, Timeout
+from datanet.errors import (
+    DatanetError,
+    InvalidInput,
+    NetworkError,
+    RemoteProtocolError,
+    Timeout,
+)
 from datanet.p2p._errors import StreamClosedByPeer, translate
 from datanet.p2p.addrs import as_peer
 from datanet.p2p.events import KAD_PROTOCOL, PeerDisconnected, PeerEvent
@@ -85,6 +96,8 @@ class KadService:
         """Inbound kad streams served so far (one per peer when clients reuse streams)."""
         self.requests_served = 0
         """Inbound kad requests handed to the handler so far."""
+        self.request_counts: Counter[tuple[str, str, str]] = Counter()
+        """Requests so far by ``(direction, type, outcome)``: ``("out", "get_value", "ok")``."""
 
     @property
     def serving(self) -> bool:
@@ -130,12 +143,19 @@ class KadService:
                     f"{stream.what}: undecodable kad message: {exc}"
                 ) from None
             self.requests_served += 1
-            with trio.move_on_after(limits.handler_timeout) as slow:
-                response = await handler(request, from_peer)
+            kind = request.type.name.lower()
+            try:
+                with trio.move_on_after(limits.handler_timeout) as slow:
+                    response = await handler(request, from_peer)
+            except DatanetError as exc:
+                self.request_counts["in", kind, exc.code] += 1
+                raise
             if slow.cancelled_caught:
+                self.request_counts["in", kind, "timeout"] += 1
                 log.warning("kad handler took over %ss for %s", limits.handler_timeout, peer)
                 await stream.reset()
                 return
+            self.request_counts["in", kind, "ok"] += 1
             if response is not None:
                 payload = encode_message(response, max_size=limits.kad_max_message)
                 with translate(stream.what), trio.fail_after(limits.request_timeout):
@@ -169,7 +189,7 @@ class KadService:
             NetworkError: the stream or connection broke (after one retry).
             InvalidInput, RecordTooLarge: ``msg`` cannot be encoded.
         """
-        response = await self._exchange(peer, msg, timeout, addrs, want_response=True)
+        response = await self._counted(peer, msg, timeout, addrs, want_response=True)
         assert response is not None
         return response
 
@@ -186,7 +206,26 @@ class KadService:
         Raises:
             The same errors as :meth:`request`.
         """
-        await self._exchange(peer, msg, timeout, addrs, want_response=False)
+        await self._counted(peer, msg, timeout, addrs, want_response=False)
+
+    async def _counted(
+        self,
+        peer: PeerId | bytes,
+        msg: Message,
+        timeout: float | None,
+        addrs: Sequence[str],
+        *,
+        want_response: bool,
+    ) -> Message | None:
+        """:meth:`_exchange`, counted in :attr:`request_counts` by outcome."""
+        kind = msg.type.name.lower()
+        try:
+            response = await self._exchange(peer, msg, timeout, addrs, want_response=want_response)
+        except DatanetError as exc:
+            self.request_counts["out", kind, exc.code] += 1
+            raise
+        self.request_counts["out", kind, "ok"] += 1
+        return response
 
     async def _exchange(
         self,

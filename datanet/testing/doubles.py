@@ -17,6 +17,7 @@ from typing import Any
 
 from datanet.errors import InvalidInput, NotFound, StaleRecord
 from datanet.node.feed import CatalogFeed, event_for
+from datanet.node.metrics import MetricSources, NodeMetrics
 from datanet.node.results import ConnectedPeer, PublishOutcome
 from datanet.records.descriptor import (
     Descriptor,
@@ -214,6 +215,22 @@ class MemoryNode:
 
     def status(self) -> Mapping[str, Any]:
         return {"catalog": len(self.catalog), "admission": "members", "started": True}
+
+    def metrics_text(self) -> bytes:
+        """The real node's families, read from this double's dicts."""
+        return NodeMetrics(
+            MetricSources(
+                peer_states=lambda: {"admitted": len(self.known_peers)},
+                routing_table_size=lambda: len(self.known_peers),
+                kad_requests=dict,
+                records=lambda: (len(self.values), sum(len(v) for v in self.values.values())),
+                providers=lambda: sum(len(p) for p in self.providers.values()),
+                catalog_size=lambda: len(self.catalog),
+                ledger=dict,
+                gossip=dict,
+                sync=dict,
+            )
+        ).render()
 
     # -- the complete catalog (issue 9) -------------------------------------------------
     async def deprecate(self, dataset_id: DatasetId, *, reason: str) -> PublishOutcome:
