@@ -225,7 +225,7 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Any:
             return response
         finally:
             elapsed = time.perf_counter() - started
-            ctx.metrics.observe(op.path, status, elapsed)
+            ctx.metrics.observe(op.path.lstrip("/"), status, elapsed)
             log.log(
                 logging.DEBUG if status < 400 else logging.INFO,
                 "api_request",

@@ -36,7 +36,7 @@ class ApiMetrics:
         )
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
-        """Record one request of ``operation`` (a path from the API's table)."""
+        """Record one request of ``operation`` (a path of the API's table: ``routing/get``)."""
         self._latency.labels(operation, f"{status // 100}xx").observe(max(0.0, seconds))
 
     def render(self) -> bytes:
