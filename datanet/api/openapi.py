@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datanet.api.metrics import METRICS_PATH
 from datanet.api.routes import API_PREFIX, NDJSON, OPERATIONS, Operation
 
 __all__ = ["OPENAPI_PATH", "openapi_document"]
@@ -165,6 +166,21 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
                     "description": "the OpenAPI document",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 }
+            },
+        }
+    }
+    paths[METRICS_PATH] = {
+        "get": {
+            "operationId": "metrics",
+            "summary": "The node's metrics in the Prometheus text format (token unless "
+            "metrics.public)",
+            "tags": ["meta"],
+            "responses": {
+                "200": {
+                    "description": "every metric family (docs/operators.md, Metrics)",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": {"$ref": "#/components/responses/E401"},
             },
         }
     }
