@@ -2,7 +2,9 @@
 
 Request path, in order:
 
-1. :class:`_Guard` (plain ASGI): every request except ``GET /api/v0/openapi.json``
+1. :class:`_Guard` (plain ASGI): ``GET``/``HEAD`` of the operator dashboard
+   (``/``, ``/ui/…``: static files that hold no data, :mod:`datanet.api.ui`) is
+   served without the token; every other request except ``GET /api/v0/openapi.json``
    must carry ``Authorization: Bearer <token>`` (compared in constant time), else
    401 before anything else runs; a ``Content-Length`` above ``api.max_body_bytes``
    is refused with 413 before the body is read.
@@ -21,8 +23,10 @@ Request path, in order:
    body.
 
 Invariants:
-* A request without the right token changes nothing and learns nothing but 401.
-* Every response body is JSON (but a stream operation's 200: server-sent events),
+* A request without the right token changes nothing and learns nothing but 401
+  (or the dashboard's static files, which are the same for every node).
+* Every response body is JSON (but a stream operation's 200: server-sent events,
+  and the dashboard's files),
   including errors and unknown routes; an unexpected
   exception is logged with its traceback and answered with 500 ``internal_error``
   without details.
@@ -68,6 +72,7 @@ from datanet.api.routes import (
     jsonable,
 )
 from datanet.api.sse import EventStream
+from datanet.api.ui import Dashboard, is_ui_path
 from datanet.errors import DatanetError, Timeout
 
 __all__ = ["create_app", "error_response"]
@@ -103,10 +108,13 @@ def _single_datanet_error(exc: BaseException) -> DatanetError | None:
 class _Guard:
     """Bearer-token check and Content-Length limit in front of the whole app."""
 
-    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, max_body_bytes: int, ui: ASGIApp | None = None
+    ) -> None:
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
         self._app = app
+        self._ui = ui
         self._expected = f"Bearer {token}".encode("ascii")
         self._max_body = max_body_bytes
 
@@ -116,6 +124,10 @@ class _Guard:
             return
         if scope["path"] == OPENAPI_PATH and scope["method"] in ("GET", "HEAD"):
             await self._app(scope, receive, send)
+            return
+        method = scope["method"]
+        if self._ui is not None and is_ui_path(scope["path"]) and method in ("GET", "HEAD"):
+            await self._ui(scope, receive, send)
             return
         headers = dict(scope["headers"])  # last value wins on duplicates
         got = headers.get(b"authorization", b"")
@@ -344,4 +356,4 @@ def create_app(ctx: ApiContext) -> ASGIApp:
     routes.append(Route(OPENAPI_PATH, openapi, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
     app.router.redirect_slashes = False
-    return _Guard(app, ctx.token, ctx.max_body_bytes)
+    return _Guard(app, ctx.token, ctx.max_body_bytes, ui=Dashboard())
