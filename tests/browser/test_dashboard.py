@@ -129,7 +129,9 @@ def scene(devnet: dict[str, Any]) -> dict[str, Any]:
     with Client(requester["data_dir"]) as asker:
         poll("the requester holds the dataset", lambda: asker.resolve(sample["dataset_id"]))
         outcome = asker.request_access(sample["dataset_id"], PURPOSE, days=30, note="dashboard")
+        to_deny = asker.request_access(sample["dataset_id"], "public-policy-making", days=7)
     assert outcome.state == "pending", outcome
+    assert to_deny.state == "pending", to_deny
     token = (Path(owner["data_dir"]) / "api.token").read_text().strip()
     other_org = next(o["org_id"] for o in devnet["orgs"] if o["name"] == requester["org"])
     return {
@@ -138,7 +140,9 @@ def scene(devnet: dict[str, Any]) -> dict[str, Any]:
         "token": token,
         "dataset": sample,
         "request_id": outcome.request.request_id,
+        "deny_id": to_deny.request.request_id,
         "other_org_id": other_org,
+        "datasets": devnet["datasets"],
     }
 
 
@@ -165,6 +169,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(WAIT)
     try:
@@ -186,10 +191,17 @@ class Page:
         self.shots: list[Path] = []
 
     def until(self, what: str, check: Callable[[Any], Any]) -> Any:
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 
+        # the views re-render on timers: an element may go stale between find and read
+        wait = self._wait(
+            self.driver,
+            WAIT,
+            poll_frequency=0.25,
+            ignored_exceptions=[StaleElementReferenceException],
+        )
         try:
-            return self._wait(self.driver, WAIT, poll_frequency=0.25).until(check)
+            return wait.until(check)
         except TimeoutException:
             self.shot(f"failed-{what.replace(' ', '-')}")
             raise AssertionError(f"{what}: not within {WAIT:g} s") from None
@@ -238,7 +250,6 @@ def test_log_in_search_open_a_dataset_and_approve_a_request(
     page.until("the peers", lambda d: len(page.all("#peers tbody tr")) >= 2)
     page.until("the routing stats", lambda d: page.text("#routing"))
     page.until("the live stream", lambda d: "live" in page.text("#live-state"))
-    page.shot("node")
 
     # search: a word finds the sample; a facet narrows the catalog to one organization
     page.find('nav a[data-view="search"]').click()
@@ -294,6 +305,18 @@ def test_log_in_search_open_a_dataset_and_approve_a_request(
         outcome = asker.refresh_request(scene["request_id"])
     assert outcome.state == "granted"
     assert outcome.grant is not None
+    # the other one: deny needs a reason, which the requester gets
+    other_row = f'#requests tbody tr[data-id="{scene["deny_id"]}"]'
+    page.find(f"{other_row} button.deny").click()
+    page.until("the missing reason", lambda d: "reason" in page.text("#error"))
+    assert page.find(other_row).get_attribute("data-state") == "pending"
+    page.find(f"{other_row} input").send_keys("not for policy work")
+    page.find(f"{other_row} button.deny").click()
+    page.until("the denied request to leave", lambda d: not page.all(other_row))
+    with Client(owner["data_dir"]) as client:
+        denied = client.access_request(scene["deny_id"])
+    assert denied.state == "denied"
+    assert denied.message == "not for policy work"
     page.find("#req-state option[value='granted']").click()
     page.until("the granted request", lambda d: page.all(row))
     assert page.find(row).get_attribute("data-state") == "granted"
@@ -303,6 +326,24 @@ def test_log_in_search_open_a_dataset_and_approve_a_request(
     page.until("the audit head", lambda d: page.text('#audit-head dd[data-field="entries"]'))
     assert "No alarm" in page.text("#alarms")
     page.shot("audit")
+
+    # live updates: a dataset withdrawn on the node shows up on the Node view
+    withdrawn = next(
+        d["dataset_id"]
+        for d in scene["datasets"]
+        if d["node"] == owner["name"] and d["dataset_id"] != dataset["dataset_id"]
+    )
+    page.find('nav a[data-view="overview"]').click()
+    page.until("the node view", lambda d: page.text('#identity dd[data-field="peer id"]'))
+    with Client(owner["data_dir"]) as client:
+        client.deprecate(withdrawn, reason="dashboard test")
+    page.until("the live withdrawal", lambda d: f"withdrawn {withdrawn}" in page.text("#live"))
+    page.shot("node")
+
+    # the page broke no Content-Security-Policy rule and raised no script error
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if "Content Security Policy" in e["message"]], severe
+    assert not [e for e in severe if "Uncaught" in e["message"]], severe
 
     # logging out forgets the token
     page.find("#logout").click()
