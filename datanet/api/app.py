@@ -2,10 +2,12 @@
 
 Request path, in order:
 
-1. :class:`_Guard` (plain ASGI): every request except ``GET /api/v0/openapi.json``
+1. :class:`_Guard` (plain ASGI): ``GET``/``HEAD`` of the operator dashboard
+   (``/``, ``/ui/…``: static files that hold no data, :mod:`datanet.api.ui`) is
+   served without the token; every other request except ``GET /api/v0/openapi.json``
    (and ``GET /metrics`` when ``metrics.public`` is true) must carry
-   ``Authorization: Bearer <token>`` (compared in constant time), else 401 before
-   anything else runs; a ``Content-Length`` above ``api.max_body_bytes``
+   ``Authorization: Bearer <token>`` (compared in constant time), else
+   401 before anything else runs; a ``Content-Length`` above ``api.max_body_bytes``
    is refused with 413 before the body is read.
 2. starlette's router: unknown paths answer 404 ``unknown_endpoint``, wrong methods
    405, both as JSON.
@@ -25,9 +27,10 @@ Request path, in order:
 
 Invariants:
 * A request without the right token changes nothing and learns nothing but 401
-  (``/metrics`` with ``metrics.public``: the metrics, which carry no ids nor keys).
+  (or the dashboard's static files, which are the same for every node; ``/metrics``
+  with ``metrics.public``: the metrics, which carry no ids nor keys).
 * Every response body is JSON (but a stream operation's 200: server-sent events;
-  ``/metrics``' 200: the Prometheus text format),
+  ``/metrics``' 200: the Prometheus text format; the dashboard's files),
   including errors and unknown routes; an unexpected
   exception is logged with its traceback and answered with 500 ``internal_error``
   without details.
@@ -74,6 +77,7 @@ from datanet.api.routes import (
     jsonable,
 )
 from datanet.api.sse import EventStream
+from datanet.api.ui import Dashboard, is_ui_path
 from datanet.errors import DatanetError, Timeout
 
 __all__ = ["create_app", "error_response"]
@@ -110,11 +114,18 @@ class _Guard:
     """Bearer-token check and Content-Length limit in front of the whole app."""
 
     def __init__(
-        self, app: ASGIApp, token: str, max_body_bytes: int, *, public_metrics: bool = False
+        self,
+        app: ASGIApp,
+        token: str,
+        max_body_bytes: int,
+        *,
+        public_metrics: bool = False,
+        ui: ASGIApp | None = None,
     ) -> None:
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
         self._app = app
+        self._ui = ui
         self._expected = f"Bearer {token}".encode("ascii")
         self._max_body = max_body_bytes
         self._public = {OPENAPI_PATH} | ({METRICS_PATH} if public_metrics else set())
@@ -125,6 +136,10 @@ class _Guard:
             return
         if scope["path"] in self._public and scope["method"] in ("GET", "HEAD"):
             await self._app(scope, receive, send)
+            return
+        method = scope["method"]
+        if self._ui is not None and is_ui_path(scope["path"]) and method in ("GET", "HEAD"):
+            await self._ui(scope, receive, send)
             return
         headers = dict(scope["headers"])  # last value wins on duplicates
         got = headers.get(b"authorization", b"")
@@ -364,4 +379,6 @@ def create_app(ctx: ApiContext) -> ASGIApp:
     routes.append(Route(METRICS_PATH, _metrics_endpoint(ctx), methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
     app.router.redirect_slashes = False
-    return _Guard(app, ctx.token, ctx.max_body_bytes, public_metrics=ctx.metrics_public)
+    return _Guard(
+        app, ctx.token, ctx.max_body_bytes, public_metrics=ctx.metrics_public, ui=Dashboard()
+    )

@@ -42,6 +42,8 @@ from datanet.api.errors import InvalidRequest
 from datanet.api.metrics import ApiMetrics
 from datanet.errors import RecordTooLarge
 from datanet.node.config import SETTINGS, Config, ConfigFile
+from datanet.records.dcat import to_dcat_jsonld
+from datanet.records.descriptor import decode_descriptor_unverified
 from datanet.records.ids import DatasetId
 from datanet.records.search import MAX_FILTER_VALUE, MAX_FILTER_VALUES, SearchFilters
 from identity.certs import MembershipCertificate
@@ -149,6 +151,7 @@ _B58 = "[1-9A-HJ-NP-Za-km-z]"
 DATASET_ID_PATTERN = f"^dn://did:key:z{_B58}+/[a-z0-9][a-z0-9._/-]*$"
 PEER_ID_PATTERN = f"^12D3KooW{_B58}+$"
 DHT_KEY_PATTERN = "^/[A-Za-z0-9._-]+/.+$"
+PROVIDER_KEY_PATTERN = "^(/[A-Za-z0-9._-]+/.+|dn://.+)$"
 BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 
 
@@ -381,6 +384,18 @@ async def _resolve(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[s
         "descriptor": jsonable(descriptor.to_json()),
         "certificate": certificate_json(verified.certificate),
         "raw": base64.b64encode(verified.raw).decode("ascii"),
+    }
+
+
+async def _dcat(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    dataset_id = DatasetId.parse(args["id"])
+    verified = await ctx.node.resolve(dataset_id, refresh=args["refresh"])
+    # the node verified these exact bytes; decode them into the record dcat.py exports
+    descriptor = decode_descriptor_unverified(verified.raw)
+    return {
+        "dataset_id": str(descriptor.dataset_id),
+        "sequence": descriptor.sequence,
+        "dcat": jsonable(to_dcat_jsonld(descriptor)),
     }
 
 
@@ -632,6 +647,36 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="datasets",
     ),
     Operation(
+        "/dcat",
+        "A dataset's newest valid descriptor as DCAT-3 JSON-LD",
+        _dcat,
+        _object(
+            {
+                "dataset_id": {"type": "string"},
+                "sequence": {"type": "integer"},
+                "dcat": {"type": "object", "description": "a dcat:Dataset, compact JSON-LD"},
+            }
+        ),
+        fields=(
+            Field(
+                "id",
+                _string(400, 1, DATASET_ID_PATTERN),
+                "dataset id, dn://did:key:z6Mk…/name",
+                True,
+            ),
+            Field(
+                "refresh",
+                _BOOLEAN,
+                "ask the network even if the catalog holds a copy",
+                False,
+                False,
+            ),
+        ),
+        tag="datasets",
+        description="The descriptor `resolve` answers with, exported as `datanet descriptor "
+        "export --dcat` does (the dashboard's DCAT view).",
+    ),
+    Operation(
         "/search",
         "Full-text and faceted search of the local catalog",
         _search,
@@ -751,7 +796,16 @@ OPERATIONS: tuple[Operation, ...] = (
                 },
             }
         ),
-        fields=(_KEY_FIELD, Field("count", _integer(1, 100), "most providers", False, 20)),
+        fields=(
+            Field(
+                "key",
+                _string(MAX_KEY_SIZE, 4, PROVIDER_KEY_PATTERN),
+                "DHT key as text (/dn/did:key:z6Mk…/name), or a dataset id (dn://…) for the "
+                "nodes that published it",
+                True,
+            ),
+            Field("count", _integer(1, 100), "most providers", False, 20),
+        ),
         tag="routing",
     ),
     Operation(

@@ -553,6 +553,34 @@ async def test_slow_node_calls_time_out_with_504(tmp_path: Path) -> None:
     assert "0.2" in r.json()["error"]["message"]
 
 
+async def test_dcat_exports_the_resolved_descriptor(h: Harness) -> None:
+    await h.node.publish(h.node.make_descriptor("a", license="CC-BY-4.0"))
+    dataset_id = f"dn://{h.node.org}/a"
+    async with h.client() as c:
+        r = await c.post("/api/v0/dcat", json={"id": dataset_id})
+        missing = await c.post("/api/v0/dcat", json={"id": f"dn://{h.node.org}/none"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert (doc["dataset_id"], doc["sequence"]) == (dataset_id, 1)
+    assert doc["dcat"]["@type"] == "dcat:Dataset"
+    assert doc["dcat"]["@id"] == dataset_id
+    assert doc["dcat"]["dct:title"] == "Dataset a"
+    assert error(missing) == (404, "not_found")
+
+
+async def test_findprovs_takes_a_dataset_id(h: Harness) -> None:
+    """docs/api.md promises `dn://` ids as findprovs keys; the field's pattern refused them."""
+    dataset_id = f"dn://{h.node.org}/a"
+    peer = KeyPair.from_seed(b"\x07" * 32).peer_id
+    h.node.providers[dataset_id.encode()] = [(peer, ["/ip4/127.0.0.1/tcp/7"])]
+    async with h.client() as c:
+        r = await c.post("/api/v0/routing/findprovs", json={"key": dataset_id})
+        bad = await c.post("/api/v0/routing/findprovs", json={"key": "weather"})
+    assert r.status_code == 200, r.text
+    assert r.json()["providers"] == [{"peer_id": str(peer), "addrs": ["/ip4/127.0.0.1/tcp/7"]}]
+    assert error(bad) == (400, "invalid_request")
+
+
 def test_every_operation_has_a_test_above() -> None:
     """Here, or for access requests (issue 10) in test_api_access.py, or for the audit
     log (issue 11) in test_api_audit.py."""
