@@ -295,6 +295,27 @@ SETTINGS: tuple[Setting, ...] = (
         "a DHT get stops once this many peers returned a valid value (0: ask all k closest)",
         _in_range(0, 20),
     ),
+    Setting(
+        "dht.stranger_providers_per_peer",
+        int,
+        20,
+        "new provider records one non-member peer may add per hour",
+        _in_range(0, 100_000),
+    ),
+    Setting(
+        "dht.stranger_providers_per_address",
+        int,
+        40,
+        "new provider records all non-member peers from one IP may add per hour",
+        _in_range(0, 100_000),
+    ),
+    Setting(
+        "dht.stranger_providers_total",
+        int,
+        1024,
+        "provider records of non-member peers kept in total (the oldest make room)",
+        _in_range(0, 1_000_000),
+    ),
 )
 
 _BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -349,9 +370,12 @@ class LimitsSettings:
 
 @dataclass(frozen=True)
 class DhtSettings:
-    """``[dht]``: Kademlia behaviour."""
+    """``[dht]``: Kademlia behaviour and what strangers may make the node store."""
 
     value_quorum: int
+    stranger_providers_per_peer: int
+    stranger_providers_per_address: int
+    stranger_providers_total: int
 
 
 #: The typed section of each TOML table, in the order of :data:`SETTINGS`.
