@@ -68,3 +68,40 @@ def test_two_processes_issue_unique_serials(tmp_path: Path) -> None:
     [info] = Authorities(Home(home.path)).list_orgs()
     assert info.next_serial == 2 * PER_PROCESS + 1
     assert info.issued == 2 * PER_PROCESS
+
+
+CLI_WAVES = 2
+CLI_AT_ONCE = 6
+
+
+def test_concurrent_org_issue_commands_get_unique_serials(tmp_path: Path) -> None:
+    """The same through ``datanet org issue``: waves of CLI processes started at once."""
+    home = Home(tmp_path / "home", kdf=FAST)
+    home.init()
+    Authorities(home).create_org("acme")
+    out = tmp_path / "certs"
+    out.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    got: list[int] = []
+    for wave in range(CLI_WAVES):
+        procs = [
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "cli.main", "--data-dir", str(home.path), "--json"),
+                    *("org", "issue", "--org", "acme", "--role", "gateway"),
+                    *("--out", str(out / f"{wave}-{i}.cert")),
+                ],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(CLI_AT_ONCE)
+        ]
+        for proc in procs:
+            stdout, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+            got.append(json.loads(stdout)["serial"])
+    total = CLI_WAVES * CLI_AT_ONCE
+    assert sorted(got) == list(range(1, total + 1)), f"serials handed out twice: {sorted(got)}"
+    assert Authorities(Home(home.path)).list_orgs()[0].issued == total
