@@ -800,7 +800,7 @@ class ProviderStore:
         for victim in victims:
             self._drop(victim)
         self._put(entry, unknown=unknown)
-        if stranger and held is None:
+        if stranger and not (held is not None and held.stranger):
             assert source is not None
             self._per_peer_quota.spend(source.peer, now)
             if source.address is not None:

@@ -51,7 +51,10 @@ ROUNDS = int(os.environ.get("DATANET_KILL9_ROUNDS", "10"))
 SEED = int(os.environ.get("DATANET_KILL9_SEED", str(random.SystemRandom().randrange(1 << 30))))
 PURPOSE = "academic-research"
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="daemon processes")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="daemon processes"),
+    pytest.mark.timeout(120 + 20 * ROUNDS),  # a round takes about 8 s on a loaded machine
+]
 
 
 def eventually(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
