@@ -58,7 +58,7 @@ from routing.lookup import (
 )
 from routing.records import Validator
 from routing.server import handle_request
-from routing.stores import ProviderStore, RecordStore
+from routing.stores import ProviderSource, ProviderStore, RecordStore
 from routing.table import DEFAULT_K, PingPeer, RoutingTable
 from routing.wire import Message, MessageType, Peer
 
@@ -195,12 +195,20 @@ class Coordinator:
         """The driver saw ``peer`` (connected, identified); only servers enter the table."""
         self._offer(peer, is_server=is_server, now=now)
 
-    def handle_request(self, message: Message, *, from_peer: bytes, now: float) -> Message | None:
+    def handle_request(
+        self,
+        message: Message,
+        *,
+        from_peer: bytes,
+        now: float,
+        source: ProviderSource | None = None,
+    ) -> Message | None:
         """Answer an inbound kad request (server side).
 
         The asking peer is *not* added to the table here: asking makes it a
         client, not a server (the driver reports servers with :meth:`peer_seen`).
-        The closer peers never include the asker.
+        The closer peers never include the asker. ``source`` (address, admission)
+        is handed to the provider store's stranger quotas.
 
         Raises:
             DatanetError: the request is invalid (see :func:`routing.server.handle_request`);
@@ -216,6 +224,7 @@ class Coordinator:
             providers=self.providers,
             k=self.config.k,
             self_peer=self.self_peer,
+            source=source,
         )
 
     def response_received(self, request_id: int, response: Message | None, now: float) -> None:

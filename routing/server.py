@@ -18,7 +18,9 @@ Invariants:
 * ``PUT_VALUE`` is echoed only after :meth:`RecordStore.put` returned, i.e. after
   the record is held (and, with a persistence sink, durable). Re-storing the
   identical record is a success (republish).
-* ``ADD_PROVIDER`` stores only provider entries naming the sender itself.
+* ``ADD_PROVIDER`` stores only provider entries naming the sender itself; the
+  ``source`` (remote address, admission) the adapter passes decides whether the
+  stranger quotas of :class:`~routing.stores.ProviderStore` apply.
 * Peer ids are compared as the binary multihash bytes carried on the wire;
   ``from_peer`` must be in that form.
 """
@@ -28,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from identity.errors import DecodeError, ScopeError
-from routing.stores import ProviderStore, RecordStore
+from routing.stores import ProviderSource, ProviderStore, RecordStore
 from routing.wire import Message, MessageType, Peer, Record
 
 __all__ = ["ClosestPeers", "K", "handle_request"]
@@ -57,6 +59,7 @@ def handle_request(
     providers: ProviderStore,
     k: int = K,
     self_peer: Peer | None = None,
+    source: ProviderSource | None = None,
 ) -> Message | None:
     """Answer one kad-dht request.
 
@@ -69,6 +72,8 @@ def handle_request(
         providers: this node's provider store.
         k: how many closer peers (and providers) to return at most.
         self_peer: this node, returned when a ``FIND_NODE`` asks for it by id.
+        source: the sender's address and admission, if the adapter knows them
+            (``None``: treated as a member, e.g. in the simulator).
 
     Returns:
         The response to send, or ``None`` when the protocol sends none.
@@ -118,7 +123,7 @@ def handle_request(
         own = [p for p in msg.provider_peers if p.id == from_peer]
         if not own:
             raise ScopeError("ADD_PROVIDER must announce the sender itself")
-        providers.add(key, own[0], now=now, from_peer=from_peer)
+        providers.add(key, own[0], now=now, from_peer=from_peer, source=source)
         return None
 
     # GET_PROVIDERS: the only type left (MessageType is closed).

@@ -17,6 +17,13 @@ Invariants:
   never rate limited. When a budget is exceeded, entries held for other peers
   are evicted, soonest expiry first; if only own entries are left, a foreign
   write is refused with :class:`StoreFull`.
+* Strangers (a :class:`ProviderSource` that is not an admitted member: open
+  mode, plain libp2p peers) are bounded by :class:`StrangerQuotas`: new entries
+  per peer and per source address over a window, stranger entries per key, on
+  keys with no valid record or known descriptor, and in total. A stranger's
+  entry only ever evicts another stranger's entry (the oldest first); own and
+  members' entries are never evicted to make room for a stranger, and members
+  are never held to the stranger quotas.
 * Write-through: every change (store, replace, refresh, eviction, expiry) is
   handed to the optional sink *before* it is applied in memory. If the sink
   raises (e.g. ``StorageError``), the store is left unchanged and the error
@@ -51,6 +58,7 @@ __all__ = [
     "PerPeerRateLimit",
     "ProviderEntry",
     "ProviderSink",
+    "ProviderSource",
     "ProviderStore",
     "PutOutcome",
     "RateLimited",
@@ -58,6 +66,8 @@ __all__ = [
     "RecordStore",
     "StoreFull",
     "StoredRecord",
+    "StrangerQuotas",
+    "WindowQuota",
 ]
 
 PROVIDER_TTL = 48 * 3600.0
@@ -125,13 +135,18 @@ class StoredRecord:
 
 @dataclass(frozen=True)
 class ProviderEntry:
-    """One provider held for a key: who, where, until when."""
+    """One provider held for a key: who, where, until when.
+
+    ``stranger``: announced by a peer that is not an admitted member (counted
+    against :class:`StrangerQuotas`, evicted before anything else).
+    """
 
     key: bytes
     peer: Peer
     expires_at: float
     added_at: float
     own: bool
+    stranger: bool = False
 
     @property
     def size(self) -> int:
@@ -155,8 +170,85 @@ class ProviderSink(Protocol):
         """Make ``upserted`` and the removal of the ``(key, peer id)`` pairs durable, atomically."""
 
 
+@dataclass(frozen=True)
+class ProviderSource:
+    """Who sent an ``ADD_PROVIDER``, as the network adapter knows it.
+
+    Attributes:
+        peer: the authenticated peer id (binary).
+        address: the connection's remote IP address (text), if known.
+        member: whether the peer was admitted with a valid membership
+            certificate; ``False`` for strangers (open mode, plain libp2p peers).
+    """
+
+    peer: bytes
+    address: str | None = None
+    member: bool = False
+
+
+@dataclass(frozen=True)
+class StrangerQuotas:
+    """What strangers (peers that are not admitted members) may make a node store.
+
+    Attributes:
+        window: seconds over which the per-peer and per-address allowances refill.
+        per_peer: new provider entries one stranger peer may add per window.
+        per_address: new entries all strangers from one remote IP may add per window.
+        per_key: stranger entries kept per key (the oldest makes room).
+        unknown_keys: stranger entries kept, in total, for keys with no valid
+            record stored and no known descriptor (the oldest makes room).
+        total: stranger entries kept in total (the oldest makes room).
+        max_sources: how many peers' and addresses' allowances are remembered.
+    """
+
+    window: float = 3600.0
+    per_peer: int = 20
+    per_address: int = 40
+    per_key: int = 8
+    unknown_keys: int = 64
+    total: int = 1024
+    max_sources: int = 4096
+
+    def __post_init__(self) -> None:
+        counts = (self.per_peer, self.per_address, self.per_key, self.unknown_keys, self.total)
+        if not self.window > 0 or min(counts) < 0 or self.max_sources < 1:
+            raise InvalidInput("stranger quotas need window > 0, counts >= 0, max_sources >= 1")
+
+
 # ---------------------------------------------------------------------------
 # helpers
+
+
+class WindowQuota:
+    """A token bucket per source: ``limit`` tokens, refilled at ``limit`` per ``window`` seconds.
+
+    Memory is bounded: at most ``max_sources`` buckets; the least recently used
+    is forgotten first.
+    """
+
+    def __init__(self, limit: int, window: float, *, max_sources: int = 4096) -> None:
+        if limit < 0 or not window > 0 or max_sources < 1:
+            raise InvalidInput("a window quota needs limit >= 0, window > 0, max_sources >= 1")
+        self._capacity = float(limit)
+        self._rate = limit / window
+        self._max = max_sources
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+
+    def _level(self, source: Hashable, now: float) -> tuple[float, float]:
+        tokens, last = self._buckets.get(source, (self._capacity, now))
+        return min(self._capacity, tokens + max(0.0, now - last) * self._rate), max(now, last)
+
+    def available(self, source: Hashable, now: float) -> bool:
+        """Whether ``source`` has a token left at ``now`` (spends nothing)."""
+        return self._level(source, now)[0] >= 1.0
+
+    def spend(self, source: Hashable, now: float) -> None:
+        """Spend one token of ``source`` (call after :meth:`available` said yes)."""
+        tokens, last = self._level(source, now)
+        self._buckets.pop(source, None)
+        self._buckets[source] = (max(0.0, tokens - 1.0), last)
+        while len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)
 
 
 class PerPeerRateLimit:
@@ -547,6 +639,10 @@ class ProviderStore:
         max_key_size: the longest key accepted (kad-dht provider keys are multihashes).
         max_addrs: addresses kept per provider (the first ones announced).
         sink: optional persistence hook, see :class:`ProviderSink`.
+        stranger_quotas: the bounds on what strangers may store.
+        known_key: ``known_key(key)`` tells whether the node holds a valid record
+            or knows a descriptor for the provider key (``None``: every key is
+            known, so only the other quotas apply).
     """
 
     def __init__(
@@ -560,7 +656,23 @@ class ProviderStore:
         max_key_size: int = 128,
         max_addrs: int = 8,
         sink: ProviderSink | None = None,
+        stranger_quotas: StrangerQuotas | None = None,
+        known_key: Callable[[bytes], bool] | None = None,
     ) -> None:
+        quotas = stranger_quotas if stranger_quotas is not None else StrangerQuotas()
+        self._quotas = quotas
+        self._known_key = known_key
+        self._per_peer_quota = WindowQuota(
+            quotas.per_peer, quotas.window, max_sources=quotas.max_sources
+        )
+        self._per_address_quota = WindowQuota(
+            quotas.per_address, quotas.window, max_sources=quotas.max_sources
+        )
+        # Stranger entries, oldest announcement first (refresh moves to the end);
+        # the ones added for unknown keys; stranger entries per key.
+        self._strangers: OrderedDict[_ProviderId, None] = OrderedDict()
+        self._strangers_unknown: OrderedDict[_ProviderId, None] = OrderedDict()
+        self._strangers_per_key: dict[bytes, int] = {}
         self._ttl = ttl
         self._per_key = max_providers_per_key
         self._max_keys = max_keys
@@ -589,6 +701,21 @@ class ProviderStore:
         """Bytes counted against the budget."""
         return self._total_bytes
 
+    @property
+    def stranger_count(self) -> int:
+        """Number of entries announced by strangers."""
+        return len(self._strangers)
+
+    @property
+    def stranger_unknown_count(self) -> int:
+        """Number of stranger entries added for keys that were unknown then."""
+        return len(self._strangers_unknown)
+
+    @property
+    def quotas(self) -> StrangerQuotas:
+        """The stranger quotas in force."""
+        return self._quotas
+
     def entries(self) -> Iterator[ProviderEntry]:
         """Every entry held (including expired ones not yet collected)."""
         return iter([e for per_key in self._keys.values() for e in per_key.values()])
@@ -609,7 +736,15 @@ class ProviderStore:
         )
         return [e.peer for e in live[:limit]]
 
-    def add(self, key: bytes, provider: Peer, *, now: float, from_peer: bytes | None) -> None:
+    def add(
+        self,
+        key: bytes,
+        provider: Peer,
+        *,
+        now: float,
+        from_peer: bytes | None,
+        source: ProviderSource | None = None,
+    ) -> None:
         """Record that ``provider`` provides ``key`` from ``now`` for ``ttl`` seconds.
 
         Args:
@@ -617,13 +752,18 @@ class ProviderStore:
             provider: the provider's id and addresses (at most ``max_addrs`` kept).
             now: the current time.
             from_peer: the announcing peer, or ``None`` when this node provides.
+            source: who sent it (address, admission); a source that is not a
+                member is a stranger, held to :class:`StrangerQuotas`. ``None``
+                (callers that know no better, e.g. the simulator) counts as a member.
 
         Raises:
             ScopeError: a peer announced someone other than itself.
             InvalidInput: empty key or provider id.
             RecordTooLarge: the key is longer than ``max_key_size``.
-            RateLimited: ``from_peer`` exceeded its allowance.
-            StoreFull: no room can be made (only own entries left to evict).
+            RateLimited: ``from_peer`` exceeded its allowance, or a stranger
+                (peer or address) its quota of new entries.
+            StoreFull: no room can be made (only own entries left to evict, or
+                for a stranger, only own and members' entries).
             DatanetError: from the sink; the store is then unchanged.
         """
         if not isinstance(key, bytes) or not key:
@@ -638,6 +778,7 @@ class ProviderStore:
             raise RateLimited("too many provider announcements from this peer")
         held = self._keys.get(key, {}).get(provider.id)
         own = from_peer is None or (held is not None and held.own)
+        stranger = not own and source is not None and not source.member
         entry = ProviderEntry(
             key=key,
             peer=Peer(
@@ -646,13 +787,24 @@ class ProviderStore:
             expires_at=now + self._ttl,
             added_at=now,
             own=own,
+            stranger=stranger,
         )
-        victims = self._plan(entry, held)
+        victims: list[_ProviderId] = []
+        unknown = False
+        if stranger:
+            assert source is not None
+            unknown, victims = self._stranger_plan(entry, held, source, now)
+        victims = self._plan(entry, held, victims)
         if self._sink is not None:
             self._sink.providers_changed([entry], victims)
         for victim in victims:
             self._drop(victim)
-        self._put(entry)
+        self._put(entry, unknown=unknown)
+        if stranger and not (held is not None and held.stranger):
+            assert source is not None
+            self._per_peer_quota.spend(source.peer, now)
+            if source.address is not None:
+                self._per_address_quota.spend(source.address, now)
 
     def remove(self, key: bytes, peer_id: bytes) -> bool:
         """Forget one provider of ``key``; returns whether it was held.
@@ -703,12 +855,18 @@ class ProviderStore:
         """
         loaded = 0
         dropped: list[_ProviderId] = []
-        for entry in entries:
+        for entry in sorted(entries, key=lambda e: e.added_at):
             if entry.expires_at <= now or entry.peer.id in self._keys.get(entry.key, {}):
                 dropped.append((entry.key, entry.peer.id))
                 continue
-            self._put(entry)
+            unknown = (
+                entry.stranger and self._known_key is not None and not self._known_key(entry.key)
+            )
+            self._put(entry, unknown=unknown)
             loaded += 1
+        for ident in self._stranger_excess():
+            dropped.append(ident)
+            self._drop(ident)
         taken: list[tuple[float, int, _ProviderId]] = []
         while self._total_bytes > self._max_total_bytes or len(self._keys) > self._max_keys:
             item = self._foreign_queue.take()
@@ -724,23 +882,105 @@ class ProviderStore:
 
     # -- internals
 
-    def _plan(self, entry: ProviderEntry, held: ProviderEntry | None) -> list[_ProviderId]:
-        """Choose the entries to evict so that ``entry`` fits; raise StoreFull if it cannot."""
+    def _stranger_excess(self) -> list[_ProviderId]:
+        """Stranger entries beyond the quotas (restored under smaller quotas), oldest first."""
+        q = self._quotas
+        excess: list[_ProviderId] = []
+        per_key = dict(self._strangers_per_key)
+        unknown = len(self._strangers_unknown)
+        total = len(self._strangers)
+        for ident in list(self._strangers):
+            over_key = per_key.get(ident[0], 0) > q.per_key
+            over_unknown = ident in self._strangers_unknown and unknown > q.unknown_keys
+            if total > q.total or over_key or over_unknown:
+                excess.append(ident)
+                total -= 1
+                per_key[ident[0]] -= 1
+                if ident in self._strangers_unknown:
+                    unknown -= 1
+        return excess
+
+    def _stranger_plan(
+        self, entry: ProviderEntry, held: ProviderEntry | None, source: ProviderSource, now: float
+    ) -> tuple[bool, list[_ProviderId]]:
+        """Apply the stranger quotas to ``entry``: (added for an unknown key?, victims).
+
+        Raises:
+            RateLimited: the peer or its address has no new entry left this window.
+            StoreFull: a quota is 0.
+        """
+        q = self._quotas
+        ident = (entry.key, entry.peer.id)
+        unknown = self._known_key is not None and not self._known_key(entry.key)
+        if held is not None and held.stranger:
+            # A refresh grows nothing: no allowance spent, nothing evicted.
+            return ident in self._strangers_unknown, []
+        if not self._per_peer_quota.available(source.peer, now):
+            raise RateLimited("this peer added its quota of provider records for now")
+        if source.address is not None and not self._per_address_quota.available(
+            source.address, now
+        ):
+            raise RateLimited("peers from this address added their quota of provider records")
+        if q.total == 0 or q.per_key == 0 or (unknown and q.unknown_keys == 0):
+            raise StoreFull("this node keeps no provider records of strangers")
         victims: list[_ProviderId] = []
+        chosen: set[_ProviderId] = set()
+
+        def evict_oldest(pool: Iterable[_ProviderId]) -> None:
+            for candidate in pool:
+                if candidate not in chosen and candidate != ident:
+                    victims.append(candidate)
+                    chosen.add(candidate)
+                    return
+
+        if self._strangers_per_key.get(entry.key, 0) >= q.per_key:
+            evict_oldest(i for i in self._strangers if i[0] == entry.key)
+        if unknown:
+            in_pool = sum(1 for v in victims if v in self._strangers_unknown)
+            if len(self._strangers_unknown) - in_pool >= q.unknown_keys:
+                evict_oldest(self._strangers_unknown)
+        if len(self._strangers) - len(victims) >= q.total:
+            evict_oldest(self._strangers)
+        return unknown, victims
+
+    def _plan(
+        self,
+        entry: ProviderEntry,
+        held: ProviderEntry | None,
+        victims: list[_ProviderId],
+    ) -> list[_ProviderId]:
+        """Choose the entries to evict so that ``entry`` fits; raise StoreFull if it cannot.
+
+        ``victims`` are already chosen (by the stranger quotas). A stranger's
+        entry only evicts strangers' entries; others evict strangers' first.
+        """
+        victims = list(victims)
         per_key = self._keys.get(entry.key, {})
-        if held is None and len(per_key) >= self._per_key:
-            candidates = [e for e in per_key.values() if not e.own]
+        in_key = sum(1 for k, _ in victims if k == entry.key)
+        if held is None and len(per_key) - in_key >= self._per_key:
+            candidates = [
+                e
+                for e in per_key.values()
+                if not e.own
+                and (e.stranger or not entry.stranger)
+                and (e.key, e.peer.id) not in victims
+            ]
             if not candidates:
                 if not entry.own:
-                    raise StoreFull("every provider slot of this key is taken by this node")
+                    raise StoreFull("every provider slot of this key this peer may take is taken")
             else:
-                victims.append((entry.key, min(candidates, key=lambda e: e.expires_at).peer.id))
+                best = min(candidates, key=lambda e: (not e.stranger, e.expires_at))
+                victims.append((entry.key, best.peer.id))
         total = self._total_bytes + entry.size - (held.size if held is not None else 0)
         remaining = {entry.key: len(per_key) + (0 if held is not None else 1)}
         keys = len(self._keys) + (0 if per_key else 1)
         for key, peer_id in victims:
             total -= self._keys[key][peer_id].size
+            if key not in remaining:
+                remaining[key] = len(self._keys[key])
             remaining[key] -= 1
+            if remaining[key] == 0:
+                keys -= 1
         taken: list[tuple[float, int, _ProviderId]] = []
         try:
             while total > self._max_total_bytes or keys > self._max_keys:
@@ -756,6 +996,8 @@ class ProviderStore:
                 if ident in victims or ident == (entry.key, entry.peer.id):
                     continue
                 victim_key, peer_id = ident
+                if entry.stranger and not self._keys[victim_key][peer_id].stranger:
+                    continue  # a stranger never evicts a member's entry
                 victims.append(ident)
                 total -= self._keys[victim_key][peer_id].size
                 if victim_key not in remaining:
@@ -767,7 +1009,7 @@ class ProviderStore:
             self._foreign_queue.untake(taken)
         return victims
 
-    def _put(self, entry: ProviderEntry) -> None:
+    def _put(self, entry: ProviderEntry, *, unknown: bool = False) -> None:
         per_key = self._keys.setdefault(entry.key, {})
         ident = (entry.key, entry.peer.id)
         old = per_key.get(entry.peer.id)
@@ -776,10 +1018,28 @@ class ProviderStore:
             self._count -= 1
             self._own_queue.discard(ident)
             self._foreign_queue.discard(ident)
+            self._forget_stranger(old)
         per_key[entry.peer.id] = entry
         self._total_bytes += entry.size
         self._count += 1
         (self._own_queue if entry.own else self._foreign_queue).set(ident, entry.expires_at)
+        if entry.stranger:
+            self._strangers[ident] = None
+            self._strangers_per_key[entry.key] = self._strangers_per_key.get(entry.key, 0) + 1
+            if unknown:
+                self._strangers_unknown[ident] = None
+
+    def _forget_stranger(self, entry: ProviderEntry) -> None:
+        if not entry.stranger:
+            return
+        ident = (entry.key, entry.peer.id)
+        self._strangers.pop(ident, None)
+        self._strangers_unknown.pop(ident, None)
+        left = self._strangers_per_key.get(entry.key, 0) - 1
+        if left > 0:
+            self._strangers_per_key[entry.key] = left
+        else:
+            self._strangers_per_key.pop(entry.key, None)
 
     def _drop(self, ident: _ProviderId) -> None:
         key, peer_id = ident
@@ -793,5 +1053,6 @@ class ProviderStore:
         self._count -= 1
         self._own_queue.discard(ident)
         self._foreign_queue.discard(ident)
+        self._forget_stranger(old)
         if not per_key:
             del self._keys[key]

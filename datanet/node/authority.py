@@ -14,6 +14,10 @@ Invariants:
   passed in.
 * An org's certificate serials only ever increase: the next serial is persisted
   before the certificate that uses it is returned.
+* Every read-modify-write of ``orgs/<name>.toml`` (issue, revoke, sign an org
+  record) holds an exclusive ``fcntl.flock`` on ``orgs/<name>.lock``, so two
+  processes issuing at once never hand out the same serial nor lose an entry;
+  the new state is written atomically (temporary file, fsync, rename).
 * A revocation list is cumulative and its sequence only increases; signing one
   also applies it to this data directory's node.
 * An org record's sequence only increases: the one used is persisted before the
@@ -23,7 +27,9 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +103,29 @@ class Authorities:
 
     def _state_path(self, name: str) -> Path:
         return self.layout.org_state(check_org_name(name))
+
+    def lock_path(self, name: str) -> Path:
+        """``orgs/<name>.lock``: held (``flock``) while the issuing state is read and rewritten."""
+        return self.layout.orgs_dir / f"{check_org_name(name)}.lock"
+
+    @contextlib.contextmanager
+    def _state_locked(self, name: str) -> Iterator[None]:
+        """Hold the exclusive lock of org ``name``'s issuing state (blocks until free).
+
+        The lock is on a separate file because the state file itself is replaced
+        by rename on every write. The kernel drops the lock if the process dies.
+        """
+        path = self.lock_path(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise HomeError(f"cannot open {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def revocation_path(self, name: str) -> Path:
         """``orgs/<name>.rev``: the org's newest revocation list."""
@@ -228,21 +257,22 @@ class Authorities:
             raise InvalidInput(f"--days must be between 1 and {MAX_CERT_DAYS}")
         if org_key.org_id != self.org_id(name):
             raise ScopeError(f"the given key is not the root key of organization {name!r}")
-        state = self._load_state(name)
-        serial = int(state["next_serial"])
-        state["next_serial"] = serial + 1
         not_after = now + days * 86400
-        state["issued"] = [
-            *state["issued"],
-            {
-                "serial": serial,
-                "node": str(node),
-                "roles": sorted(r.value for r in role_set),
-                "not_before": now,
-                "not_after": not_after,
-            },
-        ]
-        self._save_state(name, state)
+        with self._state_locked(name):
+            state = self._load_state(name)
+            serial = int(state["next_serial"])
+            state["next_serial"] = serial + 1
+            state["issued"] = [
+                *state["issued"],
+                {
+                    "serial": serial,
+                    "node": str(node),
+                    "roles": sorted(r.value for r in role_set),
+                    "not_before": now,
+                    "not_after": not_after,
+                },
+            ]
+            self._save_state(name, state)
         raw = issue_certificate(
             org_key,
             node,
@@ -277,20 +307,23 @@ class Authorities:
             raise InvalidInput("name at least one certificate serial to revoke")
         if org_key.org_id != self.org_id(name):
             raise ScopeError(f"the given key is not the root key of organization {name!r}")
-        state = self._load_state(name)
-        never = sorted(s for s in wanted if not 1 <= s < state["next_serial"])
-        if never:
-            raise InvalidInput(
-                f"organization {name!r} never issued serial(s) {never} "
-                f"(issued so far: 1..{state['next_serial'] - 1})"
+        with self._state_locked(name):
+            state = self._load_state(name)
+            never = sorted(s for s in wanted if not 1 <= s < state["next_serial"])
+            if never:
+                raise InvalidInput(
+                    f"organization {name!r} never issued serial(s) {never} "
+                    f"(issued so far: 1..{state['next_serial'] - 1})"
+                )
+            revoked = sorted(set(state["revoked"]) | wanted)
+            sequence = int(state["revocation_sequence"]) + 1
+            raw = issue_revocation(
+                org_key, revoked, sequence=sequence, issued_at=now, reason=reason
             )
-        revoked = sorted(set(state["revoked"]) | wanted)
-        sequence = int(state["revocation_sequence"]) + 1
-        raw = issue_revocation(org_key, revoked, sequence=sequence, issued_at=now, reason=reason)
-        state["revoked"] = revoked
-        state["revocation_sequence"] = sequence
-        self._save_state(name, state)
-        write_file(self.revocation_path(name), raw)
+            state["revoked"] = revoked
+            state["revocation_sequence"] = sequence
+            self._save_state(name, state)
+            write_file(self.revocation_path(name), raw)
         rev = parse_revocation(raw)
         # This node may already hold a newer list of the org (e.g. from elsewhere).
         with contextlib.suppress(StaleRecord):
@@ -327,19 +360,21 @@ class Authorities:
             raise InvalidInput(f"--days must be between 1 and {MAX_ORG_RECORD_DAYS}")
         if org_key.org_id != self.org_id(name):
             raise ScopeError(f"the given key is not the root key of organization {name!r}")
-        state = self._load_state(name)
-        sequence = max(int(state["org_record_sequence"]), after) + 1
-        raw = issue_org_record(
-            org_key,
-            name=name,
-            gateways=tuple(gateways),
-            sequence=sequence,
-            expires=now + days * 86400,
-            egress=egress,
-        )
-        state["org_record_sequence"] = sequence
-        self._save_state(name, state)
-        write_file(self.org_record_path(name), raw)
+        gateway_list = tuple(gateways)
+        with self._state_locked(name):
+            state = self._load_state(name)
+            sequence = max(int(state["org_record_sequence"]), after) + 1
+            raw = issue_org_record(
+                org_key,
+                name=name,
+                gateways=gateway_list,
+                sequence=sequence,
+                expires=now + days * 86400,
+                egress=egress,
+            )
+            state["org_record_sequence"] = sequence
+            self._save_state(name, state)
+            write_file(self.org_record_path(name), raw)
         return parse_org_record(raw, now), raw
 
 

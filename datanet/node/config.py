@@ -297,6 +297,27 @@ SETTINGS: tuple[Setting, ...] = (
         _in_range(0, 20),
     ),
     Setting(
+        "dht.stranger_providers_per_peer",
+        int,
+        20,
+        "new provider records one non-member peer may add per hour",
+        _in_range(0, 100_000),
+    ),
+    Setting(
+        "dht.stranger_providers_per_address",
+        int,
+        40,
+        "new provider records all non-member peers from one IP may add per hour",
+        _in_range(0, 100_000),
+    ),
+    Setting(
+        "dht.stranger_providers_total",
+        int,
+        1024,
+        "provider records of non-member peers kept in total (the oldest make room)",
+        _in_range(0, 1_000_000),
+    ),
+    Setting(
         "metrics.public",
         bool,
         False,
@@ -356,9 +377,12 @@ class LimitsSettings:
 
 @dataclass(frozen=True)
 class DhtSettings:
-    """``[dht]``: Kademlia behaviour."""
+    """``[dht]``: Kademlia behaviour and what strangers may make the node store."""
 
     value_quorum: int
+    stranger_providers_per_peer: int
+    stranger_providers_per_address: int
+    stranger_providers_total: int
 
 
 @dataclass(frozen=True)

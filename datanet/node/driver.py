@@ -82,7 +82,7 @@ from datanet.records.descriptor import (
     decode_descriptor_unverified,
     verify_descriptor,
 )
-from datanet.records.ids import DatasetId
+from datanet.records.ids import DHT_NAMESPACE, DatasetId
 from datanet.records.ledger import RecordKind, record_kind, verify_ledger_record
 from datanet.records.validators import default_validator
 from datanet.store.access import AccessStore
@@ -108,7 +108,7 @@ from routing.schedule import (
     Republish,
     Schedule,
 )
-from routing.stores import ProviderStore, RecordStore, StoredRecord
+from routing.stores import ProviderStore, RecordStore, StoredRecord, StrangerQuotas
 from routing.wire import Message, Peer, expects_response
 
 if TYPE_CHECKING:
@@ -215,7 +215,18 @@ class Node:
             max_total_bytes=config.limits.record_store_bytes,
             sink=_RecordSink(storage, self._on_records_accepted),
         )
-        self.providers = ProviderStore(sink=storage)
+        # Provider keys (multihashes) of the valid /dn/ records held: a stranger's
+        # provider record for any other key counts against a lower quota.
+        self._known_provider_keys: set[bytes] = set()
+        self.providers = ProviderStore(
+            sink=storage,
+            stranger_quotas=StrangerQuotas(
+                per_peer=config.dht.stranger_providers_per_peer,
+                per_address=config.dht.stranger_providers_per_address,
+                total=config.dht.stranger_providers_total,
+            ),
+            known_key=self._known_provider_keys.__contains__,
+        )
         self_peer = Peer(key.peer_id.to_bytes(), self._own_addrs())
         self.coordinator = Coordinator(
             self_peer,
@@ -365,6 +376,8 @@ class Node:
     def _restore(self) -> None:
         now = _now()
         self.records.restore(self._storage.load_records(), now=now)
+        for held in self.records.entries():
+            self._note_provider_key(held.key, known=True)
         self.providers.restore(self._storage.load_providers(), now=now)
         # The network may have lost our records while we were down: put them again at once.
         for record in self.records.own_records(now):
@@ -451,7 +464,10 @@ class Node:
                 log.debug(type(event).__name__, extra={"kv": {"peer": str(event.peer)}})
 
     async def _handle_kad(self, msg: Message, from_peer: bytes) -> Message | None:
-        response = self.coordinator.handle_request(msg, from_peer=from_peer, now=_now())
+        source = self._host.kad.source_of(from_peer)
+        response = self.coordinator.handle_request(
+            msg, from_peer=from_peer, now=_now(), source=source
+        )
         self._wake.set()
         return response
 
@@ -607,6 +623,19 @@ class Node:
         except DatanetError as exc:
             log.debug("indexing a record failed", extra={"kv": {"error": str(exc)}})
 
+    def _note_provider_key(self, key: bytes, *, known: bool) -> None:
+        """Track the provider key of a ``/dn/`` record held (or no longer held)."""
+        if not key.startswith(DHT_NAMESPACE):
+            return
+        try:
+            provider_key = DatasetId.from_dht_key(key).provider_key()
+        except DatanetError:
+            return
+        if known:
+            self._known_provider_keys.add(provider_key)
+        else:
+            self._known_provider_keys.discard(provider_key)
+
     def _on_records_accepted(
         self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]
     ) -> None:
@@ -621,6 +650,7 @@ class Node:
         already durable, and the store applies it next.
         """
         for record in upserted:
+            self._note_provider_key(record.key, known=True)
             try:
                 if record.own:
                     self.schedule.add_value(record.key, record.received_at)
@@ -630,6 +660,7 @@ class Node:
                 log.warning("forgetting an own record failed", extra={"kv": {"error": str(exc)}})
             self._index(record.key, record.value)
         for key in removed:
+            self._note_provider_key(key, known=False)
             try:
                 if self.schedule.remove_value(key):
                     self._storage.delete_own_descriptor(key)

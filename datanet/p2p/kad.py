@@ -28,6 +28,10 @@ Invariants:
   ``out``), message type (``find_node``…) and outcome (``ok``, ``timeout``, or the
   error's stable ``code``): bounded labels only, never peer ids (read by the
   node's metrics).
+* :meth:`KadService.source_of` tells the handler who is asking (remote IP of the
+  peer's latest inbound kad stream, admitted with a membership certificate or
+  not); it is known only while the peer is connected, so its memory is bounded
+  by the connections.
 * The service uses only the host's service surface (:class:`~.service.ServiceHost`):
   it registers its handler, opens streams, and drops a peer's stream when it
   hears :class:`~.events.PeerDisconnected`.
@@ -52,10 +56,11 @@ from datanet.errors import (
 )
 from datanet.p2p._errors import StreamClosedByPeer, translate
 from datanet.p2p.addrs import as_peer
-from datanet.p2p.events import KAD_PROTOCOL, PeerDisconnected, PeerEvent
+from datanet.p2p.events import KAD_PROTOCOL, PeerConnected, PeerDisconnected, PeerEvent
 from datanet.p2p.streams import FramedStream
 from identity.errors import DecodeError
 from identity.keys import PeerId
+from routing.stores import ProviderSource
 from routing.wire import Message, MessageType, decode_message, encode_message
 
 if TYPE_CHECKING:
@@ -91,6 +96,8 @@ class KadService:
         self._host = host
         self._handler: KadHandler | None = None
         self._channels: dict[PeerId, _Channel] = {}
+        self._members: set[PeerId] = set()
+        self._addresses: dict[PeerId, str] = {}
         host.add_peer_listener(self._on_peer_event)
         self.streams_accepted = 0
         """Inbound kad streams served so far (one per peer when clients reuse streams)."""
@@ -122,6 +129,19 @@ class KadService:
 
     # ----------------------------------------------------------------- server
 
+    def source_of(self, peer: PeerId | bytes) -> ProviderSource:
+        """Who ``peer`` is for the stores' quotas: its remote IP and whether it is a member.
+
+        A member is a peer admitted with a verified membership certificate; any
+        other connected peer (open mode, plain libp2p) is a stranger.
+        """
+        pid = peer if isinstance(peer, PeerId) else PeerId.from_bytes(peer)
+        return ProviderSource(
+            peer=pid.to_bytes(),
+            address=self._addresses.get(pid),
+            member=pid in self._members,
+        )
+
     async def _serve(self, stream: FramedStream, peer: PeerId) -> None:
         handler = self._handler
         if handler is None:  # pragma: no cover - registered only with a handler
@@ -129,6 +149,9 @@ class KadService:
             return
         limits = self._host.limits
         from_peer = peer.to_bytes()
+        remote = stream.remote_address()
+        if remote is not None and self._host.is_connected(peer):
+            self._addresses[peer] = remote[0]
         self.streams_accepted += 1
         while True:
             with trio.move_on_after(limits.kad_idle_timeout) as idle:
@@ -306,9 +329,17 @@ class KadService:
         self._host.start_soon(stream.reset)
 
     def _on_peer_event(self, event: PeerEvent) -> None:
-        """A peer that disconnected leaves a dead stream: forget it."""
+        """Remember who is a member; a peer that disconnected leaves a dead stream: forget it."""
+        if isinstance(event, PeerConnected):
+            if event.org is not None:
+                self._members.add(event.peer)
+            else:
+                self._members.discard(event.peer)
+            return
         if not isinstance(event, PeerDisconnected):
             return
+        self._members.discard(event.peer)
+        self._addresses.pop(event.peer, None)
         channel = self._channels.pop(event.peer, None)
         if channel is not None and channel.stream is not None and not channel.lock.locked():
             self._drop(channel, channel.stream)

@@ -138,7 +138,15 @@ CREATE TABLE ledger_records (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# V4: provider entries remember whether a stranger (a peer admitted without a
+# membership certificate) announced them, so the stranger quotas of the provider
+# store still hold after a restart.
+_V4 = """
+ALTER TABLE dht_providers
+    ADD COLUMN stranger INTEGER NOT NULL DEFAULT 0 CHECK (stranger IN (0, 1));
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1``; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -428,7 +436,8 @@ class Storage:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO dht_providers "
-                "(key, peer_id, addrs, expires_at, added_at, own) VALUES (?, ?, ?, ?, ?, ?)",
+                "(key, peer_id, addrs, expires_at, added_at, own, stranger) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         e.key,
@@ -437,6 +446,7 @@ class Storage:
                         e.expires_at,
                         e.added_at,
                         int(e.own),
+                        int(e.stranger),
                     )
                     for e in upserted
                 ],
@@ -449,7 +459,7 @@ class Storage:
             StorageError: unreadable or corrupt rows.
         """
         rows = self._query(
-            "SELECT key, peer_id, addrs, expires_at, added_at, own FROM dht_providers"
+            "SELECT key, peer_id, addrs, expires_at, added_at, own, stranger FROM dht_providers"
         )
         return [
             ProviderEntry(
@@ -458,8 +468,9 @@ class Storage:
                 expires_at=float(exp),
                 added_at=float(added),
                 own=bool(own),
+                stranger=bool(stranger),
             )
-            for k, pid, addrs, exp, added, own in rows
+            for k, pid, addrs, exp, added, own, stranger in rows
         ]
 
     # -- address book

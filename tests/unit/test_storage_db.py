@@ -188,7 +188,7 @@ def test_version_1_files_migrate_and_keep_their_rows(tmp_path: Path) -> None:
     conn.execute("INSERT INTO revocations VALUES ('o', 1, x'00')")
     conn.close()
     with Storage(path) as db:
-        assert db.schema_version == SCHEMA_VERSION == 3
+        assert db.schema_version == SCHEMA_VERSION == 4
         tables = {r[0] for r in db._query("SELECT name FROM sqlite_master WHERE type='table'")}
         assert tables == {
             "dht_values",
