@@ -96,3 +96,55 @@ async def test_values_both_ways_are_byte_identical(tmp_path: Path, js_peer: JsPe
                 assert entry is not None and entry.value == raw
         got = await nodes[3].resolve(dataset, refresh=True)
         assert got.raw == raw
+
+
+async def test_provider_records_both_ways(tmp_path: Path, js_peer: JsPeer) -> None:
+    async with joined(tmp_path, js_peer) as (specs, nodes):
+        # datanet -> js: publishing announces the publisher under the dataset's provider key.
+        raw = signed_by(specs[2], "interop/provided", 1, "Provided by datanet")
+        dataset = DatasetId(specs[2].org.org_id, "interop/provided")
+        await nodes[2].publish(raw)
+
+        async def js_finds_datanet() -> bool:
+            return str(nodes[2].peer_id) in await js_peer.find_providers(dataset.provider_key())
+
+        await until_async(js_finds_datanet)
+        # js -> datanet: a raw-codec CID whose multihash is another dataset's provider key.
+        other = DatasetId(specs[1].org.org_id, "interop/provided-by-js").provider_key()
+        await js_peer.provide(other)
+        for node in (nodes[0], nodes[3]):
+            found = await node.find_providers(other, 5)
+            assert js_peer.peer_id in [str(peer) for peer, _ in found], found
+            addrs = next(a for p, a in found if str(p) == js_peer.peer_id)
+            bare = {a.rsplit("/p2p/", 1)[0] for a in js_peer.addrs}  # js sends them with /p2p/
+            assert {a.rsplit("/p2p/", 1)[0] for a in addrs} & bare, addrs
+
+
+async def test_forged_values_from_js_are_refused_and_never_served(
+    tmp_path: Path, js_peer: JsPeer
+) -> None:
+    async with joined(tmp_path, js_peer) as (specs, nodes):
+        ours = {str(n.peer_id) for n in nodes}
+        genuine = signed_by(specs[0], "interop/forged", 1, "Genuine")
+        dataset = DatasetId(specs[0].org.org_id, "interop/forged")
+        key = dataset.dht_key()
+        await nodes[0].publish(genuine)
+        # A higher sequence under the genuine signature: the js validator lets it by.
+        over = forge_body(genuine, title="Forged", sequence=9)
+        # And one for a dataset nobody published.
+        lone_id = DatasetId(specs[1].org.org_id, "interop/forged-alone")
+        lone = forge_body(signed_by(specs[1], "interop/forged-alone", 1, "x"), title="Forged")
+        for k, forged in ((key, over), (lone_id.dht_key(), lone)):
+            acked, _ = await js_peer.put(k, forged)
+            assert not set(acked) & ours, acked  # no datanet node echoed (stored) it
+        await trio.sleep(1.0)  # give a late store every chance to show
+        assert not_in_store(nodes, key, over)
+        assert not_in_store(nodes, lone_id.dht_key(), lone)
+        for node in nodes:
+            assert (await node.resolve(dataset, refresh=True)).raw == genuine
+            assert node.ledger.catalog.get(str(lone_id)) is None
+        values, _ = await js_peer.get(key)  # what datanet nodes serve to js
+        served = {value for peer, value in values if peer in ours}
+        assert served == {genuine}, values
+        values, _ = await js_peer.get(lone_id.dht_key())
+        assert not [v for peer, v in values if peer in ours], values
