@@ -148,3 +148,64 @@ async def test_forged_values_from_js_are_refused_and_never_served(
         assert served == {genuine}, values
         values, _ = await js_peer.get(lone_id.dht_key())
         assert not [v for peer, v in values if peer in ours], values
+
+
+async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
+    tmp_path: Path, js_peer: JsPeer
+) -> None:
+    async with joined(tmp_path, js_peer) as (specs, nodes):
+        js_id = PeerId.parse(js_peer.peer_id).to_bytes()
+        await js_peer.subscribe(CATALOG_TOPIC)
+        await until(
+            lambda: all(CATALOG_TOPIC in n.gossip.router.peer_topics(js_id) for n in nodes),
+            "every datanet router knows the js peer's subscription",
+        )
+
+        async def js_sees_datanet_topic() -> bool:
+            return {str(n.peer_id) for n in nodes} <= set(await js_peer.subscribers(CATALOG_TOPIC))
+
+        await until_async(js_sees_datanet_topic)
+
+        # datanet -> js: a published descriptor arrives, exact bytes.
+        raw = signed_by(specs[0], "interop/gossip-out", 1, "Gossiped by datanet")
+        await nodes[0].publish(raw)
+
+        async def js_got_it() -> bool:
+            return raw in [m.data for m in await js_peer.received(CATALOG_TOPIC)]
+
+        await until_async(js_got_it)
+
+        # js -> datanet: a valid descriptor reaches every catalog; search finds it.
+        raw = signed_by(specs[1], "interop/gossip-in", 1, "Pelican census from js")
+        dataset = str(DatasetId(specs[1].org.org_id, "interop/gossip-in"))
+        recipients = await js_peer.publish(CATALOG_TOPIC, raw)
+        assert set(recipients) & {str(n.peer_id) for n in nodes}, recipients
+        await until(
+            lambda: all(n.ledger.catalog.get(dataset) == raw for n in nodes), "in every catalog"
+        )
+        for node in nodes:
+            page = node.search("pelican")
+            assert [hit.dataset_id for hit in page.hits] == [dataset], page
+
+        # js -> datanet, forged: dropped everywhere, and the js peer's score falls.
+        forged = forge_body(
+            signed_by(specs[2], "interop/gossip-forged", 1, "Forged heron count"),
+            title="Forged heron count!",
+        )
+        forged_id = str(DatasetId(specs[2].org.org_id, "interop/gossip-forged"))
+        rejected = [n.ledger.counters["rejected"] for n in nodes]
+        recipients = await js_peer.publish(CATALOG_TOPIC, forged)
+        receivers = [n for n in nodes if str(n.peer_id) in recipients]
+        assert receivers, recipients
+        await until(
+            lambda: all(
+                n.ledger.counters["rejected"] > rejected[nodes.index(n)] for n in receivers
+            ),
+            "every receiver rejected it",
+        )
+        await trio.sleep(1.0)  # a forward, had there been one, has arrived by now
+        for node in nodes:
+            assert node.ledger.catalog.get(forged_id) is None
+            assert node.search("heron").hits == []
+        for node in receivers:
+            assert node.gossip.router.score(js_id, time.time()) < 0
