@@ -64,7 +64,7 @@ def js_peer_missing() -> str | None:
     """Why the js peer cannot run here (no ``node`` or ``npm`` on PATH), or None."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            return f"js-libp2p interop needs `{tool}` on PATH (Node.js 20 or newer)"
+            return f"js-libp2p interop needs `{tool}` on PATH (Node.js 20 or newer, with npm)"
     return None
 
 
@@ -89,13 +89,16 @@ def install_js_peer(source: Path, cache_root: Path | None = None) -> Path:
     target = cache_root / hashlib.sha256(lock).hexdigest()[:16]
     done = target / ".installed"
     if not done.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise JsPeerError("npm is not on PATH: cannot install the js peer's packages")
         staging = cache_root / f".{target.name}.{os.getpid()}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(source / name, staging / name)
-        result = subprocess.run(
-            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        result = subprocess.run(  # noqa: S603 - fixed argv
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=staging,
             capture_output=True,
             text=True,
@@ -263,15 +266,14 @@ async def open_js_peer(directory: Path, *, start_timeout: float = 60.0) -> Async
     try:
         async with trio.open_nursery() as nursery:
             peer = JsPeer(process, "", [])
-            first, ready = trio.Event(), []
+            first, ready = trio.Event(), list[dict[str, Any]]()
             nursery.start_soon(peer._read, first, ready)
             nursery.start_soon(peer._drain_stderr)
             with trio.move_on_after(start_timeout):
                 await first.wait()
             if not ready or not ready[0].get("ready"):
-                raise JsPeerError(
-                    f"the js peer did not start: {bytes(peer.stderr[-4000:]).decode(errors='replace')}"
-                )
+                said = bytes(peer.stderr[-4000:]).decode(errors="replace")
+                raise JsPeerError(f"the js peer did not start: {said}")
             peer.peer_id = str(ready[0]["peer"])
             peer.addrs = [str(a) for a in ready[0]["addrs"]]
             try:

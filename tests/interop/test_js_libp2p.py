@@ -19,7 +19,7 @@ from datanet.devnet import DevnetNode
 from datanet.node.driver import Node
 from datanet.node.gossip import CATALOG_TOPIC
 from datanet.records.ids import DatasetId
-from datanet.testing.jspeer import JsPeer
+from datanet.testing.jspeer import JsPeer, JsPeerError
 from datanet.testing.network import in_process_network
 from datanet.testing.records import forge_body, signed_by
 from identity.keys import PeerId
@@ -69,9 +69,7 @@ async def joined(
 
 
 def not_in_store(nodes: list[Node], key: bytes, value: bytes) -> bool:
-    return all(
-        (entry := n.records.entry(key)) is None or entry.value != value for n in nodes
-    )
+    return all((entry := n.records.entry(key)) is None or entry.value != value for n in nodes)
 
 
 async def test_values_both_ways_are_byte_identical(tmp_path: Path, js_peer: JsPeer) -> None:
@@ -93,7 +91,8 @@ async def test_values_both_ways_are_byte_identical(tmp_path: Path, js_peer: JsPe
         for node in nodes:
             if str(node.peer_id) in acked:
                 entry = node.records.entry(dataset.dht_key())
-                assert entry is not None and entry.value == raw
+                assert entry is not None
+                assert entry.value == raw
         got = await nodes[3].resolve(dataset, refresh=True)
         assert got.raw == raw
 
@@ -209,3 +208,30 @@ async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
             assert node.search("heron").hits == []
         for node in receivers:
             assert node.gossip.router.score(js_id, time.time()) < 0
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 gaps 2-3")
+async def test_members_mode_refuses_the_js_peer_quickly(tmp_path: Path, js_peer: JsPeer) -> None:
+    async with in_process_network(tmp_path, 3) as (_, nodes):  # the devnet default: members
+        node = nodes[0]
+        js_id = PeerId.parse(js_peer.peer_id)
+        started = time.monotonic()
+        with contextlib.suppress(JsPeerError):  # refused mid-dial is fine too
+            await js_peer.dial(node.listen_addrs()[0])
+
+        async def gone() -> bool:
+            return str(node.peer_id) not in await js_peer.connections() and not (
+                node.host.is_connected(js_id)
+            )
+
+        await until_async(gone, timeout=30.0)
+        elapsed = time.monotonic() - started
+        # Refused as soon as it is known to be a plain peer: well before the 5 s hello timeout.
+        quick = 0.8 * node.host.limits.hello_timeout
+        assert elapsed < quick, elapsed
+        await trio.sleep(2.0)
+        # It stays out: js may dial again (its DHT remembers the node), and each attempt
+        # is refused as quickly; no connection lingers or is kept.
+        await until_async(gone, timeout=quick)
+        assert all(str(p.peer_id) != js_peer.peer_id for p in node.peers())
+        assert js_id.to_bytes() not in node.coordinator.table
