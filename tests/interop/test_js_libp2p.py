@@ -164,6 +164,11 @@ async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
             return {str(n.peer_id) for n in nodes} <= set(await js_peer.subscribers(CATALOG_TOPIC))
 
         await until_async(js_sees_datanet_topic)
+        # GRAFTs cross both ways: each datanet router keeps the js peer in its mesh.
+        await until(
+            lambda: all(js_id in n.gossip.router.mesh(CATALOG_TOPIC) for n in nodes),
+            "the js peer in every datanet mesh",
+        )
 
         # datanet -> js: a published descriptor arrives, exact bytes.
         raw = signed_by(specs[0], "interop/gossip-out", 1, "Gossiped by datanet")
@@ -208,6 +213,8 @@ async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
             assert node.search("heron").hits == []
         for node in receivers:
             assert node.gossip.router.score(js_id, time.time()) < 0
+        for node in nodes:  # every frame js sent decoded: only the content was refused
+            assert node.gossip._transport.stats()["bad_frames"] == 0
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 gaps 2-3")
