@@ -205,6 +205,10 @@ class JsPeer:
         """The protocols ``peer`` announced by identify, as the js peer store holds them."""
         return list((await self.call("protocols", peer=peer))["protocols"])
 
+    async def routing_table(self) -> list[str]:
+        """Peer ids in the js peer's kad routing table."""
+        return list((await self.call("routing"))["peers"])
+
     async def put(self, key: bytes, value: bytes) -> tuple[list[str], list[str]]:
         """A DHT put of ``value`` under ``key``; returns (peers that echoed it, errors)."""
         answer = await self.call("put", key=key.hex(), value=value.hex())

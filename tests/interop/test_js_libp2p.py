@@ -47,7 +47,8 @@ async def until_async(check: Callable[[], object], timeout: float = 30.0) -> Non
 async def joined(
     base: Path, js: JsPeer, count: int = 4
 ) -> AsyncIterator[tuple[list[DevnetNode], list[Node]]]:
-    """``count`` open-mode datanet nodes, each connected to the js peer both ways round."""
+    """``count`` open-mode datanet nodes, each in the js peer's kad routing table and
+    holding the js peer in its own."""
     async with in_process_network(base, count, settings=OPEN) as (specs, nodes):
         js_id = PeerId.parse(js.peer_id)
         for node in nodes:
@@ -57,7 +58,7 @@ async def joined(
             for node in nodes:
                 if KAD not in await js.protocols(str(node.peer_id)):
                     return False
-            return True
+            return {str(n.peer_id) for n in nodes} <= set(await js.routing_table())
 
         await until_async(identified)
         # Each datanet node counts the js peer as a kad server in its routing table.

@@ -167,6 +167,10 @@ const commands = {
     const found = (await node.peerStore.all()).find((p) => p.id.toString() === peer)
     return { protocols: found === undefined ? [] : found.protocols }
   },
+  async routing () {
+    // The peers in the kad routing table.
+    return { peers: [...node.services.dht.routingTable.kb.toIterable()].map((p) => p.peerId.toString()) }
+  },
   async put ({ key, value }) {
     const events = await collect(node.services.dht.put(unhex(key), unhex(value)), (e) => e.name === 'PEER_RESPONSE' || e.name === 'QUERY_ERROR')
     return {
