@@ -120,25 +120,28 @@ async def test_provider_records_both_ways(tmp_path: Path, js_peer: JsPeer) -> No
             assert {a.rsplit("/p2p/", 1)[0] for a in addrs} & bare, addrs
 
 
-async def test_forged_values_from_js_are_refused_and_never_served(
+async def test_forged_and_replayed_values_from_js_are_refused_and_never_served(
     tmp_path: Path, js_peer: JsPeer
 ) -> None:
     async with joined(tmp_path, js_peer) as (specs, nodes):
         ours = {str(n.peer_id) for n in nodes}
-        genuine = signed_by(specs[0], "interop/forged", 1, "Genuine")
+        genuine = signed_by(specs[0], "interop/forged", 2, "Genuine")
         dataset = DatasetId(specs[0].org.org_id, "interop/forged")
         key = dataset.dht_key()
         await nodes[0].publish(genuine)
+        # A replay: the publisher's own earlier version, validly signed, lower sequence.
+        older = signed_by(specs[0], "interop/forged", 1, "Genuine, older")
         # A higher sequence under the genuine signature: the js validator lets it by.
         over = forge_body(genuine, title="Forged", sequence=9)
         # And one for a dataset nobody published.
         lone_id = DatasetId(specs[1].org.org_id, "interop/forged-alone")
         lone = forge_body(signed_by(specs[1], "interop/forged-alone", 1, "x"), title="Forged")
-        for k, forged in ((key, over), (lone_id.dht_key(), lone)):
+        for k, forged in ((key, over), (lone_id.dht_key(), lone), (key, older)):
             acked, _ = await js_peer.put(k, forged)
             assert not set(acked) & ours, acked  # no datanet node echoed (stored) it
         await trio.sleep(1.0)  # give a late store every chance to show
         assert not_in_store(nodes, key, over)
+        assert not_in_store(nodes, key, older)
         assert not_in_store(nodes, lone_id.dht_key(), lone)
         for node in nodes:
             assert (await node.resolve(dataset, refresh=True)).raw == genuine
@@ -148,6 +151,10 @@ async def test_forged_values_from_js_are_refused_and_never_served(
         assert served == {genuine}, values
         values, _ = await js_peer.get(lone_id.dht_key())
         assert not [v for peer, v in values if peer in ours], values
+        # js's get sends its own pick (the forgery it stored) back as a correction: refused too.
+        await trio.sleep(1.0)
+        assert not_in_store(nodes, key, over)
+        assert not_in_store(nodes, lone_id.dht_key(), lone)
 
 
 async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
