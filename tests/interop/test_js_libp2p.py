@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -25,21 +25,21 @@ from datanet.testing.records import forge_body, signed_by
 from identity.keys import PeerId
 
 KAD = "/datanet/kad/1.0.0"
-MESHSUB = "/meshsub/1.1.0"
 OPEN = {"network.admission": "open"}
 
 
 async def until(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
     """Poll a synchronous ``check`` until it is true (generous bound: loaded machine)."""
-    with trio.fail_after(timeout):
+    with trio.move_on_after(timeout):
         while not check():
             await trio.sleep(0.05)
-    assert check(), what
+    assert check(), f"not within {timeout} s: {what}"
 
 
-async def until_async(check: Callable[[], object], timeout: float = 30.0) -> None:
+async def until_async(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Poll an async ``check`` (one that asks the js peer) until it is true."""
     with trio.fail_after(timeout):
-        while not await check():  # type: ignore[misc]
+        while not await check():
             await trio.sleep(0.1)
 
 
