@@ -19,6 +19,8 @@ modules:
   the in-memory node behind the HTTP API; :mod:`datanet.testing.memory_daemon`
   runs it as a daemon.
 * :mod:`datanet.testing.p2p` - plain py-libp2p peers and admission policies.
+* :mod:`datanet.testing.jspeer` - a stock js-libp2p peer in a child process
+  (``tests/interop/js``), installed from its lockfile and driven over JSON lines.
 """
 
 from __future__ import annotations
