@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts unit bench clean
+.PHONY: run test lint typecheck contracts unit bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_verify.py
+
+## fuzz: coverage-guided fuzzing of every decoder (atheris), FUZZ_INPUTS per target, sequentially
+FUZZ_INPUTS ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --inputs $(FUZZ_INPUTS) --nice 10 --results benchmarks/results/fuzz.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
