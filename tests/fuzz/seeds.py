@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from datanet.api.routes import OPERATIONS
+from datanet.node.config import Config, render_config
 from datanet.p2p.admission import Hello, Refusal
+from datanet.p2p.protocols import identify_message
 from datanet.records.access import (
     AccessRequest,
     Denial,
@@ -86,7 +91,7 @@ from routing.wire import (
     encode_message,
 )
 
-__all__ = ["CORPUS_DIR", "TRUST", "seeds", "write_corpus"]
+__all__ = ["CORPUS_DIR", "TRUST", "corpus", "seeds", "write_corpus"]
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 
@@ -377,6 +382,109 @@ def _toml() -> list[bytes]:
     ]
 
 
+def _config() -> list[bytes]:
+    return [render_config(Config.defaults()).encode(), b'[api]\naddress = "127.0.0.1:5080"\n']
+
+
+def _identify() -> list[bytes]:
+    return [
+        identify_message(
+            NODE_A.peer_id.to_bytes()[2:],
+            ["/ip4/127.0.0.1/tcp/4001", "/ip6/::1/tcp/4001"],
+            ["/ipfs/kad/1.0.0", "/datanet/id/1.0.0"],
+            ("127.0.0.1", 50000),
+        )
+    ]
+
+
+def _api_responses() -> list[bytes]:
+    """Real answers of the API (the MemoryNode double behind the real app), each
+    prefixed with the index of a client parser that accepts it."""
+    with warnings.catch_warnings():  # starlette's TestClient prefers another httpx
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from datanet.api import results
+    from datanet.api.app import create_app
+    from datanet.api.routes import ApiContext
+    from datanet.node.config import ConfigFile
+    from datanet.testing.doubles import MemoryNode
+
+    parsers = sorted(
+        (name, fn)
+        for name, fn in vars(results).items()
+        if name.startswith("parse_") and name != "parse_watch_event" and callable(fn)
+    )
+    node = MemoryNode()
+    docs: list[object] = []
+    logging.disable(logging.CRITICAL)  # the double lacks the access and audit calls
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctx = ApiContext(
+            node, ConfigFile(Path(tmp) / "config.toml"), Config.defaults(), lambda: None, "t" * 32
+        )
+        with TestClient(create_app(ctx)) as client:
+            for body in _api():
+                op = [op for op in OPERATIONS if op.body == "json"][body[0]]
+                if op.stream is not None or op.lines is not None:
+                    continue
+                answer = client.post(
+                    f"/api/v0{op.path}",
+                    content=body[1:],
+                    headers={"Authorization": "Bearer " + "t" * 32},
+                )
+                if answer.status_code == 200:
+                    docs.append(answer.json())
+    logging.disable(logging.NOTSET)
+    out: list[bytes] = []
+    for index, (_name, parse) in enumerate(parsers):
+        accepted = 0
+        for doc in docs:
+            try:
+                parse(doc)
+            except Exception:
+                continue
+            out.append(bytes([index]) + json.dumps(doc).encode())
+            accepted += 1
+            if accepted == 2:
+                break
+    return out
+
+
+def _watch() -> list[bytes]:
+    events = [
+        {
+            "kind": "new",
+            "dataset_id": str(DATASET),
+            "sequence": 1,
+            "org": str(ORG_A.org_id),
+            "title": "Weather",
+            "keywords": ["weather"],
+            "themes": [],
+            "description": "d",
+            "reason": None,
+            "at": NOW,
+        },
+        {
+            "kind": "withdrawn",
+            "dataset_id": str(DATASET),
+            "sequence": 2,
+            "org": str(ORG_A.org_id),
+            "title": "",
+            "keywords": [],
+            "themes": [],
+            "description": "",
+            "reason": "deprecated",
+            "at": NOW + 1,
+        },
+        {"kind": "overflow", "lost": 3, "at": NOW + 2},
+    ]
+    stream = ": datanet catalog watch\n\n" + "".join(
+        f"event: {e['kind']}\ndata: {json.dumps(e)}\n\n" for e in events
+    )
+    return [stream.encode()]
+
+
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "kad_frame": _kad,
     "admission_hello": _hellos,
@@ -406,12 +514,22 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "witness_head": lambda: [_head(), _head(2)],
     "key_file": _key_files,
     "api_body": _api,
+    "api_response": _api_responses,
+    "config_file": _config,
+    "identify": _identify,
+    "watch_event": _watch,
 }
 
 
 def seeds(target: str) -> list[bytes]:
     """The seed inputs of ``target`` (built, not read from the corpus directory)."""
     return SEEDS[target]()
+
+
+def corpus(target: str) -> list[bytes]:
+    """The committed seed corpus of ``target`` (``tests/fuzz/corpus/<target>/*``)."""
+    folder = CORPUS_DIR / target
+    return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.is_dir() else []
 
 
 def write_corpus(root: Path = CORPUS_DIR) -> None:

@@ -19,13 +19,18 @@ import contextlib
 import hashlib
 import json
 import random
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from datanet.api import results
 from datanet.api.app import _decode_json_body
 from datanet.api.routes import OPERATIONS, check_args
+from datanet.node.config import load_config, render_config
 from datanet.p2p.admission import Hello, Refusal, decode_reply
 from datanet.p2p.audit import _check_request
+from datanet.p2p.protocols import parse_identify
 from datanet.records.access import (
     MAX_HOPS,
     decode_grant_unverified,
@@ -445,6 +450,60 @@ def fuzz_api_body(data: bytes) -> None:
     args = check_args(op.fields, _decode_json_body(data[1:]))
     _check(isinstance(args, dict), "check_args returned something else")
     json.dumps(args, default=str)
+
+
+_CONFIG_DIR = Path(tempfile.mkdtemp(prefix="fuzz-config-"))
+
+
+def fuzz_config_file(data: bytes) -> None:
+    """The daemon's config file (``config.toml``), read from a real file."""
+    path = _CONFIG_DIR / "config.toml"
+    path.write_bytes(data)
+    config = load_config(path)
+    path.write_text(render_config(config), encoding="utf-8")
+    _check(load_config(path) == config, "a config does not survive render_config")
+
+
+def fuzz_identify(data: bytes) -> None:
+    """A peer's libp2p identify answer (protobuf from any libp2p implementation)."""
+    parsed = parse_identify(data, 8)
+    if parsed is not None:
+        protocols, addrs = parsed
+        _check(len(addrs) <= 8 and all(isinstance(a, str) for a in addrs), "identify addrs")
+        _check(all(isinstance(p, str) and len(p) <= 256 for p in protocols), "identify protos")
+
+
+_PARSERS = sorted(
+    (name, fn)
+    for name, fn in vars(results).items()
+    if name.startswith("parse_") and name != "parse_watch_event" and callable(fn)
+)
+
+
+def fuzz_api_response(data: bytes) -> None:
+    """A daemon's JSON answer as the client parses it: the first byte picks the parser."""
+    if not data:
+        return
+    _name, parse = _PARSERS[data[0] % len(_PARSERS)]
+    try:
+        doc = json.loads(data[1:])
+    except (ValueError, RecursionError):
+        return
+    if isinstance(doc, dict):
+        parse(doc)
+
+
+def fuzz_watch_event(data: bytes) -> None:
+    """A ``/watch`` event stream as the client reads it: SSE lines, then each event."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    decoder = results.SseDecoder()
+    for line in text.split("\n"):
+        item = decoder.feed(line)
+        if item is not None:
+            results.parse_watch_event(*item)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

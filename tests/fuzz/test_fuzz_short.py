@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.mutate import mutations
-from tests.fuzz.run import CORPUS_DIR, run_target
-from tests.fuzz.seeds import SEEDS, seeds
+from tests.fuzz.run import run_target
+from tests.fuzz.seeds import SEEDS, corpus
 from tests.fuzz.targets import TARGETS, Crash, run_one
 
 #: Inputs per target in the short run.
@@ -22,7 +22,7 @@ SHORT_INPUTS = 2000
 
 
 def _corpus(target: str) -> list[bytes]:
-    return [p.read_bytes() for p in sorted((CORPUS_DIR / target).iterdir())]
+    return corpus(target)
 
 
 def test_every_target_has_seeds_and_a_committed_corpus() -> None:
@@ -34,7 +34,7 @@ def test_every_target_has_seeds_and_a_committed_corpus() -> None:
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_the_seeds_decode(target: str) -> None:
     """Seeds are real records the target accepts: fuzzing starts past the first check."""
-    for data in seeds(target):
+    for data in _corpus(target):
         TARGETS[target](data)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.seeds import seeds
+from tests.fuzz.seeds import corpus
 from tests.fuzz.targets import TARGETS, run_one
 
 SETTINGS = settings(
@@ -24,7 +24,7 @@ NAMES = sorted(TARGETS)
 @st.composite
 def mutated(draw: st.DrawFn, target: str) -> bytes:
     """A seed of ``target`` with a few bytes replaced, inserted or cut."""
-    buf = bytearray(draw(st.sampled_from(seeds(target))))
+    buf = bytearray(draw(st.sampled_from(corpus(target))))
     for _ in range(draw(st.integers(1, 4))):
         pos = draw(st.integers(0, len(buf)))
         op = draw(st.sampled_from(["set", "insert", "cut"]))
