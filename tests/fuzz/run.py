@@ -171,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=Path(tempfile.gettempdir()) / "fuzz")
     parser.add_argument("--stats", type=Path, help="(internal) where a child writes progress")
     parser.add_argument("--results", type=Path, help="write the results JSON here")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other targets' results already in --results (re-running a few targets)",
+    )
     args = parser.parse_args(argv)
 
     if args.target:
@@ -203,12 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
         from _machine import results_header
 
+        kept: dict[str, Any] = {}
+        if args.merge and args.results.exists():
+            kept = json.loads(args.results.read_text("utf-8")).get("targets", {})
+        for result in results.values():
+            result["inputs_asked"] = args.inputs
+            result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = {
             **results_header(),
-            "inputs_per_target": args.inputs,
             "max_time_per_input": args.max_time_per_input,
             "rss_limit_mb": args.rss_limit_mb,
-            "targets": results,
+            "targets": dict(sorted({**kept, **results}.items())),
         }
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -66,7 +67,7 @@ from datanet.testing.records import (
     signed_deprecation,
 )
 from identity.certs import Role, TrustStore, issue_revocation
-from identity.encoding import pack
+from identity.encoding import pack, unpack
 from identity.keystore import KeyType, encode_key_file
 from identity.orgs import Gateway, issue_org_record
 from routing.gossip.wire import (
@@ -91,7 +92,16 @@ from routing.wire import (
     encode_message,
 )
 
-__all__ = ["CORPUS_DIR", "TRUST", "corpus", "seeds", "write_corpus"]
+__all__ = [
+    "BODY_TARGETS",
+    "CORPUS_DIR",
+    "SIGNERS",
+    "TRUST",
+    "corpus",
+    "envelope_parts",
+    "seeds",
+    "write_corpus",
+]
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 
@@ -104,6 +114,8 @@ REQUESTER_CHAIN = [certificate(ORG_B, REQUESTER, (Role.REQUESTER,))]
 LOG_CHAIN = [certificate(ORG_A, NODE_A)]
 WITNESS_CHAIN = [certificate(ORG_B, NODE_B)]
 DATASET = DatasetId(ORG_A.org_id, "weather/stations")
+#: Every key that signs a seed, by public key.
+SIGNERS = {k.public_key: k for k in (ORG_A, ORG_B, NODE_A, NODE_B, OWNER, REQUESTER)}
 
 
 @cache
@@ -519,6 +531,42 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "identify": _identify,
     "watch_event": _watch,
 }
+
+
+#: Signed records whose body is fuzzed on its own as ``<name>_body``: the target signs
+#: each input with the record's genuine key and chain, so the body decoder and every
+#: check after the signature see arbitrary bodies (a mutated envelope never gets
+#: past its signature).
+BODY_TARGETS = (
+    "access_request",
+    "certificate",
+    "cosignature",
+    "denial",
+    "deprecation",
+    "descriptor",
+    "grant",
+    "grant_revocation",
+    "org_record",
+    "revocation",
+    "trace_entry",
+    "tree_head",
+)
+
+
+def envelope_parts(raw: bytes) -> tuple[str, bytes, bytes, tuple[bytes, ...]]:
+    """``(tag, body, signer public key, chain)`` of signed envelope bytes (unchecked)."""
+    _version, tag, body, signer, _signature, chain = unpack(raw, max_size=1 << 20, max_items=16)
+    return tag, body, signer, tuple(chain)
+
+
+def _bodies(base: str) -> list[bytes]:
+    """The bodies of ``base``'s seeds signed by the first seed's signer (the one
+    the body target signs with)."""
+    parts = [envelope_parts(raw) for raw in SEEDS[base]()]
+    return [body for _tag, body, signer, _chain in parts if signer == parts[0][2]]
+
+
+SEEDS.update({f"{name}_body": functools.partial(_bodies, name) for name in BODY_TARGETS})
 
 
 def seeds(target: str) -> list[bytes]:

@@ -73,7 +73,7 @@ from datanet.testing.clock import NOW
 from datanet.testing.records import NODE_A, NODE_B
 from identity.certs import parse_certificate, parse_revocation
 from identity.encoding import unpack, unpack_map
-from identity.envelope import open_envelope
+from identity.envelope import open_envelope, seal
 from identity.errors import DatanetError
 from identity.keystore import decode_key_file
 from identity.orgs import decode_org_record, parse_org_record
@@ -84,7 +84,7 @@ from routing.stores import ProviderStore, RecordStore
 from routing.sync import Item, Reconciler, SyncIndex
 from routing.wire import FrameDecoder, Peer, decode_message, encode_message
 from routing.witness import Witness
-from tests.fuzz.seeds import TRUST
+from tests.fuzz.seeds import BODY_TARGETS, SIGNERS, TRUST, envelope_parts, seeds
 
 __all__ = ["ALLOWED", "TARGETS", "Crash", "run_one"]
 
@@ -506,8 +506,24 @@ def fuzz_watch_event(data: bytes) -> None:
             results.parse_watch_event(*item)
 
 
+def _body_target(base: Callable[[bytes], None], seed: bytes) -> Callable[[bytes], None]:
+    tag, _body, signer, chain = envelope_parts(seed)
+    key = SIGNERS[signer]
+
+    def fuzz_body(data: bytes) -> None:
+        base(seal(key, tag, data, chain).encode())
+
+    fuzz_body.__doc__ = (
+        f"The body of {tag} records, signed by the genuine signer, through {base.__name__}."
+    )
+    return fuzz_body
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     name.removeprefix("fuzz_"): fn
     for name, fn in sorted(globals().items())
     if name.startswith("fuzz_") and callable(fn)
 }
+TARGETS.update(
+    {f"{name}_body": _body_target(TARGETS[name], seeds(name)[0]) for name in BODY_TARGETS}
+)
