@@ -209,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         from _machine import results_header
 
         kept: dict[str, Any] = {}
+        earlier: list[str] = []
         if args.merge and args.results.exists():
-            kept = json.loads(args.results.read_text("utf-8")).get("targets", {})
+            old = json.loads(args.results.read_text("utf-8"))
+            kept = old.get("targets", {})
+            earlier = [*old.get("earlier_commands", []), old.get("command", "")]
         for result in results.values():
             result["inputs_asked"] = args.inputs
             result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -220,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             "rss_limit_mb": args.rss_limit_mb,
             "targets": dict(sorted({**kept, **results}.items())),
         }
+        if earlier:  # --merge: the commands that produced the targets kept
+            doc["earlier_commands"] = earlier
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return 1 if any(r["crashes"] for r in results.values()) else 0
