@@ -446,7 +446,10 @@ def _api_responses() -> list[bytes]:
                     headers={"Authorization": "Bearer " + "t" * 32},
                 )
                 if answer.status_code == 200:
-                    docs.append(answer.json())
+                    doc = answer.json()
+                    if "uptime_s" in doc:  # the only figures that differ between runs
+                        doc.update(pid=1, uptime_s=1.0)
+                    docs.append(doc)
     logging.disable(logging.NOTSET)
     out: list[bytes] = []
     for index, (_name, parse) in enumerate(parsers):
