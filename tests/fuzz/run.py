@@ -152,8 +152,13 @@ def run_target(
     }
     if crashed:
         saved = re.findall(r"Test unit written to (\S+)", proc.stderr)
+        # the Python traceback (atheris prints it on stdout) and libFuzzer's report
+        output = proc.stdout + proc.stderr
+        start = output.find("=== Uncaught Python exception")
+        if start < 0:
+            start = max(0, len(output) - 3000)
         result["crash"] = {
-            "report": proc.stderr[-3000:],
+            "report": output[start : start + 3000],
             "input": saved[-1] if saved else None,
         }
     return result
