@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -224,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = {
             **results_header(),
+            # results_header() names the script file; this runs as a module
+            "command": shlex.join(["python", "-m", "tests.fuzz.run", *sys.argv[1:]]),
             "max_time_per_input": args.max_time_per_input,
             "rss_limit_mb": args.rss_limit_mb,
             "targets": dict(sorted({**kept, **results}.items())),
