@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts unit browser bench clean
+.PHONY: run test lint typecheck contracts unit browser bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_verify.py
+
+## fuzz: coverage-guided fuzzing of every decoder (atheris), FUZZ_INPUTS per target, sequentially
+FUZZ_INPUTS ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --inputs $(FUZZ_INPUTS) --nice 10 --results benchmarks/results/fuzz.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

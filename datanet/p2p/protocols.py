@@ -86,15 +86,21 @@ def parse_identify(frame: bytes, max_addrs: int) -> tuple[list[str], list[str]] 
     """A peer's identify answer as ``(protocols, listen addresses)``; None if malformed.
 
     At most :data:`MAX_IDENTIFY_PROTOCOLS` protocols (each cut to 256
-    characters) and ``max_addrs`` addresses are kept; undecodable addresses are
-    skipped.
+    characters) and ``max_addrs`` addresses are kept; undecodable addresses and
+    protocol ids that are not UTF-8 are skipped.
     """
     msg = lp.Identify()
     try:
         msg.ParseFromString(frame)
     except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError and others
         return None
-    protocols = [p[:_MAX_PROTOCOL_LEN] for p in list(msg.protocols)[:MAX_IDENTIFY_PROTOCOLS]]
+    # A protocol id that is not UTF-8 comes back as bytes from protobuf's upb backend
+    # (identify is proto2, which does not check strings): skip it like a bad address.
+    protocols = [
+        p[:_MAX_PROTOCOL_LEN]
+        for p in list(msg.protocols)[:MAX_IDENTIFY_PROTOCOLS]
+        if isinstance(p, str)
+    ]
     addrs: list[str] = []
     for raw in list(msg.listen_addrs)[:max_addrs]:
         try:
