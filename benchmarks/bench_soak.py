@@ -157,6 +157,9 @@ class Soak:
         self.outcomes: Counter[str] = Counter()
         self.failures: list[dict[str, Any]] = []
         self.lookup_ms: list[float] = []
+        self.lookup_wall_ms: list[float] = []
+        self.last_done = 0.0
+        self.longest_gap_s = 0.0  # longest time without any lookup finishing
         self.publish_ms: list[float] = []
         self.publish_failures: list[dict[str, Any]] = []
         self.timeline: list[dict[str, Any]] = []  # lookups per sample window
@@ -261,6 +264,7 @@ class Soak:
     def lookup(self, reader: int, dataset: str) -> None:
         down_at_start = self.all_replicas_down(dataset)
         error: str | None = None
+        sent = time.monotonic()
         try:
             answer = check(
                 self.net.submit(reader, "resolve", dataset_id=dataset, refresh=True),
@@ -278,7 +282,12 @@ class Soak:
                 known = answer["raw"] in self.datasets[dataset]["raws"]
             if not known:
                 error = "answered bytes this soak never published"
+        done = time.monotonic()
         with self.lock:
+            # the wall time includes the wait for the worker's event loop (ms does not)
+            self.lookup_wall_ms.append((done - sent) * 1000)
+            self.longest_gap_s = max(self.longest_gap_s, done - (self.last_done or self.t0))
+            self.last_done = done
             if error is None:
                 outcome = "success"
                 self.lookup_ms.append(ms)
@@ -494,6 +503,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "success_target": SUCCESS_TARGET,
         "lookups": dict(soak.outcomes),
         "lookup_ms": summary(soak.lookup_ms),
+        "lookup_wall_ms": summary(soak.lookup_wall_ms),
+        "longest_gap_between_lookups_s": round(soak.longest_gap_s, 1),
         "lookup_failures": soak.failures,
         "publishes": len(soak.publish_ms),
         "publish_ms": summary(soak.publish_ms),
@@ -625,7 +636,9 @@ def report(out: dict[str, Any]) -> None:
     print(
         f"lookups: {lookups.get('success', 0)} ok, {lookups.get('failure', 0)} failed, "
         f"{lookups.get('excluded', 0)} excluded; success {out['success_rate']:.4%} "
-        f"(target {out['success_target']:.1%}); p50 {out['lookup_ms'].get('p50')} ms"
+        f"(target {out['success_target']:.1%}); p50 {out['lookup_ms'].get('p50')} ms, "
+        f"wall p99 {out['lookup_wall_ms'].get('p99')} ms, "
+        f"longest gap {out['longest_gap_between_lookups_s']} s"
     )
     curves_ = out["curves"]
     if "error" in curves_:
