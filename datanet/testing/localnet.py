@@ -30,6 +30,13 @@ Protocol (one JSON object per line, UTF-8):
   ``usage`` (this process's CPU seconds, resident memory and garbage collector
   pauses); ``gc_freeze`` (collect, then ``gc.freeze()`` every object alive now:
   call it once the network settled); ``quit``.
+* churn and soak ops: ``stop_node`` (close one node as on ``quit``; its data
+  directory stays; ops naming it then fail with code ``node_stopped``);
+  ``start_node`` (open it again from the same directory, same key and database,
+  and rejoin); ``sample`` (resident memory, open file descriptors, the number of
+  live trio tasks, which nodes run); ``flood`` (``peer``, ``addrs``,
+  ``interval``: node ``node`` floods that peer with junk at every layer until
+  ``flood_stop``, which reports the rounds sent).
 
 Invariants:
 * stdout carries protocol lines only; logs go to stderr.
@@ -327,6 +334,17 @@ class Localnet:
         except (OSError, ValueError, IndexError) as exc:
             raise LocalnetError(f"cannot read the runner's memory: {exc}") from None
         raise LocalnetError("no VmRSS line in /proc status")
+
+    def fd_count(self) -> int:
+        """How many file descriptors the runner holds (``/proc/<pid>/fd``, Linux).
+
+        Raises:
+            LocalnetError: /proc is unavailable or the runner is gone.
+        """
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/fd"))
+        except OSError as exc:
+            raise LocalnetError(f"cannot list the runner's file descriptors: {exc}") from None
 
 
 def check(future: Future[dict[str, Any]], timeout: float = 60.0) -> dict[str, Any]:

@@ -38,6 +38,18 @@ class _Warm(DatanetError):
     code = "warm"
 
 
+class _Stopped(DatanetError):
+    """An op named a node that ``stop_node`` stopped (and no ``start_node`` restarted)."""
+
+    code = "node_stopped"
+
+
+#: Most flood tasks one runner keeps going at once (op ``flood``).
+MAX_FLOODS = 32
+#: Longest a node may take to close (op ``stop_node``) or to rejoin (op ``start_node``).
+_NODE_CHANGE_TIMEOUT = 120.0
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -114,22 +126,133 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _open_fds() -> int:
+    """How many file descriptors this process holds (``/proc/self/fd``; -1 without /proc)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
+def _task_count() -> int:
+    """How many trio tasks are alive: the whole tree under the root task."""
+    import trio  # noqa: PLC0415
+
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        if task is None:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+class _Hosting:
+    """Which nodes of this process run, and how to stop and restart one (churn).
+
+    Each node lives in its own task of the hosting nursery and leaves when its
+    ``leave`` event is set, closing exactly as on ``quit``; a restart opens the
+    same data directory (same key, same database) again.
+    """
+
+    def __init__(self, homes: Sequence[Path], seed: int | None) -> None:
+        import trio  # noqa: PLC0415
+
+        self.homes = tuple(homes)
+        self.seed = seed
+        self.slots: list[Node | None] = [None] * len(homes)
+        self.leave = [trio.Event() for _ in homes]
+        self.closed = [trio.Event() for _ in homes]
+        self.starts = [0] * len(homes)
+        self.nursery: Any = None
+
+    async def host(self, index: int, *, task_status: Any = None) -> None:
+        import trio  # noqa: PLC0415
+
+        from datanet.node.config import load_config  # noqa: PLC0415
+        from datanet.node.home import Home  # noqa: PLC0415
+        from datanet.node.startup import open_node  # noqa: PLC0415
+
+        if task_status is None:
+            task_status = trio.TASK_STATUS_IGNORED
+        home = Home(self.homes[index])
+        config = load_config(home.config_path)
+        # a restarted node draws other random numbers than its first life did
+        salt = self.starts[index] * 7919
+        self.starts[index] += 1
+        rng = random.Random(None if self.seed is None else self.seed * 1_000_003 + index + salt)
+        try:
+            async with open_node(home.path, config, home.load_node_key(), rng=rng) as node:
+                self.slots[index] = node
+                task_status.started()
+                await self.leave[index].wait()
+                self.slots[index] = None
+        finally:
+            self.slots[index] = None
+            self.closed[index].set()
+
+    def running(self, index: int) -> bool:
+        return self.slots[index] is not None
+
+    async def stop(self, index: int) -> None:
+        """Close node ``index`` (as on ``quit``) and wait until its files are closed."""
+        import trio  # noqa: PLC0415
+
+        if self.slots[index] is None:
+            raise _Stopped(f"node {index} is not running")
+        self.leave[index].set()
+        with trio.fail_after(_NODE_CHANGE_TIMEOUT):
+            await self.closed[index].wait()
+
+    async def start(self, index: int) -> None:
+        """Open node ``index`` again from its data directory; returns once it joined."""
+        import trio  # noqa: PLC0415
+
+        if self.slots[index] is not None or not self.closed[index].is_set():
+            raise InvalidInput(f"node {index} is running")
+        self.leave[index] = trio.Event()
+        self.closed[index] = trio.Event()
+        with trio.fail_after(_NODE_CHANGE_TIMEOUT):
+            await self.nursery.start(self.host, index)
+
+    def leave_all(self) -> None:
+        for event in self.leave:
+            event.set()
+
+
 class _Runner:
     """Executes commands against the nodes of this process."""
 
-    def __init__(self, nodes: list[Node], stop: Any) -> None:
-        self.nodes = nodes
+    def __init__(self, hosting: _Hosting, stop: Any) -> None:
+        self.hosting = hosting
         self.stop = stop
         self.nursery: Any = None
         # Per node: dataset id -> wall-clock time its catalog event arrived (op track).
-        self.arrivals: list[dict[str, float]] = [{} for _ in nodes]
+        self.arrivals: list[dict[str, float]] = [{} for _ in hosting.slots]
         self.tracking = False
+        self.floods: dict[str, Any] = {}  # flood name -> its cancel scope
+        self.flood_sent: dict[str, int] = {}
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The running nodes (all of them unless ``stop_node`` stopped some)."""
+        return [n for n in self.hosting.slots if n is not None]
+
+    def index(self, cmd: Mapping[str, Any]) -> int:
+        index: int = _field(cmd, "node", int, 0)
+        if not 0 <= index < len(self.hosting.slots):
+            raise InvalidInput(f"node must be 0..{len(self.hosting.slots) - 1}")
+        return index
 
     def node(self, cmd: Mapping[str, Any]) -> Node:
-        index: int = _field(cmd, "node", int, 0)
-        if not 0 <= index < len(self.nodes):
-            raise InvalidInput(f"node must be 0..{len(self.nodes) - 1}")
-        return self.nodes[index]
+        index = self.index(cmd)
+        node = self.hosting.slots[index]
+        if node is None:
+            raise _Stopped(f"node {index} is stopped")
+        return node
 
     async def run(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         op = _field(cmd, "op", str)
@@ -142,7 +265,7 @@ class _Runner:
         return result
 
     async def op_ping(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        return {"nodes": len(self.nodes)}
+        return {"nodes": len(self.hosting.slots)}
 
     async def op_status(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         node = self.node(cmd)
@@ -239,8 +362,9 @@ class _Runner:
         """Record, on every node here, when each catalog event arrives (see op arrivals)."""
         if not self.tracking:
             self.tracking = True
-            for index, node in enumerate(self.nodes):
-                self.nursery.start_soon(self._track, index, node)
+            for index, node in enumerate(self.hosting.slots):
+                if node is not None:
+                    self.nursery.start_soon(self._track, index, node)
         return {"tracking": len(self.nodes)}
 
     async def _track(self, index: int, node: Node) -> None:
@@ -263,12 +387,14 @@ class _Runner:
         """Catalog size and gossip/sync figures of every node here."""
         return {
             "nodes": [
-                {
+                {"stopped": True}
+                if n is None
+                else {
                     "catalog_size": len(n.ledger.catalog),
                     "ledger_items": n.ledger.held_ids(),
                     "stats": dict(n.catalog_stats()),
                 }
-                for n in self.nodes
+                for n in self.hosting.slots
             ]
         }
 
@@ -288,6 +414,82 @@ class _Runner:
             "gc": GC_PAUSES.report(),
         }
 
+    async def op_sample(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """What a soak watches for leaks: memory, open files, trio tasks, running nodes."""
+        return {
+            "pid": os.getpid(),
+            "rss_mb": round(_rss_mb(), 2),
+            "fds": _open_fds(),
+            "tasks": _task_count(),
+            "cpu_seconds": round(_cpu_seconds(), 3),
+            "running": [self.hosting.running(i) for i in range(len(self.hosting.slots))],
+            "starts": list(self.hosting.starts),
+            "floods": dict(self.flood_sent),
+        }
+
+    async def op_stop_node(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Close one node (same as on ``quit``); its data directory stays."""
+        await self.hosting.stop(self.index(cmd))
+        return {}
+
+    async def op_start_node(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Open a stopped node again from its data directory (same key, same database)."""
+        index = self.index(cmd)
+        await self.hosting.start(index)
+        node = self.hosting.slots[index]
+        assert node is not None
+        return {"peer_id": str(node.peer_id), "addrs": node.listen_addrs()}
+
+    async def op_flood(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Flood ``peer`` at ``addrs`` from node ``node`` until ``flood_stop``: junk kad frames,
+        oversized frames, idle streams, unknown protocols and raw TCP garbage, one round
+        every ``interval`` seconds (see :func:`_flood`)."""
+        import trio  # noqa: PLC0415
+
+        from identity.keys import PeerId  # noqa: PLC0415
+
+        node = self.node(cmd)
+        peer = PeerId.parse(_field(cmd, "peer", str))
+        addrs = _field(cmd, "addrs", list, [])
+        if not addrs or not all(isinstance(a, str) for a in addrs):
+            raise InvalidInput("addrs must be a non-empty list of strings")
+        interval = cmd.get("interval", 0.05)
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise InvalidInput("interval must be a number")
+        if not 0.001 <= interval <= 60:
+            raise InvalidInput("interval must be 0.001..60 seconds")
+        name = str(peer)
+        if name in self.floods:
+            return {"flooding": len(self.floods)}
+        if len(self.floods) >= MAX_FLOODS:
+            raise InvalidInput(f"at most {MAX_FLOODS} floods at once")
+        scope = trio.CancelScope()
+        self.floods[name] = scope
+        self.flood_sent.setdefault(name, 0)
+        seed = _field(cmd, "seed", int, 0)
+
+        async def run() -> None:
+            with scope:
+                await _flood(
+                    node,
+                    peer,
+                    list(addrs),
+                    interval=float(interval),
+                    seed=seed,
+                    sent=self.flood_sent,
+                    name=name,
+                )
+
+        self.nursery.start_soon(run)
+        return {"flooding": len(self.floods)}
+
+    async def op_flood_stop(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Stop every flood; returns how many rounds each sent."""
+        for scope in self.floods.values():
+            scope.cancel()
+        self.floods.clear()
+        return {"sent": dict(self.flood_sent)}
+
     async def op_gc_freeze(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         gc.collect()
         gc.freeze()
@@ -297,6 +499,64 @@ class _Runner:
     async def op_quit(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         self.stop.set()
         return {}
+
+
+async def _flood(
+    node: Node,
+    peer: Any,
+    addrs: list[str],
+    *,
+    interval: float,
+    seed: int,
+    sent: dict[str, int],
+    name: str,
+) -> None:
+    """Junk at every layer against one peer, a round every ``interval`` s, until cancelled.
+
+    A round: a kad stream of 1-3 random frames; every tenth round a 300 KiB frame;
+    every round a few idle kad streams held open for 2 s (more than a peer's
+    per-peer stream budget over time); a request of a protocol nobody serves; a
+    raw TCP connection sending garbage instead of a Noise handshake. Every
+    error of the victim's side (refused, reset, stopped) is expected and ignored.
+    """
+    import contextlib  # noqa: PLC0415
+
+    import trio  # noqa: PLC0415
+
+    from datanet.p2p import parse_addr  # noqa: PLC0415
+
+    rng = random.Random(seed)
+    tcp = parse_addr(addrs[0])
+    big = bytes(300 * 1024)
+
+    async def idle() -> None:
+        with contextlib.suppress(DatanetError):
+            await send_raw_kad(node.host, peer, [], addrs=addrs, timeout=2.0)
+
+    async def garbage() -> None:
+        with contextlib.suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            with trio.move_on_after(2.0):
+                stream = await trio.open_tcp_stream(tcp.host, tcp.port)
+                async with stream:
+                    await stream.send_all(rng.randbytes(4096))
+
+    async with trio.open_nursery() as nursery:
+        rounds = 0
+        while True:
+            frames = [rng.randbytes(rng.randrange(1, 2000)) for _ in range(rng.randrange(1, 4))]
+            with contextlib.suppress(DatanetError):
+                await send_raw_kad(node.host, peer, frames, addrs=addrs, timeout=1.0)
+            if rounds % 10 == 0:
+                with contextlib.suppress(DatanetError):
+                    await send_raw_kad(node.host, peer, [big], addrs=addrs, timeout=1.0)
+            for _ in range(3):
+                nursery.start_soon(idle)
+            with contextlib.suppress(DatanetError):
+                await node.host.request(peer, "/datanet/nope/1.0.0", {"x": 1}, timeout=1.0)
+            nursery.start_soon(garbage)
+            rounds += 1
+            sent[name] = sent.get(name, 0) + 1
+            await trio.sleep(interval)
 
 
 def _emit(obj: Mapping[str, Any]) -> None:
@@ -395,36 +655,24 @@ async def _main_async(
 ) -> int:
     import trio  # noqa: PLC0415
 
-    from datanet.node.config import load_config  # noqa: PLC0415
-    from datanet.node.home import Home  # noqa: PLC0415
-    from datanet.node.startup import open_node  # noqa: PLC0415
-
     started = time.perf_counter()
-    slots: list[Node | None] = [None] * len(homes)
+    hosting = _Hosting(homes, seed)
     stop = trio.Event()
-
-    async def host(index: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        home = Home(homes[index])
-        config = load_config(home.config_path)
-        rng = random.Random(None if seed is None else seed * 1_000_003 + index)
-        async with open_node(home.path, config, home.load_node_key(), rng=rng) as node:
-            slots[index] = node
-            task_status.started()
-            await stop.wait()
 
     limiter = trio.Semaphore(max(1, join_concurrency))
     async with trio.open_nursery() as nursery:
+        hosting.nursery = nursery
 
         async def start(index: int) -> None:
             async with limiter:
-                await nursery.start(host, index)
+                await nursery.start(hosting.host, index)
 
         # the first node alone: the others may bootstrap from it
-        await nursery.start(host, 0)
+        await nursery.start(hosting.host, 0)
         async with trio.open_nursery() as starters:
             for index in range(1, len(homes)):
                 starters.start_soon(start, index)
-        nodes = [n for n in slots if n is not None]
+        nodes = [n for n in hosting.slots if n is not None]
         if gc_freeze:
             # Everything built while joining lives as long as the nodes: move it out
             # of the collector's sight, so full collections scan only newer objects
@@ -448,8 +696,11 @@ async def _main_async(
                 ],
             }
         )
-        await _serve(_Runner(nodes, stop))
-        stop.set()
+        try:
+            await _serve(_Runner(hosting, stop))
+        finally:
+            stop.set()
+            hosting.leave_all()
     return 0
 
 
