@@ -346,11 +346,13 @@ def _api_value(schema: Mapping[str, Any]) -> Any:
 
 
 def _api() -> list[bytes]:
-    """One body per JSON endpoint (the first byte picks it), every field set."""
+    """One body per JSON endpoint (named by its path), every field set."""
     ops = [op for op in OPERATIONS if op.body == "json"]
     return [
-        bytes([i]) + json.dumps({f.name: _api_value(f.schema) for f in op.fields}).encode()
-        for i, op in enumerate(ops)
+        op.path.encode()
+        + b"\0"
+        + json.dumps({f.name: _api_value(f.schema) for f in op.fields}).encode()
+        for op in ops
     ]
 
 
@@ -436,13 +438,15 @@ def _api_responses() -> list[bytes]:
             node, ConfigFile(Path(tmp) / "config.toml"), Config.defaults(), lambda: None, "t" * 32
         )
         with TestClient(create_app(ctx)) as client:
-            for body in _api():
-                op = [op for op in OPERATIONS if op.body == "json"][body[0]]
+            by_path = {op.path.encode(): op for op in OPERATIONS if op.body == "json"}
+            for seed in _api():
+                path, _, body = seed.partition(b"\0")
+                op = by_path[path]
                 if op.stream is not None or op.lines is not None:
                     continue
                 answer = client.post(
                     f"/api/v0{op.path}",
-                    content=body[1:],
+                    content=body,
                     headers={"Authorization": "Bearer " + "t" * 32},
                 )
                 if answer.status_code == 200:
@@ -452,14 +456,14 @@ def _api_responses() -> list[bytes]:
                     docs.append(doc)
     logging.disable(logging.NOTSET)
     out: list[bytes] = []
-    for index, (_name, parse) in enumerate(parsers):
+    for name, parse in parsers:
         accepted = 0
         for doc in docs:
             try:
                 parse(doc)
             except Exception:
                 continue
-            out.append(bytes([index]) + json.dumps(doc).encode())
+            out.append(name.encode() + b"\0" + json.dumps(doc).encode())
             accepted += 1
             if accepted == 2:
                 break

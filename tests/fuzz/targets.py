@@ -442,12 +442,19 @@ def fuzz_key_file(data: bytes) -> None:
 _JSON_OPS = [op for op in OPERATIONS if op.body == "json"]
 
 
+_JSON_OPS_BY_PATH = {op.path.encode(): op for op in _JSON_OPS}
+
+
 def fuzz_api_body(data: bytes) -> None:
-    """An HTTP API request body: the first byte picks the endpoint, the rest is the body."""
-    if not data:
-        return
-    op = _JSON_OPS[data[0] % len(_JSON_OPS)]
-    args = check_args(op.fields, _decode_json_body(data[1:]))
+    """An HTTP API request body: ``<path>\\0<body>`` names the endpoint (so seeds survive
+    new endpoints); anything else picks it by the first byte, the rest is the body."""
+    path, sep, body = data.partition(b"\0")
+    op = _JSON_OPS_BY_PATH.get(path) if sep else None
+    if op is None:
+        if not data:
+            return
+        op, body = _JSON_OPS[data[0] % len(_JSON_OPS)], data[1:]
+    args = check_args(op.fields, _decode_json_body(body))
     _check(isinstance(args, dict), "check_args returned something else")
     json.dumps(args, default=str)
 
@@ -480,13 +487,20 @@ _PARSERS = sorted(
 )
 
 
+_PARSERS_BY_NAME = {name.encode(): fn for name, fn in _PARSERS}
+
+
 def fuzz_api_response(data: bytes) -> None:
-    """A daemon's JSON answer as the client parses it: the first byte picks the parser."""
-    if not data:
-        return
-    _name, parse = _PARSERS[data[0] % len(_PARSERS)]
+    """A daemon's JSON answer as the client parses it: ``<parser name>\\0<json>`` names the
+    parser (so seeds survive new parsers); anything else picks it by the first byte."""
+    name, sep, body = data.partition(b"\0")
+    parse = _PARSERS_BY_NAME.get(name) if sep else None
+    if parse is None:
+        if not data:
+            return
+        parse, body = _PARSERS[data[0] % len(_PARSERS)][1], data[1:]
     try:
-        doc = json.loads(data[1:])
+        doc = json.loads(body)
     except (ValueError, RecursionError):
         return
     if isinstance(doc, dict):
