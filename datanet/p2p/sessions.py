@@ -87,6 +87,8 @@ class PeerSessions:
         open_stream: opens a negotiated stream to a connected peer (for identify).
         close_peer: closes every connection to a peer.
         start_soon: runs a task in the host's nursery.
+        on_refused: called with each peer that is refused (to refuse its next
+            connection at once).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class PeerSessions:
         open_stream: Callable[[PeerId, str], Awaitable[FramedStream]],
         close_peer: Callable[[PeerId], Awaitable[None]],
         start_soon: Spawn,
+        on_refused: Callable[[PeerId], None] = lambda peer: None,
     ) -> None:
         self._admission = admission
         self._limits = limits
@@ -109,6 +112,7 @@ class PeerSessions:
         self._open_stream = open_stream
         self._close_peer = close_peer
         self._start_soon = start_soon
+        self._on_refused = on_refused
         self._peers: dict[PeerId, Peer] = {}
 
     def get(self, peer: PeerId) -> Peer | None:
@@ -208,6 +212,8 @@ class PeerSessions:
             elif isinstance(action, Close):
                 reason = action.decision.reason or action.decision.code
                 log.info("peer %s refused: %s", peer, reason)
+                if action.decision.code != "refused_by_peer":  # its decision, not ours
+                    self._on_refused(peer)
                 self._start_soon(self._close_peer, peer)
             elif isinstance(action, SendHello):
                 self._start_soon(self._exchange_hello, p, conn)
