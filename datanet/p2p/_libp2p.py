@@ -249,10 +249,10 @@ class _DatanetSwarm(Swarm):
         if gater.accept(ip) is not None:
             await _close_quietly(read_write_closer)
             return
-        pending = True
+        pending = counted = True
         try:
             try:
-                muxed = await self.upgrade_inbound_raw_conn(
+                muxed: Any = await self.upgrade_inbound_raw_conn(
                     RawConnection(read_write_closer, False), maddr
                 )
             except Exception as exc:  # noqa: BLE001 - any failed handshake closes the socket
@@ -267,26 +267,38 @@ class _DatanetSwarm(Swarm):
                 return
             gater.established(ip)
             pending = False
-            await self._watch_inbound(muxed, hooks)
+            if await self._watch_inbound(muxed, hooks):
+                gater.admitted(ip)  # a member's connection: no longer held against its address
+                counted = False
+            while not muxed.event_closed.is_set():  # hold the slot until the connection closes
+                with trio.move_on_after(5):
+                    await muxed.event_closed.wait()
         finally:
-            gater.closed(ip, pending=pending)
+            gater.closed(ip, pending=pending, counted=counted)
 
-    async def _watch_inbound(self, muxed: Any, hooks: _gater.InboundGuard) -> None:
-        """Hold the connection's per-address slot until it closes; close it if its
-        peer is refused, was refused recently, or is not admitted in time."""
+    async def _watch_inbound(self, muxed: Any, hooks: _gater.InboundGuard) -> bool:
+        """Close the connection if its peer is refused, was refused recently, or
+        is not admitted in time; True once its peer completed datanet's hello
+        and is admitted (the connection no longer counts against its address)."""
         peer = bytes(muxed.peer_id.to_bytes())
         reason = hooks.check_new(peer)
         if reason is None:
-            with trio.move_on_after(hooks.admission_deadline):
-                await muxed.event_closed.wait()
-            if not muxed.event_closed.is_set() and not hooks.admitted(peer):
-                reason = _gater.ADMISSION_REFUSED
+            deadline = trio.current_time() + hooks.admission_deadline
+            delay = 0.02
+            while not muxed.event_closed.is_set():
+                if hooks.member(peer):
+                    return True
+                if trio.current_time() >= deadline:
+                    if not hooks.admitted(peer):
+                        reason = _gater.ADMISSION_REFUSED
+                    break
+                with trio.move_on_after(delay):
+                    await muxed.event_closed.wait()
+                delay = min(delay * 2, 0.25)
         if reason is not None and not muxed.event_closed.is_set():
             hooks.gater.count(reason)
             await self._close_muxed(muxed)
-        while not muxed.event_closed.is_set():
-            with trio.move_on_after(5):
-                await muxed.event_closed.wait()
+        return False
 
     async def _close_muxed(self, muxed: Any) -> None:
         for conn in list(self.connections.get(muxed.peer_id, [])):

@@ -11,7 +11,10 @@ connection gater:
 * at most ``pending_per_address`` connections of one IP address handshake at
   once, and ``max_pending_handshakes`` of all addresses, of which
   ``reserved_handshakes`` only member addresses may use;
-* at most ``connections_per_address`` connections of one IP address at all;
+* at most ``connections_per_address`` connections of one IP address that are
+  not (yet) a member's: once the peer completed datanet's hello and is
+  admitted, its connection no longer counts (so a hundred honest nodes on one
+  machine never hit the limit);
 * a handshake has ``handshake_timeout`` (the swarm enforces it);
 * a peer refused within ``refused_ttl`` is closed at once on its next
   connection (:class:`RecentlyRefused`).
@@ -132,13 +135,26 @@ class ConnectionGater:
             self._total_pending -= 1
         self._forget(ip)
 
-    def closed(self, ip: str, *, pending: bool) -> None:
-        """A connection from ``ip`` accepted earlier is gone (``pending``: before its handshake)."""
-        if pending:
-            self.established(ip)
+    def admitted(self, ip: str) -> None:
+        """An established connection from ``ip`` belongs to a member now: it no
+        longer counts against ``connections_per_address``."""
         if self._conns[ip] > 0:
             self._conns[ip] -= 1
         self._forget(ip)
+
+    def closed(self, ip: str, *, pending: bool, counted: bool = True) -> None:
+        """A connection from ``ip`` accepted earlier is gone.
+
+        Args:
+            pending: it closed before its handshake finished.
+            counted: it still counted against the address (not :meth:`admitted`).
+        """
+        if pending:
+            self.established(ip)
+        if counted:
+            self.admitted(ip)
+        else:
+            self._forget(ip)
 
     def count(self, reason: str) -> None:
         """Count a connection refused or closed for ``reason``."""
@@ -149,7 +165,7 @@ class ConnectionGater:
         return self._total_pending if ip is None else self._pending[ip]
 
     def connections(self, ip: str) -> int:
-        """Connections (pending or established) accepted from ``ip``."""
+        """Connections accepted from ``ip`` and not (yet) a member's."""
         return self._conns[ip]
 
     def refused(self) -> Mapping[str, int]:
@@ -255,6 +271,8 @@ class InboundGuard:
         limits: the host's limits.
         gated: whether the network gates its protocols (closed, members).
         admitted: whether a peer is admitted now.
+        member: whether a peer completed datanet's hello and is admitted now
+            (its connections no longer count against its address).
         members: the swarm connections and known addresses of the admitted peers.
         clock: seconds (monotonic), for :class:`Members`.
 
@@ -272,11 +290,13 @@ class InboundGuard:
         *,
         gated: bool,
         admitted: Callable[[PeerId], bool],
+        member: Callable[[PeerId], bool],
         members: Callable[[], Iterable[tuple[Sequence[Any], Sequence[str]]]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._gated = gated
         self._admitted = admitted
+        self._member = member
         self.recently_refused = RecentlyRefused(limits.refused_ttl, limits.max_refused)
         self.gater = ConnectionGater(limits, Members(members, clock).__contains__)
         self.handshake_timeout = limits.handshake_timeout
@@ -296,5 +316,12 @@ class InboundGuard:
         """Whether the peer of ``peer_bytes`` is admitted now."""
         try:
             return self._admitted(PeerId.from_bytes(peer_bytes))
+        except DecodeError:
+            return False
+
+    def member(self, peer_bytes: bytes) -> bool:
+        """Whether the peer of ``peer_bytes`` completed datanet's hello and is admitted now."""
+        try:
+            return self._member(PeerId.from_bytes(peer_bytes))
         except DecodeError:
             return False

@@ -116,6 +116,11 @@ class Host:
             admitted=lambda peer: (
                 (p := self._sessions.get(peer)) is not None and p.session.admitted
             ),
+            member=lambda peer: (
+                (p := self._sessions.get(peer)) is not None
+                and p.session.admitted
+                and p.session.hello is not None
+            ),
             members=lambda: [
                 (self._swarm.get_connections(lp.to_libp2p_id(peer)), self._book.transports(peer))
                 for peer, p in self._sessions.items()
@@ -197,7 +202,7 @@ class Host:
         return self._guard.gater.refused()
 
     def inbound_from(self, ip: str) -> int:
-        """Inbound connections (handshaking or established) the host holds from ``ip``."""
+        """Inbound connections the host holds from ``ip`` that are not (yet) a member's."""
         return self._guard.gater.connections(ip)
 
     def peer_addrs(self, peer: PeerId | bytes) -> list[str]:
