@@ -43,10 +43,12 @@ class HostLimits:
             (the address of an admitted peer, or one in the address book).
         pending_per_address: inbound connections handshaking at once from one
             IP address that is not a member address.
-        connections_per_address: connections (handshaking or established)
-            from one IP address.
-        refused_ttl: a refused peer's next connection within this time is
-            closed at once, without a new admission exchange.
+        connections_per_address: inbound connections from one IP address
+            that are not (yet) a member's: a connection stops counting once its
+            peer completed datanet's hello and is admitted.
+        refused_ttl: the next connections of a peer refused on its hello (no
+            or a bad certificate, not a member, revoked; never a timeout)
+            within this time are closed at once, without a new admission exchange.
         max_refused: refused peers remembered (the oldest are forgotten).
     """
 
