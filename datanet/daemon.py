@@ -20,6 +20,8 @@ Invariants:
 * A second SIGINT/SIGTERM during shutdown, or one before the daemon is ready,
   cancels everything at once.
 * Log lines are structured: ``key=value`` text or JSON objects, one per line.
+* No logger and message template writes more than ``LOG_MAX_REPEATS`` lines per
+  ``LOG_REPEAT_WINDOW``; the rest are counted and summarised in one line.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import signal
 import socket
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -56,11 +59,14 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 __all__ = [
+    "LOG_MAX_REPEATS",
+    "LOG_REPEAT_WINDOW",
     "DaemonAlreadyRunning",
     "DaemonError",
     "JsonFormatter",
     "KeyValueFormatter",
     "NodeFactory",
+    "RepeatFilter",
     "load_node_factory",
     "open_pid_lock",
     "run_daemon",
@@ -136,17 +142,127 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def setup_logging(level: str, fmt: str, stream: IO[str] | None = None) -> logging.Handler:
+LOG_MAX_REPEATS = 10
+"""Lines of one logger and message template written per :data:`LOG_REPEAT_WINDOW`."""
+LOG_REPEAT_WINDOW = 60.0
+"""Seconds; see :class:`RepeatFilter`."""
+
+
+class RepeatFilter(logging.Filter):
+    """Drops a line repeated too often and summarises the drops once.
+
+    A record whose logger and message template (``record.msg``, before its
+    arguments) were already let through ``max_repeats`` times in the current
+    ``window`` is dropped. When the window of a template with drops is over,
+    one line ``<template> … repeated K times`` at the level of the last dropped
+    record is written, so an attacker cannot grow the log by repeating an event,
+    and the operator still learns that it happened and how often.
+
+    Args:
+        handler: the handler the summaries are written to (install the filter on it).
+        max_repeats: lines of one template let through per window.
+        window: seconds.
+        max_templates: templates tracked at once (the oldest are forgotten).
+        clock: monotonic seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        handler: logging.Handler,
+        *,
+        max_repeats: int = LOG_MAX_REPEATS,
+        window: float = LOG_REPEAT_WINDOW,
+        max_templates: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._handler = handler
+        self._max = max_repeats
+        self._window = window
+        self._max_templates = max_templates
+        self._clock = clock
+        # template -> [window start, lines let through, lines dropped, last dropped record]
+        self._seen: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self._swept = clock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "datanet_summary", False):
+            return True
+        now = self._clock()
+        if now - self._swept >= self._window:
+            self._sweep(now)
+        key = (record.name, str(record.msg)[:200])
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self._window:
+            if entry is not None:
+                self._summarise(key, entry)
+            entry = [now, 0, 0, None]
+            self._seen[key] = entry
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max_templates:
+                old_key, old = self._seen.popitem(last=False)
+                self._summarise(old_key, old)
+        if entry[1] < self._max:
+            entry[1] += 1
+            return True
+        entry[2] += 1
+        entry[3] = record
+        return False
+
+    def flush(self) -> None:
+        """Write the summaries of every template with drops now (at shutdown)."""
+        for key, entry in list(self._seen.items()):
+            self._summarise(key, entry)
+        self._seen.clear()
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        for key, entry in list(self._seen.items()):
+            if now - entry[0] >= self._window:
+                del self._seen[key]
+                self._summarise(key, entry)
+
+    def _summarise(self, key: tuple[str, str], entry: list[Any]) -> None:
+        dropped, last = entry[2], entry[3]
+        entry[2], entry[3] = 0, None
+        if not dropped or last is None:
+            return
+        summary = logging.LogRecord(
+            key[0],
+            last.levelno,
+            last.pathname,
+            last.lineno,
+            "%s … repeated %d times",
+            (key[1], dropped),
+            None,
+        )
+        summary.datanet_summary = True
+        self._handler.handle(summary)
+
+
+def setup_logging(
+    level: str, fmt: str, stream: IO[str] | None = None, *, libp2p_level: str = "warning"
+) -> logging.Handler:
     """Send every log record at ``level`` or above to ``stream`` (stderr) in ``fmt``.
 
     Installed on the root logger, replacing its handlers, so library loggers
     (hypercorn, py-libp2p through the adapter's filters) come out in the same format.
+    py-libp2p's internals (``libp2p.*``) are written at ``libp2p_level`` or
+    above instead, whatever ``level`` is. Lines repeated more than
+    :data:`LOG_MAX_REPEATS` times per :data:`LOG_REPEAT_WINDOW` are summarised
+    (:class:`RepeatFilter`).
     """
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    handler.addFilter(RepeatFilter(handler))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    libp2p = logging.getLogger("libp2p")
+    libp2p.setLevel(libp2p_level.upper())
+    # py-libp2p's package __init__ (skipped by the adapter, but run if anything
+    # imports ``libp2p`` itself) cuts its loggers off from the root logger.
+    libp2p.propagate = True
     return handler
 
 
@@ -381,7 +497,9 @@ def run_daemon(
     config_file = ConfigFile(config_path or HomeLayout(data_dir).config)
     with open_pid_lock(data_dir):
         config = config_file.read()
-        setup_logging(config.log.level, config.log.format, log_stream)
+        handler = setup_logging(
+            config.log.level, config.log.format, log_stream, libp2p_level=config.log.libp2p_level
+        )
         log.info(
             "daemon_starting",
             extra={"kv": {"data_dir": str(data_dir), "config": str(config_file.path)}},
@@ -405,6 +523,10 @@ def run_daemon(
                 raise
             log.error("daemon_failed", extra={"kv": {"code": err.code, "error": str(err)}})  # noqa: TRY400 - an expected failure: no traceback
             raise err from None
+        finally:
+            for f in handler.filters:
+                if isinstance(f, RepeatFilter):
+                    f.flush()  # the last summaries, before daemon_stopped
         log.info("daemon_stopped")
 
 

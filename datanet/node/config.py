@@ -262,6 +262,13 @@ SETTINGS: tuple[Setting, ...] = (
         _one_of(LOG_FORMATS),
     ),
     Setting(
+        "log.libp2p_level",
+        str,
+        "warning",
+        "least severe level written for py-libp2p's internals (libp2p.*), apart from log.level",
+        _one_of(LOG_LEVELS),
+    ),
+    Setting(
         "limits.max_connections",
         int,
         256,
@@ -288,6 +295,41 @@ SETTINGS: tuple[Setting, ...] = (
         64 * 1024 * 1024,
         "bytes of DHT records held for other peers before the oldest are evicted",
         _in_range(1024 * 1024, 1 << 40),
+    ),
+    Setting(
+        "limits.handshake_timeout",
+        float,
+        3.0,
+        "seconds an inbound connection has to finish its Noise and Yamux handshake",
+        _in_range(0.5, 60),
+    ),
+    Setting(
+        "limits.max_pending_handshakes",
+        int,
+        64,
+        "most inbound connections handshaking at once, all addresses together",
+        _in_range(4, 100_000),
+    ),
+    Setting(
+        "limits.pending_per_address",
+        int,
+        8,
+        "most inbound connections handshaking at once from one IP that is not a member's",
+        _in_range(1, 100_000),
+    ),
+    Setting(
+        "limits.connections_per_address",
+        int,
+        64,
+        "most inbound connections from one IP that are not (yet) admitted members'",
+        _in_range(1, 100_000),
+    ),
+    Setting(
+        "limits.refused_ttl",
+        float,
+        30.0,
+        "seconds a peer refused for its certificate has its next connections closed at once",
+        _in_range(1, 86_400),
     ),
     Setting(
         "dht.value_quorum",
@@ -363,6 +405,7 @@ class LogSettings:
 
     level: str
     format: str
+    libp2p_level: str
 
 
 @dataclass(frozen=True)
@@ -373,6 +416,11 @@ class LimitsSettings:
     inbound_streams_per_peer: int
     request_timeout: float
     record_store_bytes: int
+    handshake_timeout: float
+    max_pending_handshakes: int
+    pending_per_address: int
+    connections_per_address: int
+    refused_ttl: float
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,15 @@ async def open_node(
         max_connections=config.limits.max_connections,
         inbound_streams_per_peer=config.limits.inbound_streams_per_peer,
         request_timeout=config.limits.request_timeout,
+        handshake_timeout=config.limits.handshake_timeout,
+        max_pending_handshakes=config.limits.max_pending_handshakes,
+        # a quarter at most, so that any allowed max_pending_handshakes is valid
+        reserved_handshakes=min(
+            HostLimits.reserved_handshakes, config.limits.max_pending_handshakes // 4
+        ),
+        pending_per_address=config.limits.pending_per_address,
+        connections_per_address=config.limits.connections_per_address,
+        refused_ttl=config.limits.refused_ttl,
     )
     storage = Storage(home.database_path)
     try:

@@ -25,8 +25,11 @@ Invariants:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
@@ -49,6 +52,7 @@ _install_package_without_init()
 # swarm_connection and connection_shutdown are imported lazily by py-libp2p;
 # they are imported here so that _logging can fix their loggers.
 import libp2p.transport  # noqa: E402, F401
+import trio  # noqa: E402
 from libp2p.abc import INotifee  # noqa: E402
 from libp2p.crypto.ed25519 import Ed25519PrivateKey  # noqa: E402
 from libp2p.crypto.keys import KeyPair as Libp2pKeyPair  # noqa: E402
@@ -60,6 +64,7 @@ from libp2p.io.exceptions import IncompleteReadError, IOException  # noqa: E402
 from libp2p.network.auto_connector import AutoConnector  # noqa: E402
 from libp2p.network.config import ConnectionConfig, RetryConfig  # noqa: E402
 from libp2p.network.connection import swarm_connection  # noqa: E402, F401 - for _logging
+from libp2p.network.connection.raw_connection import RawConnection  # noqa: E402
 from libp2p.network.exceptions import SwarmException  # noqa: E402
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset  # noqa: E402
 from libp2p.network.swarm import Swarm, _NegativePeerCache  # noqa: E402
@@ -78,6 +83,7 @@ from libp2p.utils import connection_shutdown  # noqa: E402, F401 - for _logging
 from multiaddr import Multiaddr  # noqa: E402
 
 from datanet.p2p import _logging  # noqa: E402
+from datanet.p2p import gater as _gater  # noqa: E402
 from identity.keys import KeyPair, PeerId  # noqa: E402
 
 __all__ = [
@@ -90,6 +96,7 @@ __all__ = [
     "Multiaddr",
     "MuxedConnError",
     "MuxedStreamError",
+    "Notifee",
     "OpenConnectionError",
     "ParseError",
     "StreamEOF",
@@ -99,6 +106,7 @@ __all__ = [
     "UpgradeFailure",
     "background_trio_service",
     "build_swarm",
+    "close_listeners",
     "libp2p_key_pair",
     "peer_id_from_libp2p",
     "to_libp2p_id",
@@ -151,8 +159,153 @@ class _IdleAutoConnector(AutoConnector):
         return None
 
 
+_log = logging.getLogger("datanet.p2p")
+
+
+class Notifee(INotifee):
+    """Forwards py-libp2p's connection events to two callbacks; never blocks the swarm."""
+
+    def __init__(
+        self, connected: Callable[[Any], None], disconnected: Callable[[Any], None]
+    ) -> None:
+        self._connected = connected
+        self._disconnected = disconnected
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self._connected(conn)
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        self._disconnected(conn)
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+
+async def close_listeners(swarm: Swarm) -> None:
+    """Stop accepting connections, bounded and shielded.
+
+    py-libp2p's ``swarm.close()`` closes the connections before the listeners,
+    so peers that redial at once (every plain libp2p node does) keep a shutdown
+    busy for seconds; the host calls this first.
+    """
+    with trio.move_on_after(2) as scope:
+        scope.shield = True
+        for listener in list(swarm.listeners.values()):
+            try:
+                await listener.close()
+            except Exception as exc:  # noqa: BLE001 - a listener that fails to close is gone
+                _log.debug("closing a listener: %s", exc)
+
+
+def _remote_ip(stream: Any) -> str:
+    try:
+        address = stream.get_remote_address()
+    except Exception:  # noqa: BLE001 - a socket already gone has no address
+        address = None
+    if not address:
+        return "?"
+    host = str(address[0])
+    return host[7:] if host.startswith("::ffff:") and "." in host else host
+
+
+async def _close_quietly(closer: Any) -> None:
+    with trio.move_on_after(2) as scope:
+        scope.shield = True
+        try:
+            await closer.close()
+        except Exception as exc:  # noqa: BLE001 - closing a broken connection may fail
+            _log.debug("closing a refused connection: %s", exc)
+
+
 class _DatanetSwarm(Swarm):
-    """py-libp2p's swarm without the auto-connector (and, see build_swarm, the dial block)."""
+    """py-libp2p's swarm without the auto-connector (and, see build_swarm, the dial block).
+
+    Inbound connections go through :meth:`_handle_inbound_connection` below,
+    not py-libp2p's: its inbound limiter has no per-address limit, counts
+    connections still handshaking against the same slots as members, and keeps
+    a slot taken until the swarm stops (the handler waits for the swarm, not
+    for the connection), so a node that accepted ``max_connections`` inbound
+    connections in its life accepts none any more.
+    """
+
+    datanet_hooks: _gater.InboundGuard | None = None
+
+    async def _handle_inbound_connection(self, read_write_closer: Any, maddr: Any) -> None:
+        hooks = self.datanet_hooks
+        if hooks is None:  # pragma: no cover - the host always sets them
+            await super()._handle_inbound_connection(read_write_closer, maddr)
+            return
+        gater = hooks.gater
+        ip = _remote_ip(read_write_closer)
+        if gater.accept(ip) is not None:
+            await _close_quietly(read_write_closer)
+            return
+        pending = counted = True
+        try:
+            try:
+                muxed: Any = await self.upgrade_inbound_raw_conn(
+                    RawConnection(read_write_closer, False), maddr
+                )
+            except Exception as exc:  # noqa: BLE001 - any failed handshake closes the socket
+                message = str(exc)
+                if "timeout" in message:
+                    gater.count(_gater.HANDSHAKE_TIMEOUT)
+                elif "Maximum connections" in message or "max_connections" in message:
+                    gater.count(_gater.MAX_CONNECTIONS)
+                else:
+                    gater.count(_gater.HANDSHAKE_FAILED)
+                await _close_quietly(read_write_closer)
+                return
+            gater.established(ip)
+            pending = False
+            if await self._watch_inbound(muxed, hooks):
+                gater.admitted(ip)  # a member's connection: no longer held against its address
+                counted = False
+            while not muxed.event_closed.is_set():  # hold the slot until the connection closes
+                with trio.move_on_after(5):
+                    await muxed.event_closed.wait()
+        finally:
+            gater.closed(ip, pending=pending, counted=counted)
+
+    async def _watch_inbound(self, muxed: Any, hooks: _gater.InboundGuard) -> bool:
+        """Close the connection if its peer is refused, was refused recently, or
+        is not admitted in time; True once its peer completed datanet's hello
+        and is admitted (the connection no longer counts against its address)."""
+        peer = bytes(muxed.peer_id.to_bytes())
+        reason = hooks.check_new(peer)
+        if reason is None:
+            deadline = trio.current_time() + hooks.admission_deadline
+            delay = 0.02
+            while not muxed.event_closed.is_set():
+                if hooks.member(peer):
+                    return True
+                if trio.current_time() >= deadline:
+                    if not hooks.admitted(peer):
+                        reason = _gater.ADMISSION_REFUSED
+                    break
+                with trio.move_on_after(delay):
+                    await muxed.event_closed.wait()
+                delay = min(delay * 2, 0.25)
+        if reason is not None and not muxed.event_closed.is_set():
+            hooks.gater.count(reason)
+            await self._close_muxed(muxed)
+        return False
+
+    async def _close_muxed(self, muxed: Any) -> None:
+        for conn in list(self.connections.get(muxed.peer_id, [])):
+            if conn.muxed_conn is muxed:
+                await _close_quietly(conn)
+                return
+        await _close_quietly(muxed)
 
     def _init_connection_management(self) -> None:
         super()._init_connection_management()
@@ -170,6 +323,8 @@ def build_swarm(
     max_connections: int,
     dial_timeout: float,
     upgrade_timeout: float,
+    handshake_timeout: float | None = None,
+    hooks: _gater.InboundGuard | None = None,
 ) -> Swarm:
     """Build a swarm over TCP with Noise and Yamux only, identity from ``key``.
 
@@ -196,12 +351,12 @@ def build_swarm(
         high_watermark=max_connections,
         max_connections_per_peer=1,
         dial_timeout=dial_timeout,
-        inbound_upgrade_timeout=upgrade_timeout,
+        inbound_upgrade_timeout=handshake_timeout or upgrade_timeout,
         outbound_upgrade_timeout=upgrade_timeout,
         outbound_stream_protocol_negotiation_timeout=upgrade_timeout,
         inbound_stream_protocol_negotiation_timeout=upgrade_timeout,
     )
-    swarm: Swarm = _DatanetSwarm(
+    swarm = _DatanetSwarm(
         peer,
         peerstore,
         upgrader,
@@ -210,4 +365,5 @@ def build_swarm(
         connection_config=config,
     )
     swarm._negative_peer_cache = _NeverBlockCache()
+    swarm.datanet_hooks = hooks
     return swarm

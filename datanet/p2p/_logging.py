@@ -43,6 +43,7 @@ NOISY_PATTERNS: tuple[tuple[str, str], ...] = (
     ("libp2p.protocol_muxer", ""),
     ("libp2p.utils.connection_shutdown", ""),
     ("libp2p.network.stream.net_stream", "Stream entered"),
+    ("libp2p.io.trio", "locally closed resource"),
 )
 
 
@@ -99,6 +100,10 @@ def install() -> None:
     logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)
     # A logger's filters see only its own records, not its children's, so the
     # filter goes on every py-libp2p logger that exists (all are created at import).
+    # Some loggers are created lazily (net_stream's, per stream, at INFO): create
+    # every named one now, or the filter would never reach them.
+    for prefix, _ in NOISY_PATTERNS:
+        logging.getLogger(prefix)
     names = [n for n in list(logging.root.manager.loggerDict) if n.startswith("libp2p")]
     for logger_name in names:
         substrings = tuple(

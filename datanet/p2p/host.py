@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ from datanet.p2p.addrs import as_peer, parse_addr
 from datanet.p2p.admission import ID_PROTOCOL, MODE_KAD_SERVER, Admission, Hello
 from datanet.p2p.dialer import Dialer
 from datanet.p2p.events import PeerEvent, PeerEvents, PeerListener
+from datanet.p2p.gater import InboundGuard
 from datanet.p2p.inbound import InboundStreams
 from datanet.p2p.kad import KAD_PROTOCOL, KadService
 from datanet.p2p.limits import HostLimits
@@ -87,31 +88,6 @@ _RESERVED = frozenset({ID_PROTOCOL, IDENTIFY_PROTOCOL, PING_PROTOCOL})
 log = logging.getLogger("datanet.p2p")
 
 
-class _Notifee(lp.INotifee):
-    """Forwards py-libp2p's connection events to the host; never blocks the swarm."""
-
-    def __init__(self, host: Host) -> None:
-        self._host = host
-
-    async def connected(self, network: Any, conn: Any) -> None:
-        self._host._on_connected(conn)
-
-    async def disconnected(self, network: Any, conn: Any) -> None:
-        self._host._on_disconnected(conn)
-
-    async def opened_stream(self, network: Any, stream: Any) -> None:
-        return None
-
-    async def closed_stream(self, network: Any, stream: Any) -> None:
-        return None
-
-    async def listen(self, network: Any, multiaddr: Any) -> None:
-        return None
-
-    async def listen_close(self, network: Any, multiaddr: Any) -> None:
-        return None
-
-
 class Host:
     """A running datanet libp2p host. Create it with :func:`open_host`.
 
@@ -134,11 +110,30 @@ class Host:
         self.admission = admission
         self.limits = limits
         self._announce = tuple(parse_addr(a) for a in announce)
+        self._guard = InboundGuard(
+            limits,
+            gated=admission.gated,
+            admitted=lambda peer: (
+                (p := self._sessions.get(peer)) is not None and p.session.admitted
+            ),
+            member=lambda peer: (
+                (p := self._sessions.get(peer)) is not None
+                and p.session.admitted
+                and p.session.hello is not None
+            ),
+            members=lambda: [
+                (self._swarm.get_connections(lp.to_libp2p_id(peer)), self._book.transports(peer))
+                for peer, p in self._sessions.items()
+                if p.session.admitted
+            ],
+        )
         self._swarm = lp.build_swarm(
             key,
             max_connections=limits.max_connections,
             dial_timeout=limits.dial_timeout,
             upgrade_timeout=limits.dial_timeout,
+            handshake_timeout=limits.handshake_timeout,
+            hooks=self._guard,
         )
         self._public_key_bytes: bytes = bytes(lp.libp2p_key_pair(key).public_key.serialize())
         self._book = AddressBook(self.peer_id, per_peer=limits.max_peer_addrs)
@@ -156,6 +151,7 @@ class Host:
             open_stream=self._open_stream,
             close_peer=self._close_peer,
             start_soon=self.start_soon,
+            on_refused=self._guard.recently_refused.add,
         )
         self._inbound = InboundStreams(
             limits, self._sessions, lambda peer: not self._closed and self._is_connected(peer)
@@ -165,7 +161,7 @@ class Host:
         self._inbound.register(PING_PROTOCOL, self._serve_ping, gated=False)
         self.kad = KadService(self)
         self._swarm.set_stream_handler(self._inbound.accept)
-        self._swarm.register_notifee(_Notifee(self))
+        self._swarm.register_notifee(lp.Notifee(self._on_connected, self._on_disconnected))
 
     # ------------------------------------------------------------------ info
 
@@ -200,6 +196,14 @@ class Host:
 
     def _is_connected(self, peer: PeerId) -> bool:
         return any(not c.is_closed for c in self._swarm.get_connections(lp.to_libp2p_id(peer)))
+
+    def refused_connections(self) -> Mapping[str, int]:
+        """Inbound connections refused or closed so far, by reason (:data:`.gater.REASONS`)."""
+        return self._guard.gater.refused()
+
+    def inbound_from(self, ip: str) -> int:
+        """Inbound connections the host holds from ``ip`` that are not (yet) a member's."""
+        return self._guard.gater.connections(ip)
 
     def peer_addrs(self, peer: PeerId | bytes) -> list[str]:
         """Known transport addresses of ``peer`` (no ``/p2p/``), most recent first."""
@@ -357,6 +361,8 @@ class Host:
             self.start_soon(conn.close)
             return
         inbound = getattr(conn.direction, "name", "") != "OUTBOUND"
+        if inbound and self.admission.gated and peer in self._guard.recently_refused:
+            return  # the swarm closes it at once (recently_refused): no new session
         self._sessions.connection_opened(peer, conn, inbound=inbound)
 
     def _on_disconnected(self, conn: Any) -> None:
@@ -484,6 +490,7 @@ class Host:
         """Close every connection (concurrently) and the listeners."""
         self._closed = True
         self._events.close_subscribers()
+        await lp.close_listeners(self._swarm)  # first: redials would keep us busy
         closing: weakref.WeakSet[Any] = weakref.WeakSet()
         with trio.move_on_after(3):
             async with trio.open_nursery() as nursery:

@@ -11,7 +11,9 @@ Invariants:
   ``inbound_streams_per_peer`` use gated protocols; a stream over either cap is
   reset at once.
 * A gated handler runs only for a peer its session admits *now* (its
-  certificate is re-checked per stream).
+  certificate is re-checked per stream). In gated networks a refused peer, or
+  one that dialled us and has not begun admission, gets ``na`` for gated
+  protocols at once (:meth:`.PeerSessions.may_negotiate`).
 * Whatever goes wrong with one stream resets that stream only, and is logged;
   nothing propagates to py-libp2p's swarm.
 """
@@ -31,7 +33,7 @@ from datanet.p2p._errors import translate
 from datanet.p2p.limits import HostLimits
 from datanet.p2p.peer import StreamKind
 from datanet.p2p.service import StreamHandler
-from datanet.p2p.sessions import PeerSessions
+from datanet.p2p.sessions import Peer, PeerSessions
 from datanet.p2p.streams import FramedStream, multistream_accept
 from identity.errors import DecodeError
 from identity.keys import PeerId
@@ -89,6 +91,10 @@ class InboundStreams:
         """The protocol ids served (for identify)."""
         return list(self._handlers)
 
+    def _supported(self, protocol: str, p: Peer) -> bool:
+        entry = self._handlers.get(protocol)
+        return entry is not None and (not entry.gated or self._sessions.may_negotiate(p))
+
     async def accept(self, raw: Any) -> None:
         """Serve one inbound py-libp2p stream (the swarm's stream handler)."""
         try:
@@ -110,7 +116,9 @@ class InboundStreams:
             try:
                 with translate(f"negotiation with {peer}"):
                     with trio.fail_after(self._limits.negotiate_timeout):
-                        protocol = await multistream_accept(stream, self._handlers.__contains__)
+                        protocol = await multistream_accept(
+                            stream, lambda proposal: self._supported(proposal, p)
+                        )
                 entry = self._handlers[protocol]
                 stream.what = f"{protocol} stream from {peer}"
                 if not entry.gated:

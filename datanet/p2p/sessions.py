@@ -61,6 +61,8 @@ class Peer:
 
     session: PeerSession
     decided: trio.Event = field(default_factory=trio.Event)
+    hello_started: bool = False
+    """Whether the peer opened ``/datanet/id`` (it began admission)."""
 
 
 def remote_host(stream: FramedStream) -> str | None:
@@ -87,6 +89,8 @@ class PeerSessions:
         open_stream: opens a negotiated stream to a connected peer (for identify).
         close_peer: closes every connection to a peer.
         start_soon: runs a task in the host's nursery.
+        on_refused: called with each peer refused on its hello (to refuse its
+            next connection at once); not for timeouts nor for the peer's own refusals.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class PeerSessions:
         open_stream: Callable[[PeerId, str], Awaitable[FramedStream]],
         close_peer: Callable[[PeerId], Awaitable[None]],
         start_soon: Spawn,
+        on_refused: Callable[[PeerId], None] = lambda peer: None,
     ) -> None:
         self._admission = admission
         self._limits = limits
@@ -109,6 +114,7 @@ class PeerSessions:
         self._open_stream = open_stream
         self._close_peer = close_peer
         self._start_soon = start_soon
+        self._on_refused = on_refused
         self._peers: dict[PeerId, Peer] = {}
 
     def get(self, peer: PeerId) -> Peer | None:
@@ -176,12 +182,29 @@ class PeerSessions:
         self._apply(p, p.session.recheck())
         return p.session.admitted
 
+    def may_negotiate(self, p: Peer) -> bool:
+        """Whether to agree to a gated protocol in multistream-select.
+
+        In gated networks a refused peer, and a peer that dialled us and has
+        not begun admission (a plain libp2p node: it never will), get ``na`` at
+        once instead of waiting ``hello_timeout`` for a decision. A datanet
+        peer opens gated streams only after its own side admitted us, which
+        happens after our side received its hello.
+        """
+        if not self._admission.gated:
+            return True
+        session = p.session
+        if session.decided:
+            return session.admitted
+        return not session.inbound or p.hello_started
+
     async def serve_id(self, stream: FramedStream, peer: PeerId) -> None:
         """Listener side of the admission exchange: answer the hello, then act on it."""
         p = self._peers.get(peer)
         if p is None:  # its last connection closed while the stream was negotiated
             await stream.reset()
             return
+        p.hello_started = True
         actions: list[Action] = []
         try:
             with translate(stream.what), trio.fail_after(self._limits.hello_timeout):
@@ -208,6 +231,11 @@ class PeerSessions:
             elif isinstance(action, Close):
                 reason = action.decision.reason or action.decision.code
                 log.info("peer %s refused: %s", peer, reason)
+                if action.decision.code != "refused_by_peer" and p.session.hello is not None:
+                    # Only a definitive refusal, decided on its hello (no or a
+                    # bad certificate, not a member, revoked), is remembered:
+                    # never a timeout, so that a slow member is not locked out.
+                    self._on_refused(peer)
                 self._start_soon(self._close_peer, peer)
             elif isinstance(action, SendHello):
                 self._start_soon(self._exchange_hello, p, conn)

@@ -3,11 +3,13 @@
 A host's close waits (at most 3 s) until every connection has left py-libp2p's
 swarm, so that none is cancelled half-closed. A connection that arrives during
 the close is never admitted; if the host did not close it too, the close would
-sit out the whole bound waiting for the peer to hang up.
+sit out the whole bound waiting for the peer to hang up. The listeners close
+first, so peers that redial at once do not keep the close busy (issue 12, gap 5).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 import pytest
@@ -63,7 +65,8 @@ async def test_a_connection_that_arrives_during_shutdown_is_closed_at_once() -> 
                 started = trio.current_time()
                 inner.cancel_scope.cancel()
             took = trio.current_time() - started
-        assert landed == [True], "the dial should reach the host while it closes"
+        # the listener closes first: the dial fails, or its connection is closed at once
+        assert landed in ([True], [False])
         assert took < QUICK, f"closing the host took {took:.2f}s"
         assert not dialer.get_network().get_connections()
 
@@ -87,3 +90,63 @@ async def test_a_host_closes_quickly_after_the_peer_reset_its_kad_stream() -> No
             inner.cancel_scope.cancel()
         took = trio.current_time() - started
         assert took < QUICK, f"closing the host took {took:.2f}s"
+
+
+@pytest.mark.parametrize("mode", ["open", "members"])
+async def test_a_host_closes_quickly_while_plain_peers_redial(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gap 5: plain libp2p peers redialling kept the close busy for about 4 s and
+    logged thousands of ``Read attempted on locally closed resource`` lines."""
+    from libp2p.peer.id import ID
+    from multiaddr import Multiaddr
+
+    caplog.set_level(logging.INFO)  # the daemon's default level
+    a = node_key(1)
+    async with (
+        plain_host(node_key(3)) as p1,
+        plain_host(node_key(4)) as p2,
+        plain_host(node_key(5)) as p3,
+        plain_host(node_key(6)) as p4,
+        plain_host(node_key(7)) as p5,
+        plain_host(node_key(8)) as p6,
+    ):
+        plains = (p1, p2, p3, p4, p5, p6)
+
+        async def redial(plain: object, host: Host, closing: trio.Event) -> None:
+            target = ID(host.peer_id.to_bytes())
+            addr = Multiaddr(parse_addr(host.listen_addrs()[0]).transport)
+            network = plain.get_network()  # type: ignore[attr-defined]
+            while True:
+                if not network.get_connections(target):
+                    try:
+                        await network.dial_addr(addr, target)
+                    except Exception:  # refused, or the host is gone
+                        if closing.is_set():
+                            return
+                await trio.sleep(0)
+
+        closing = trio.Event()
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as inner:
+                host: Host = await inner.start(
+                    partial(serve_host, a, LOCAL, admission(mode, a, ORG), limits=FAST)
+                )
+                for plain in plains:
+                    outer.start_soon(redial, plain, host, closing)
+                target = ID(host.peer_id.to_bytes())
+                with trio.fail_after(10):
+                    while not all(p.get_network().get_connections(target) for p in plains):
+                        await trio.sleep(0.01)
+                await trio.sleep(0.3)
+                closing.set()
+                started = trio.current_time()
+                inner.cancel_scope.cancel()
+            took = trio.current_time() - started
+            with trio.move_on_after(5):
+                while any(p.get_network().get_connections() for p in plains):
+                    await trio.sleep(0.05)
+            outer.cancel_scope.cancel()
+    assert took < 1.0, f"closing the host took {took:.2f}s"
+    noise = [r for r in caplog.records if "locally closed resource" in r.getMessage()]
+    assert not [r for r in noise if r.levelno >= logging.INFO], noise[:3]
