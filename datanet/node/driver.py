@@ -995,7 +995,7 @@ class Node:
 
         access = self.access
         return MetricSources(
-            peer_states=lambda: {"admitted": len(host.connected_peers())},
+            peer_states=host.peer_states,
             routing_table_size=lambda: len(self.coordinator.table),
             kad_requests=lambda: host.kad.request_counts,
             records=lambda: (len(self.records), self.records.total_bytes),
@@ -1010,12 +1010,8 @@ class Node:
         )
 
     def refused_connections(self) -> Mapping[str, int]:
-        """Peer connections refused so far by reason (``datanet_refused_connections_total``).
-
-        The host does not count its refusals yet; this is the hook its counters plug into.
-        """
-        counts = getattr(self._host, "refused_counts", None)
-        return dict(counts) if isinstance(counts, Mapping) else {}
+        """Peer connections refused so far by reason (``datanet_refused_connections_total``)."""
+        return dict(self._host.refused_connections())
 
     def metrics_text(self) -> bytes:
         """Every metric family in the Prometheus text format (``GET /metrics``)."""

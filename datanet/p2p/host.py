@@ -201,6 +201,15 @@ class Host:
         """Inbound connections refused or closed so far, by reason (:data:`.gater.REASONS`)."""
         return self._guard.gater.refused()
 
+    def peer_states(self) -> dict[str, int]:
+        """Peers with a session by admission state (``connecting``, ``awaiting_hello``,
+        ``admitted``, ``refused``): what ``datanet_peers`` shows."""
+        counts: dict[str, int] = {}
+        for _peer, p in self._sessions.items():
+            state = p.session.state.value.replace("-", "_")
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
     def inbound_from(self, ip: str) -> int:
         """Inbound connections the host holds from ``ip`` that are not (yet) a member's."""
         return self._guard.gater.connections(ip)

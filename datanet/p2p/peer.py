@@ -177,7 +177,9 @@ class AwaitHello:
 
     Attributes:
         detect_plain: identify the peer meanwhile and report it with
-            ``identify_received`` (``open`` networks: plain peers send no hello).
+            ``identify_received``: a plain libp2p peer sends no hello, and lists no
+            ``/datanet/id``; it is decided on at once (a stranger in ``open``
+            networks, refused in gated ones) instead of after ``hello_timeout``.
     """
 
     detect_plain: bool
@@ -314,7 +316,7 @@ class PeerSession:
             return [SendHello()]
         if before is PeerState.ADMITTED:
             return []  # the peer dialled again; it is already decided
-        return [AwaitHello(detect_plain=not self._policy.gated)]
+        return [AwaitHello(detect_plain=True)]
 
     def hello_received(self, frame: bytes, *, observed: str | None = None) -> list[Action]:
         """Listener: the dialer's hello arrived (untrusted bytes).

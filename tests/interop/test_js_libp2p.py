@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import pytest
 import trio
 
 from datanet.devnet import DevnetNode
@@ -225,7 +224,6 @@ async def test_gossip_both_ways_and_invalid_messages_cost_the_js_peer(
             assert node.gossip._transport.stats()["bad_frames"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 gaps 2-3")
 async def test_members_mode_refuses_the_js_peer_quickly(tmp_path: Path, js_peer: JsPeer) -> None:
     async with in_process_network(tmp_path, 3) as (_, nodes):  # the devnet default: members
         node = nodes[0]

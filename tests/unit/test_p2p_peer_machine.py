@@ -141,12 +141,12 @@ def test_a_broken_exchange_refuses_even_in_open_networks() -> None:
 # ---------------------------------------------------------------- listener
 
 
-@pytest.mark.parametrize(
-    ("mode", "detect"), [("closed", False), ("members", False), ("open", True)]
-)
-def test_listener_waits_for_the_hello(mode: str, detect: bool) -> None:
+@pytest.mark.parametrize("mode", ["closed", "members", "open"])
+def test_listener_waits_for_the_hello_and_identifies_the_peer(mode: str) -> None:
+    # In every mode: a plain libp2p peer (no /datanet/id in identify) is decided on at
+    # once, rather than after hello_timeout (issue 12, gap 3; the js interop test).
     s = setup(mode, inbound=True)
-    assert s.session.connection_opened(inbound=True) == [AwaitHello(detect_plain=detect)]
+    assert s.session.connection_opened(inbound=True) == [AwaitHello(detect_plain=True)]
 
 
 def test_listener_answers_then_announces() -> None:
@@ -210,6 +210,18 @@ def test_open_listener_recognises_plain_peers_by_identify() -> None:
         Announce(KadServer(PEER.peer_id, (ADDR,))),
     ]
     assert s.session.hello_timed_out() == []
+
+
+@pytest.mark.parametrize("mode", ["closed", "members"])
+def test_gated_listener_refuses_a_plain_peer_as_soon_as_identify_answers(mode: str) -> None:
+    s = setup(mode, inbound=True)
+    s.session.connection_opened(inbound=True)
+    assert s.session.identify_received([ID_PROTOCOL, KAD_PROTOCOL], [ADDR]) == []
+    assert not s.session.decided  # a datanet node: its hello decides
+    actions = s.session.identify_received([KAD_PROTOCOL], [ADDR])
+    assert [type(a) for a in actions] == [Close]
+    assert s.session.decided
+    assert not s.session.admitted
 
 
 def test_a_late_identify_answer_after_the_hello_is_ignored() -> None:
