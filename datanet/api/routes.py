@@ -1549,7 +1549,13 @@ async def _audit_alarms(ctx: ApiContext, args: dict[str, Any], body: bytes) -> d
 
 
 async def _audit_witnessed(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
-    return {"witnessed": [jsonable(w) for w in ctx.node.audit_witnessed()]}
+    out = []
+    for w in ctx.node.audit_witnessed():
+        doc = jsonable(w)
+        if isinstance(doc.get("checked_at"), float):  # the store keeps seconds as REAL
+            doc["checked_at"] = int(doc["checked_at"])  # the schema (and the client): integer
+        out.append(doc)
+    return {"witnessed": out}
 
 
 async def _audit_export(ctx: ApiContext, args: dict[str, Any]) -> AsyncIterator[Mapping[str, Any]]:

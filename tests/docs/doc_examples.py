@@ -11,7 +11,9 @@ says about its examples, it says in the doc itself, visibly:
   ``NAME`` as the data directory: a devnet node (``node0`` … ``node5``) or any
   other name, an empty scratch home that blocks naming it share;
 * ``# doc-examples: skip (REASON)`` at the end of a line: that line does not run;
-* ``# exits N`` in a line's comment: the command is expected to exit with ``N``.
+* ``# exits N`` in a line's comment: the command is expected to exit with ``N``;
+* ``until Ctrl-C`` in a line's comment: the command runs until interrupted; it
+  must still be running after a few seconds, and exit cleanly on SIGINT.
 
 Invariants:
 * Every command line of every tagged block becomes exactly one case (skipped
@@ -52,6 +54,7 @@ class Case:
     expected_exit: int
     skip: str | None
     prelude: tuple[str, ...]
+    until_interrupted: bool = False
 
     @property
     def where(self) -> str:
@@ -166,6 +169,7 @@ def _block_cases(
                 expected_exit=int(exits.group(1)) if exits else 0,
                 skip=skip or (line_skip.group(1).strip() if line_skip else None),
                 prelude=tuple(prelude),
+                until_interrupted="until Ctrl-C" in comments,
             )
         )
         if _ASSIGN.match(command):

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_examples import Case, cases_in, doc_files
 
 from datanet.devnet import child_env
-from doc_examples import Case, cases_in, doc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90
 CASES = [case for path in doc_files(ROOT) for case in cases_in(path, ROOT)]
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a devnet of processes")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="devnet processes")
 
 # The docs' example request and grant ids, each standing for a distinct real one.
 REQUEST_IDS = ("5f2e8e80ea61", "8b0c6a4d19f3", "c3e7f15a02b9")
@@ -98,7 +98,7 @@ class Devnet:
                 "--note",
                 f"doc example {n}",
             )
-            self.ids[example] = json.loads(out.stdout)["request_id"][:12]
+            self.ids[example] = json.loads(out.stdout)["request"]["request_id"][:12]
         return self.ids[example]
 
     def grant_id(self, example: str) -> str:
@@ -113,10 +113,8 @@ class Devnet:
                 "--purpose",
                 "academic-research",
                 "--wait",
-                "--out",
-                str(self.scratch / "fixture.grant"),
             )
-            self.ids[example] = json.loads(out.stdout)["grant_id"][:12]
+            self.ids[example] = json.loads(out.stdout)["grant"]["grant_id"][:12]
         return self.ids[example]
 
     def substitute(self, case: Case, home: Path) -> str:
@@ -188,6 +186,9 @@ def test_doc_example_runs(case: Case, devnet: Devnet) -> None:
     env = child_env()
     env["DATANET_HOME"] = str(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if case.until_interrupted:
+        _run_until_interrupted(case, script, env, devnet.scratch)
+        return
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", script],
         cwd=devnet.scratch,
@@ -205,10 +206,29 @@ def test_doc_example_runs(case: Case, devnet: Devnet) -> None:
     )
 
 
+def _run_until_interrupted(case: Case, script: str, env: dict[str, str], cwd: Path) -> None:
+    """A command that runs until Ctrl-C: still running after a while, clean exit on SIGINT."""
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {script}" if "\n" not in script else script],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=4)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode in (0, 130), f"{case.where}: exit {proc.returncode} on SIGINT\n{err}"
+        return
+    pytest.fail(f"{case.where}: `{script}` ended by itself ({proc.returncode})\n{out}\n{err}")
+
+
 def _prelude(case: Case) -> list[Case]:
-    return [
-        Case(case.file, case.line, line, case.home, 0, None, ()) for line in case.prelude
-    ]
+    return [Case(case.file, case.line, line, case.home, 0, None, ()) for line in case.prelude]
 
 
 def test_extractor_reads_directives(tmp_path: Path) -> None:
