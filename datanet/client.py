@@ -23,7 +23,8 @@ Invariants:
   timeouts ``Timeout``, other transport errors ``NetworkError``.
 * The sync client talks plain ``http://`` through the standard library
   (:class:`PlainTransport`): httpx's default transport imports httpcore, which
-  imports trio when it is installed (about 90 ms of every command's start-up).
+  imports trio when it is installed (about 90 ms of every command's start-up);
+  and httpx's own command line (rich, pygments) is not imported.
 """
 
 from __future__ import annotations
@@ -31,12 +32,18 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+# httpx imports its own command line (httpx._main: rich, pygments) when it can,
+# about half of `import httpx`; a None entry makes that import fail, which httpx
+# expects (it then defines a stub `main`). Only when httpx is not loaded yet.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx
 
 from datanet.api.results import (
