@@ -3,8 +3,8 @@
 The cases come from ``tests/docs/doc_examples.py`` (how a doc marks a block's
 home, an expected exit code or a skip with its reason). One ``datanet devnet``
 (3 organizations, 6 daemons) serves the whole file; each command runs through
-``bash`` in a shared scratch directory, with ``DATANET_HOME`` set to its home
-(node0 of acme, the samples' publisher, unless the doc says otherwise) and the
+``bash`` in a scratch directory per doc file (shared by its commands), with
+``DATANET_HOME`` set to its home (node0 of acme, the samples' publisher, unless the doc says otherwise) and the
 docs' placeholders (``did:key:z6Mk…``, ``12D3KooW…``, ``DIR``, request ids…)
 replaced by the devnet's values. A failure names the doc file and line.
 """
@@ -186,12 +186,14 @@ def test_doc_example_runs(case: Case, devnet: Devnet) -> None:
     env = child_env()
     env["DATANET_HOME"] = str(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cwd = devnet.scratch / "work" / case.file.replace("/", "_")
+    cwd.mkdir(parents=True, exist_ok=True)
     if case.until_interrupted:
-        _run_until_interrupted(case, script, env, devnet.scratch)
+        _run_until_interrupted(case, script, env, cwd)
         return
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", script],
-        cwd=devnet.scratch,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
