@@ -4,9 +4,9 @@ The cases come from ``tests/docs/doc_examples.py`` (how a doc marks a block's
 home, an expected exit code or a skip with its reason). One ``datanet devnet``
 (3 organizations, 6 daemons) serves the whole file; each command runs through
 ``bash`` in a scratch directory per doc file (shared by its commands), with
-``DATANET_HOME`` set to its home (node0 of acme, the samples' publisher, unless the doc says otherwise) and the
-docs' placeholders (``did:key:z6Mk…``, ``12D3KooW…``, ``DIR``, request ids…)
-replaced by the devnet's values. A failure names the doc file and line.
+``DATANET_HOME`` set to its home (node0 of acme, the samples' publisher, unless
+the doc says otherwise) and the docs' placeholders (``did:key:z6Mk…``,
+``12D3KooW…``, ``DIR``, request ids…) replaced by the devnet's values. A failure names the doc file and line.
 """
 
 from __future__ import annotations
@@ -253,3 +253,42 @@ def test_extractor_reads_directives(tmp_path: Path) -> None:
     ]
     assert cases[2].prelude == ("X=1",)
     assert shutil.which("bash")
+
+
+def test_findprovs_of_a_dataset_names_its_publisher_without_p2p_in_addresses(
+    devnet: Devnet,
+) -> None:
+    weather = f"dn://{devnet.org('acme')}/weather/stations"
+    publisher = devnet.peer_id(devnet.node("node0"))
+    for key in (weather, weather.replace("dn://", "/dn/")):
+        out = devnet.datanet(devnet.node("node4"), "--json", "routing", "findprovs", key)
+        providers = json.loads(out.stdout)
+        assert publisher in [p["peer_id"] for p in providers], (key, providers)
+        assert all("/p2p/" not in a for p in providers for a in p["addrs"]), providers
+    peers = json.loads(devnet.datanet(devnet.node("node4"), "--json", "peers").stdout)
+    assert peers
+    assert all("/p2p/" not in a for p in peers for a in p["addrs"]), peers
+
+
+def test_routing_get_of_a_missing_key_names_it_as_text(devnet: Devnet) -> None:
+    key = f"/dn/{devnet.org('acme')}/no/such"
+    out = devnet.datanet(devnet.node("node4"), "routing", "get", key, ok=False)
+    assert out.returncode == 5
+    assert f"no valid value under {key}" in out.stderr
+    assert "b'" not in out.stderr
+
+
+def test_node_status_says_each_figure_once(devnet: Devnet) -> None:
+    text = devnet.datanet(devnet.node("node0"), "node", "status").stdout
+    for label in ("org:", "peer id:", "peers:"):
+        assert sum(line.startswith(label) for line in text.splitlines()) == 1, text
+    assert "peer_id:" not in text
+    doc = json.loads(devnet.datanet(devnet.node("node0"), "--json", "node", "status").stdout)
+    assert not {"peer_id", "org", "peers"} & set(doc["node"]), doc["node"]
+
+
+def test_trust_add_echoes_the_name(devnet: Devnet) -> None:
+    home = devnet.scratch / "homes" / "trusty"
+    devnet.datanet(home, "init", "--no-passphrase")
+    out = devnet.datanet(home, "trust", "add", devnet.org("globex"), "--name", "beta")
+    assert out.stdout.strip() == f"Trusting {devnet.org('globex')} as 'beta'"
