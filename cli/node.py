@@ -158,6 +158,10 @@ def _still_running(url_file: Path, pid_file: Path, *, local: bool, app: CliConte
     return True
 
 
+_SHOWN = frozenset({"peer_id", "org", "peers", "pid", "version", "api_url"})
+"""What ``status`` prints on its own lines, so never again from the node's report."""
+
+
 @node.command("status")
 @json_option
 @pass_app
@@ -184,7 +188,7 @@ def node_status(app: CliContext) -> None:
         click.echo(f"peers:     {status.peers}")
         click.echo(f"version:   {status.version}")
         for key, value in sorted(status.node.items()):
-            if not isinstance(value, dict | list):
+            if key not in _SHOWN and not isinstance(value, dict | list):
                 click.echo(f"{key + ':':<10} {value}")
 
     emit(app, doc, human)

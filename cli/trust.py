@@ -125,11 +125,12 @@ def trust_add(app: CliContext, org_id: str, name: str) -> None:
         check_org_name(name)
     added = app.home().trust(org_value, name)
     doc = {"org": str(org_value), "name": name, "added": added}
+    named = f" as {name!r}" if name else ""
     emit(
         app,
         doc,
         lambda: click.echo(
-            f"Trusting {org_value}" if added else f"{org_value} was already trusted"
+            f"Trusting {org_value}{named}" if added else f"{org_value} was already trusted"
         ),
     )
 

@@ -21,18 +21,29 @@ Invariants:
   before any request is sent.
 * No httpx exception escapes: connection failures become ``DaemonUnreachable``,
   timeouts ``Timeout``, other transport errors ``NetworkError``.
+* The sync client talks plain ``http://`` through the standard library
+  (:class:`PlainTransport`): httpx's default transport imports httpcore, which
+  imports trio when it is installed (about 90 ms of every command's start-up);
+  and httpx's own command line (rich, pygments) is not imported.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+# httpx imports its own command line (httpx._main: rich, pygments) when it can,
+# about half of `import httpx`; a None entry makes that import fail, which httpx
+# expects (it then defines a stub `main`). Only when httpx is not loaded yet.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx
 
 from datanet.api.results import (
@@ -121,6 +132,7 @@ __all__ = [
     "NodeInfo",
     "NodeStatus",
     "PeerInfo",
+    "PlainTransport",
     "ProviderInfo",
     "PublishResult",
     "PurposeInfo",
@@ -149,6 +161,90 @@ def _key_text(key: str | bytes) -> str:
         except UnicodeDecodeError:
             raise DatanetError("DHT keys are sent as UTF-8 text") from None
     return key
+
+
+_MAX_CHUNK = 65536
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    """The body of one :class:`PlainTransport` response; closing it closes the connection."""
+
+    def __init__(
+        self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection, url: str
+    ) -> None:
+        self._response = response
+        self._conn = conn
+        self._url = url
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = self._response.read1(_MAX_CHUNK)
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no data from {self._url} in time") from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise httpx.ReadError(f"{type(exc).__name__} reading {self._url}") from None
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._response.close()
+        self._conn.close()
+
+
+class PlainTransport(httpx.BaseTransport):
+    """HTTP/1.1 over :mod:`http.client`, one connection per request, ``http://`` only.
+
+    What the sync client needs from a loopback daemon, without httpx's default
+    transport (httpcore, and through it trio). Timeouts come from the request's
+    ``timeout`` extension (``connect`` for the connection, ``read`` for each read);
+    failures are raised as the httpx exceptions the client already translates.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"PlainTransport speaks http only, not {url.scheme}")
+        timeouts = request.extensions.get("timeout", {})
+        where = f"{url.host}:{url.port or 80}"
+        conn = http.client.HTTPConnection(url.host, url.port or 80, timeout=timeouts.get("connect"))
+        try:
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise httpx.ConnectTimeout(f"connecting to {where} timed out") from None
+        except OSError as exc:
+            conn.close()
+            raise httpx.ConnectError(f"{exc.strerror or exc} ({where})") from None
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(timeouts.get("read"))
+            conn.putrequest(
+                request.method,
+                url.raw_path.decode("ascii"),
+                skip_host=True,
+                skip_accept_encoding=True,
+            )
+            for name, value in request.headers.raw:
+                conn.putheader(name.decode("latin-1"), value.decode("latin-1"))
+            conn.endheaders(request.read() or None)
+            response = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise httpx.ReadTimeout(f"no answer from {where} in time") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise httpx.RemoteProtocolError(f"{type(exc).__name__} talking to {where}") from None
+        headers = [
+            (k, v) for k, v in response.getheaders() if k.lower() != "transfer-encoding"
+        ]  # http.client already undid the chunking
+        return httpx.Response(
+            response.status,
+            headers=headers,
+            stream=_ResponseStream(response, conn, where),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
 
 
 @dataclass(frozen=True)
@@ -646,6 +742,8 @@ class Client:
         s = _Settings(data_dir, base_url, token)
         self.base_url = s.base_url
         self._timeout = timeout
+        if transport is None and not s.tls:
+            transport = PlainTransport()
         self._http = httpx.Client(
             base_url=s.base_url + "/api/v0",
             headers=s.headers,

@@ -40,7 +40,7 @@ import anyio
 from datanet.api._node_protocol import CatalogEventLike, NodeAPI
 from datanet.api.errors import InvalidRequest
 from datanet.api.metrics import ApiMetrics
-from datanet.errors import RecordTooLarge
+from datanet.errors import DecodeError, RecordTooLarge
 from datanet.node.config import SETTINGS, Config, ConfigFile
 from datanet.records.dcat import to_dcat_jsonld
 from datanet.records.descriptor import decode_descriptor_unverified
@@ -67,6 +67,7 @@ __all__ = [
     "Operation",
     "check_args",
     "jsonable",
+    "transport_addrs",
 ]
 
 API_PREFIX = "/api/v0"
@@ -150,8 +151,8 @@ def _string(max_length: int, min_length: int = 0, pattern: str | None = None) ->
 _B58 = "[1-9A-HJ-NP-Za-km-z]"
 DATASET_ID_PATTERN = f"^dn://did:key:z{_B58}+/[a-z0-9][a-z0-9._/-]*$"
 PEER_ID_PATTERN = f"^12D3KooW{_B58}+$"
-DHT_KEY_PATTERN = "^/[A-Za-z0-9._-]+/.+$"
-PROVIDER_KEY_PATTERN = "^(/[A-Za-z0-9._-]+/.+|dn://.+)$"
+DHT_KEY_PATTERN = "^(/[A-Za-z0-9._-]+/.+|dn://.+)$"
+"""A DHT key (``/ns/…``) or a dataset id (``dn://…``), which stands for its keys."""
 BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 
 
@@ -302,10 +303,52 @@ def _b64decode(name: str, text: str) -> bytes:
 
 
 def _dht_key(text: str) -> bytes:
+    """The DHT key ``text`` names: a dataset id stands for its descriptor's ``/dn/`` key.
+
+    Raises:
+        InvalidRequest: too long.
+        InvalidInput: ``dn://…`` that is not a dataset id.
+    """
+    if text.startswith("dn://"):
+        return DatasetId.parse(text).dht_key()
     key = text.encode("utf-8")
     if len(key) > MAX_KEY_SIZE:
         raise InvalidRequest(f"'key' is {len(key)} bytes; the limit is {MAX_KEY_SIZE}")
     return key
+
+
+def _provider_key(text: str) -> bytes:
+    """The provider key ``text`` names: a dataset's, whether given as ``dn://…`` or ``/dn/…``.
+
+    Publishers announce a dataset under the multihash of its ``/dn/`` key
+    (:meth:`DatasetId.provider_key`), never under the ``/dn/`` key itself, so
+    both spellings of a dataset are mapped to it; any other key is asked as is.
+    """
+    key = _dht_key(text)
+    if key.startswith(b"/dn/"):
+        try:
+            return DatasetId.from_dht_key(key).provider_key()
+        except DecodeError:
+            return key  # not a dataset's key: asked as is, like any other key
+    return key
+
+
+_PEER_SUFFIX = re.compile(r"/p2p/[1-9A-HJ-NP-Za-km-z]+$")
+
+
+def transport_addrs(addrs: Sequence[str]) -> list[str]:
+    """``addrs`` without a trailing ``/p2p/<id>``: the API prints the peer id on its own.
+
+    One rule everywhere the API shows addresses (id, peers, findpeer, findprovs,
+    status), as kad messages carry them (docs/p2p.md); a relay address keeps
+    its inner ``/p2p/`` (the relay's id is part of the path).
+    """
+    out = []
+    for addr in addrs:
+        bare = _PEER_SUFFIX.sub("", addr)
+        if bare and bare not in out:
+            out.append(bare)
+    return out
 
 
 def certificate_json(cert: MembershipCertificate) -> dict[str, Any]:
@@ -337,7 +380,7 @@ async def _id(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, A
     return {
         "peer_id": str(node.peer_id),
         "org": None if node.org is None else str(node.org),
-        "addrs": list(node.listen_addrs()),
+        "addrs": transport_addrs(node.listen_addrs()),
         "agent": f"datanet/{ctx.version}",
     }
 
@@ -349,7 +392,7 @@ async def _peers(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str
         peers.append(
             {
                 "peer_id": str(info.peer_id),
-                "addrs": list(info.addrs),
+                "addrs": transport_addrs(info.addrs),
                 "org": None if info.org is None else str(info.org),
                 "latency_ms": None
                 if latency is None or not math.isfinite(latency)
@@ -446,14 +489,16 @@ async def _routing_put(ctx: ApiContext, args: dict[str, Any], body: bytes) -> di
 async def _routing_findpeer(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
     peer = PeerId.parse(args["peer"])
     addrs = await ctx.node.find_peer(peer)
-    return {"peer_id": str(peer), "addrs": list(addrs)}
+    return {"peer_id": str(peer), "addrs": transport_addrs(addrs)}
 
 
 async def _routing_findprovs(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
-    providers = await ctx.node.find_providers(_dht_key(args["key"]), args["count"])
+    providers = await ctx.node.find_providers(_provider_key(args["key"]), args["count"])
     return {
         "key": args["key"],
-        "providers": [{"peer_id": str(p), "addrs": list(addrs)} for p, addrs in providers],
+        "providers": [
+            {"peer_id": str(p), "addrs": transport_addrs(addrs)} for p, addrs in providers
+        ],
     }
 
 
@@ -490,8 +535,19 @@ async def _node_status(ctx: ApiContext, args: dict[str, Any], body: bytes) -> di
         "uptime_s": round(time.monotonic() - ctx.started_monotonic, 3),
         "api_url": ctx.api_url,
         "peers": len(node.peers()),
-        "node": jsonable(node.status()),
+        "node": _own_report(node.status()),
     }
+
+
+_STATUS_TOP = frozenset({"peer_id", "org", "peers"})
+
+
+def _own_report(status: Mapping[str, Any]) -> Any:
+    """The node's report without what the status answer already says at its top level."""
+    report = {k: v for k, v in status.items() if k not in _STATUS_TOP}
+    if isinstance(report.get("addresses"), list):
+        report["addresses"] = transport_addrs(report["addresses"])
+    return jsonable(report)
 
 
 async def _node_stop(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -530,7 +586,7 @@ _CERTIFICATE = _object(
 _KEY_FIELD = Field(
     "key",
     _string(MAX_KEY_SIZE, 4, DHT_KEY_PATTERN),
-    "DHT key as text, e.g. /dn/did:key:z6Mk…/name",
+    "DHT key as text, e.g. /dn/did:key:z6Mk…/name, or a dataset id dn://did:key:z6Mk…/name",
     True,
 )
 
@@ -799,7 +855,7 @@ OPERATIONS: tuple[Operation, ...] = (
         fields=(
             Field(
                 "key",
-                _string(MAX_KEY_SIZE, 4, PROVIDER_KEY_PATTERN),
+                _string(MAX_KEY_SIZE, 4, DHT_KEY_PATTERN),
                 "DHT key as text (/dn/did:key:z6Mk…/name), or a dataset id (dn://…) for the "
                 "nodes that published it",
                 True,
@@ -1554,7 +1610,13 @@ async def _audit_alarms(ctx: ApiContext, args: dict[str, Any], body: bytes) -> d
 
 
 async def _audit_witnessed(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
-    return {"witnessed": [jsonable(w) for w in ctx.node.audit_witnessed()]}
+    out = []
+    for w in ctx.node.audit_witnessed():
+        doc = jsonable(w)
+        if isinstance(doc.get("checked_at"), float):  # the store keeps seconds as REAL
+            doc["checked_at"] = int(doc["checked_at"])  # the schema (and the client): integer
+        out.append(doc)
+    return {"witnessed": out}
 
 
 async def _audit_export(ctx: ApiContext, args: dict[str, Any]) -> AsyncIterator[Mapping[str, Any]]:

@@ -140,6 +140,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _key_text(key: bytes) -> str:
+    """``key`` as text for a message: UTF-8 when printable, else its escaped form (≤ 80 bytes)."""
+    text = key[:80].decode("utf-8", "backslashreplace")
+    if not text.isprintable():
+        text = ascii(key[:80])[2:-1]
+    return text + ("…" if len(key) > 80 else "")
+
+
 class _RecordSink:
     """The record store's sink: the database first (durability), then the node.
 
@@ -878,7 +886,7 @@ class Node:
         result = await self._query("get_value", lambda t: self.coordinator.get_value(key, t))
         assert isinstance(result, ValueResult)
         if result.best is None:
-            raise NotFound(f"no valid value under {key[:80]!r}")
+            raise NotFound(f"no valid value under {_key_text(key)}")
         self._index(key, result.best)
         self._correct(key, result)
         return result.best

@@ -132,9 +132,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Daem
     dn(b.home, "trust", "add", a.org_id, "--name", "acme")
     try:
         a.start()
-        addrs = a.api("id").json()["addrs"]
+        me = a.api("id").json()
+        addrs = me["addrs"]
         assert addrs, "the node announces no address"
-        dn(b.home, "config", "set", "network.bootstrap", addrs[0])
+        # addresses never carry /p2p/; a bootstrap address names the peer it expects
+        dn(b.home, "config", "set", "network.bootstrap", f"{addrs[0]}/p2p/{me['peer_id']}")
         b.start()
         yield a, b
     finally:

@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from datanet.api.app import create_app
-from datanet.api.routes import OPERATIONS, ApiContext
+from datanet.api.routes import OPERATIONS, ApiContext, transport_addrs
 from datanet.errors import NetworkError, NotFound, Timeout
 from datanet.node.config import Config, ConfigFile
 from datanet.node.results import ConnectedPeer
+from datanet.records.ids import DatasetId
 from datanet.testing.doubles import MemoryNode
 from identity.keys import KeyPair
 
@@ -242,7 +243,7 @@ async def test_id_and_peers(h: Harness) -> None:
         doc = r.json()
         assert doc["peer_id"] == str(h.node.peer_id)
         assert doc["org"] == str(h.node.org)
-        assert doc["addrs"] == h.node.listen_addrs()
+        assert doc["addrs"] == transport_addrs(h.node.listen_addrs())  # never /p2p/
         r = await c.post("/api/v0/peers", json={})
     peers = r.json()["peers"]
     assert peers[0] == {
@@ -367,7 +368,9 @@ async def test_routing_endpoints(h: Harness) -> None:
     value = base64.b64encode(raw).decode()
     peer = KeyPair.from_seed(b"\x07" * 32).peer_id
     h.node.known_peers.append(ConnectedPeer(peer, ("/ip4/127.0.0.1/tcp/7",), None, None))
-    h.node.providers[key.encode()] = [(peer, ["/ip4/127.0.0.1/tcp/7"])]
+    # a dataset's providers are announced under its provider key, whichever spelling is asked
+    provider_key = DatasetId.from_dht_key(key.encode()).provider_key()
+    h.node.providers[provider_key] = [(peer, ["/ip4/127.0.0.1/tcp/7"])]
     async with h.client() as c:
         assert error(await c.post("/api/v0/routing/get", json={"key": key})) == (404, "not_found")
         r = await c.post("/api/v0/routing/put", json={"key": key, "value": value})
