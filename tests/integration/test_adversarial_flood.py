@@ -166,7 +166,7 @@ async def test_a_lying_responder_neither_crashes_nor_misleads_lookups(tmp_path: 
         )
         answered = Counter[str]()
 
-        def lying(msg: Message, *, from_peer: bytes, now: float) -> Message:
+        def lying(msg: Message, *, from_peer: bytes, now: float, source: object = None) -> Message:
             answered[msg.type.name] += 1
             record = Record(msg.key, forged) if msg.type is MessageType.GET_VALUE else None
             return Message(msg.type, msg.key, record=record, closer_peers=lies)
