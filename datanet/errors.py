@@ -449,6 +449,8 @@ CODES_NOT_MAPPED: Mapping[str, str] = MappingProxyType(
         "localnet_error": "local: a test tool",
         "op_failed": "local: a test tool",
         "warm": "local: a test tool",
+        "js_peer": "local: a test tool (the js-libp2p interop peer)",
+        "node_stopped": "local: a test tool (the localnet worker)",
         # Raised by the p2p adapter and routing/: the client would need trio, libp2p
         # or routing/ to load their classes, and it must start fast without them.
         "admission_refused": "p2p adapter",

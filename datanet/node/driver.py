@@ -975,6 +975,7 @@ class Node:
             "catalog_size": len(self._catalog),
             "gossip_mesh": len(self.gossip.router.mesh(CATALOG_TOPIC)),
             "uptime_seconds": round(_now() - self._started_at, 3),
+            "certificate": self._certificate_summary(),
             "access": None if self.access is None else self.access.stats(),
             "audit": None
             if self.audit is None
@@ -984,6 +985,20 @@ class Node:
                 "alarms": 0 if self.witness is None else self.witness.store.alarm_count(),
                 "witnessed_logs": 0 if self.witness is None else len(self.witness.witnessed()),
             },
+        }
+
+    def _certificate_summary(self) -> dict[str, Any] | None:
+        """This node's membership certificate, as the dashboard and ``node status`` show it."""
+        if not self._chain:
+            return None
+        cert = parse_certificate(self._chain[0])
+        return {
+            "org": str(cert.org),
+            "org_name": cert.org_name,
+            "serial": cert.serial,
+            "roles": sorted(role.value for role in cert.roles),
+            "not_before": cert.not_before,
+            "not_after": cert.not_after,
         }
 
     # -- metrics --------------------------------------------------------------------

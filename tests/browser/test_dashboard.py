@@ -247,6 +247,10 @@ def test_log_in_search_open_a_dataset_and_approve_a_request(
     page.until("the identity", lambda d: page.text('#identity dd[data-field="peer id"]'))
     assert page.text('#identity dd[data-field="peer id"]') == owner["peer_id"]
     assert page.text('#identity dd[data-field="admission"]') == "members"
+    # its membership certificate: organization, serial, roles, validity
+    assert owner["org"] in page.text('#certificate dd[data-field="organization"]')
+    assert "publisher" in page.text('#certificate dd[data-field="roles"]')
+    assert page.text('#certificate dd[data-field="valid until"]').endswith("Z")
     page.until("the peers", lambda d: len(page.all("#peers tbody tr")) >= 2)
     page.until("the routing stats", lambda d: page.text("#routing"))
     page.until("the live stream", lambda d: "live" in page.text("#live-state"))

@@ -575,7 +575,9 @@ async def test_findprovs_takes_a_dataset_id(h: Harness) -> None:
     """docs/api.md promises `dn://` ids as findprovs keys; the field's pattern refused them."""
     dataset_id = f"dn://{h.node.org}/a"
     peer = KeyPair.from_seed(b"\x07" * 32).peer_id
-    h.node.providers[dataset_id.encode()] = [(peer, ["/ip4/127.0.0.1/tcp/7"])]
+    h.node.providers[DatasetId.parse(dataset_id).provider_key()] = [
+        (peer, ["/ip4/127.0.0.1/tcp/7"])
+    ]
     async with h.client() as c:
         r = await c.post("/api/v0/routing/findprovs", json={"key": dataset_id})
         bad = await c.post("/api/v0/routing/findprovs", json={"key": "weather"})

@@ -146,6 +146,14 @@ async function loadOverview() {
     ["catalog", node.catalog_size !== undefined ? node.catalog_size + " datasets" : null],
     ["own datasets", node.own_descriptors],
   ]);
+  const cert = node.certificate;
+  fill($("certificate"), cert ? [
+    ["organization", cert.org_name ? `${cert.org_name} (${cert.org})` : cert.org],
+    ["serial", cert.serial],
+    ["roles", cert.roles.join(", ")],
+    ["valid from", when(cert.not_before)],
+    ["valid until", when(cert.not_after)],
+  ] : [["certificate", "none installed: the node is not a member of any organization"]]);
   const body = clear($("peers").tBodies[0]);
   $("peer-count").textContent = "(" + peers.peers.length + ")";
   for (const p of peers.peers) {
