@@ -19,8 +19,8 @@ use only :class:`~.service.ServiceHost`:
 * ``add_peer_listener(fn)`` / ``remove_peer_listener(fn)`` - synchronous
   callbacks for every :data:`~.events.PeerEvent` (``subscribe()`` gives a
   bounded channel instead, for tasks);
-* ``start_soon(fn, *args)`` - a background task in the host's nursery;
-* ``limits``, ``peer_id``, ``add_addrs``, ``is_connected``.
+* ``start_soon(fn, *args)`` - a background task in the host's nursery; ``limits``,
+  ``peer_id``, ``add_addrs``, ``is_connected``.
 
 Why not py-libp2p's ``BasicHost``: importing it costs about 20 MB (mDNS, UPnP,
 AutoTLS, bootstrap), its negotiation reads lines without a size limit, and its
@@ -34,9 +34,8 @@ Invariants:
   after it passed admission; a peer that fails it is disconnected.
 * A peer has one :class:`~.peer.PeerSession` from its first connection to its
   last; only the session decides admission and what is announced.
-* Every inbound stream is bounded: negotiation time, per-peer concurrent
-  streams, frame sizes, idle and handler time. A misbehaving stream is reset
-  without affecting others.
+* Every inbound stream is bounded: negotiation time, per-peer concurrent streams,
+  frame sizes, idle and handler time; a misbehaving one is reset alone.
 * Only Ed25519 peers are accepted (datanet names peers by Ed25519 keys).
 """
 
@@ -202,13 +201,8 @@ class Host:
         return self._guard.gater.refused()
 
     def peer_states(self) -> dict[str, int]:
-        """Peers with a session by admission state (``connecting``, ``awaiting_hello``,
-        ``admitted``, ``refused``): what ``datanet_peers`` shows."""
-        counts: dict[str, int] = {}
-        for _peer, p in self._sessions.items():
-            state = p.session.state.value.replace("-", "_")
-            counts[state] = counts.get(state, 0) + 1
-        return counts
+        """Peers with a session by admission state (:meth:`.PeerSessions.state_counts`)."""
+        return self._sessions.state_counts()
 
     def inbound_from(self, ip: str) -> int:
         """Inbound connections the host holds from ``ip`` that are not (yet) a member's."""

@@ -125,6 +125,15 @@ class PeerSessions:
         """Every current session."""
         return list(self._peers.items())
 
+    def state_counts(self) -> dict[str, int]:
+        """Peers with a session by admission state (``connecting``, ``awaiting_hello``,
+        ``admitted``, ``refused``): what the ``datanet_peers`` metric shows."""
+        counts: dict[str, int] = {}
+        for p in self._peers.values():
+            state = p.session.state.value.replace("-", "_")
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
     def for_peer(self, peer: PeerId, *, inbound: bool) -> Peer:
         """The current session of ``peer``, started if there is none."""
         p = self._peers.get(peer)
