@@ -15,8 +15,11 @@ chosen by the error body's ``code``; :class:`~datanet.api.errors.DaemonUnreachab
 means nothing answered.
 
 Invariants:
-* This module imports httpx and light datanet modules only (never trio, libp2p or
-  starlette), so command-line tools that use it start fast.
+* This module imports httpx and light datanet modules only (never trio, libp2p,
+  starlette or cryptography), so command-line tools that use it start fast. The
+  answer records re-exported here come from :mod:`datanet.api.results`, which
+  loads each subject's records on first use; the calls below reach them as
+  ``_results.NAME`` for that reason.
 * Every request carries the bearer token; a missing token file is reported
   before any request is sent.
 * No httpx exception escapes: connection failures become ``DaemonUnreachable``,
