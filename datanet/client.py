@@ -15,8 +15,11 @@ chosen by the error body's ``code``; :class:`~datanet.api.errors.DaemonUnreachab
 means nothing answered.
 
 Invariants:
-* This module imports httpx and light datanet modules only (never trio, libp2p or
-  starlette), so command-line tools that use it start fast.
+* This module imports httpx and light datanet modules only (never trio, libp2p,
+  starlette or cryptography), so command-line tools that use it start fast. The
+  answer records re-exported here come from :mod:`datanet.api.results`, which
+  loads each subject's records on first use; the calls below reach them as
+  ``_results.NAME`` for that reason.
 * Every request carries the bearer token; a missing token file is reported
   before any request is sent.
 * No httpx exception escapes: connection failures become ``DaemonUnreachable``,
@@ -37,7 +40,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 # httpx imports its own command line (httpx._main: rich, pygments) when it can,
 # about half of `import httpx`; a None entry makes that import fail, which httpx
@@ -46,57 +49,8 @@ if "httpx" not in sys.modules:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx
 
-from datanet.api.results import (
-    AccessOutcome,
-    AccessRequestInfo,
-    AuditAlarm,
-    AuditEntryInfo,
-    AuditHeadInfo,
-    AuditProof,
-    AuditVerifyReport,
-    CertificateInfo,
-    ConfigChange,
-    ConfigView,
-    CosignatureInfo,
-    DenialInfo,
-    DeprecateResult,
-    FacetCount,
-    GrantCheck,
-    GrantInfo,
-    NodeInfo,
-    NodeStatus,
-    PeerInfo,
-    ProviderInfo,
-    PublishResult,
-    PurposeInfo,
-    ReceiptCheck,
-    Resolved,
-    RouteHop,
-    SearchHit,
-    SearchResult,
-    SseDecoder,
-    WatchEvent,
-    WitnessedHead,
-    bad_response,
-    bytes_of,
-    field_of,
-    parse_access_requests,
-    parse_audit_alarms,
-    parse_audit_entries,
-    parse_audit_witnessed,
-    parse_deprecate,
-    parse_grants,
-    parse_node_info,
-    parse_peers,
-    parse_providers,
-    parse_publish,
-    parse_purposes,
-    parse_resolved,
-    parse_search,
-    parse_status,
-    parse_watch_event,
-    texts_of,
-)
+from datanet.api import results as _results
+from datanet.api.results import bad_response, bytes_of, field_of, texts_of
 from datanet.errors import (
     ApiError,
     DaemonUnreachable,
@@ -105,8 +59,40 @@ from datanet.errors import (
     Timeout,
     error_class_for_code,
 )
-from datanet.node.config import load_config
-from datanet.node.paths import HomeLayout
+from datanet.node.paths import HomeLayout, resolve_data_dir
+
+if TYPE_CHECKING:
+    from datanet.api.results import (
+        AccessOutcome,
+        AccessRequestInfo,
+        AuditAlarm,
+        AuditEntryInfo,
+        AuditHeadInfo,
+        AuditProof,
+        AuditVerifyReport,
+        CertificateInfo,
+        ConfigChange,
+        ConfigView,
+        CosignatureInfo,
+        DenialInfo,
+        DeprecateResult,
+        FacetCount,
+        GrantCheck,
+        GrantInfo,
+        NodeInfo,
+        NodeStatus,
+        PeerInfo,
+        ProviderInfo,
+        PublishResult,
+        PurposeInfo,
+        ReceiptCheck,
+        Resolved,
+        RouteHop,
+        SearchHit,
+        SearchResult,
+        WatchEvent,
+        WitnessedHead,
+    )
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -146,6 +132,65 @@ __all__ = [
     "api_endpoint",
     "check_receipt",
 ]
+
+
+#: The records re-exported from datanet.api.results, imported on first use there.
+_LAZY = frozenset(
+    [
+        "AccessOutcome",
+        "AccessRequestInfo",
+        "AuditAlarm",
+        "AuditEntryInfo",
+        "AuditHeadInfo",
+        "AuditProof",
+        "AuditVerifyReport",
+        "CertificateInfo",
+        "ConfigChange",
+        "ConfigView",
+        "CosignatureInfo",
+        "DenialInfo",
+        "DeprecateResult",
+        "FacetCount",
+        "GrantCheck",
+        "GrantInfo",
+        "NodeInfo",
+        "NodeStatus",
+        "PeerInfo",
+        "ProviderInfo",
+        "PublishResult",
+        "PurposeInfo",
+        "ReceiptCheck",
+        "Resolved",
+        "RouteHop",
+        "SearchHit",
+        "SearchResult",
+        "SseDecoder",
+        "WatchEvent",
+        "WitnessedHead",
+        "parse_access_requests",
+        "parse_audit_alarms",
+        "parse_audit_entries",
+        "parse_audit_witnessed",
+        "parse_deprecate",
+        "parse_grants",
+        "parse_node_info",
+        "parse_peers",
+        "parse_providers",
+        "parse_publish",
+        "parse_purposes",
+        "parse_resolved",
+        "parse_search",
+        "parse_status",
+        "parse_watch_event",
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_TIMEOUT = 60.0
 WAIT_MARGIN = 15.0
@@ -266,19 +311,21 @@ class _Calls:
 
     @staticmethod
     def id() -> _Call[NodeInfo]:
-        return _Call("/id", parse_node_info)
+        return _Call("/id", _results.parse_node_info)
 
     @staticmethod
     def peers() -> _Call[list[PeerInfo]]:
-        return _Call("/peers", parse_peers)
+        return _Call("/peers", _results.parse_peers)
 
     @staticmethod
     def publish(data: bytes) -> _Call[PublishResult]:
-        return _Call("/publish", parse_publish, content=bytes(data))
+        return _Call("/publish", _results.parse_publish, content=bytes(data))
 
     @staticmethod
     def resolve(dataset_id: object, refresh: bool) -> _Call[Resolved]:
-        return _Call("/resolve", parse_resolved, {"id": str(dataset_id), "refresh": refresh})
+        return _Call(
+            "/resolve", _results.parse_resolved, {"id": str(dataset_id), "refresh": refresh}
+        )
 
     @staticmethod
     def search(
@@ -297,7 +344,7 @@ class _Calls:
             body["cursor"] = options["cursor"]
         if not options["facets"]:
             body["facets"] = False
-        return _Call("/search", parse_search, body)
+        return _Call("/search", _results.parse_search, body)
 
     @staticmethod
     def routing_get(key: str | bytes) -> _Call[bytes]:
@@ -314,7 +361,9 @@ class _Calls:
 
     @staticmethod
     def find_providers(key: str | bytes, count: int) -> _Call[list[ProviderInfo]]:
-        return _Call("/routing/findprovs", parse_providers, {"key": _key_text(key), "count": count})
+        return _Call(
+            "/routing/findprovs", _results.parse_providers, {"key": _key_text(key), "count": count}
+        )
 
     @staticmethod
     def routing_stats() -> _Call[dict[str, Any]]:
@@ -324,7 +373,7 @@ class _Calls:
     def config_show() -> _Call[ConfigView]:
         return _Call(
             "/config/show",
-            lambda d: ConfigView(
+            lambda d: _results.ConfigView(
                 field_of(d, "path", str),
                 field_of(d, "config", dict),
                 field_of(d, "restart_required", bool),
@@ -335,7 +384,7 @@ class _Calls:
     def config_set(key: str, value: object) -> _Call[ConfigChange]:
         return _Call(
             "/config/set",
-            lambda d: ConfigChange(
+            lambda d: _results.ConfigChange(
                 field_of(d, "key", str), d.get("value"), field_of(d, "restart_required", bool)
             ),
             {"key": key, "value": value},
@@ -343,7 +392,7 @@ class _Calls:
 
     @staticmethod
     def status() -> _Call[NodeStatus]:
-        return _Call("/node/status", parse_status)
+        return _Call("/node/status", _results.parse_status)
 
     @staticmethod
     def stop() -> _Call[bool]:
@@ -352,7 +401,9 @@ class _Calls:
     # -- the complete catalog (issue 9) ---------------------------------------------
     @staticmethod
     def deprecate(dataset_id: object, reason: str) -> _Call[DeprecateResult]:
-        return _Call("/deprecate", parse_deprecate, {"arg": str(dataset_id), "reason": reason})
+        return _Call(
+            "/deprecate", _results.parse_deprecate, {"arg": str(dataset_id), "reason": reason}
+        )
 
     @staticmethod
     def catalog_stats() -> _Call[dict[str, Any]]:
@@ -377,12 +428,12 @@ class _Calls:
             "note": note,
             "wait": wait,
         }
-        return _Call("/access/request", AccessOutcome.from_json, body, wait=wait)
+        return _Call("/access/request", _results.AccessOutcome.from_json, body, wait=wait)
 
     @staticmethod
     def refresh_request(request_id: str, wait: float) -> _Call[AccessOutcome]:
         body = {"id": request_id, "wait": wait}
-        return _Call("/access/refresh", AccessOutcome.from_json, body, wait=wait)
+        return _Call("/access/refresh", _results.AccessOutcome.from_json, body, wait=wait)
 
     @staticmethod
     def access_requests(
@@ -393,23 +444,25 @@ class _Calls:
             body["state"] = state
         if dataset is not None:
             body["dataset"] = str(dataset)
-        return _Call("/access/requests", parse_access_requests, body)
+        return _Call("/access/requests", _results.parse_access_requests, body)
 
     @staticmethod
     def access_request(request_id: str, direction: str) -> _Call[AccessRequestInfo]:
         body = {"id": request_id, "direction": direction}
-        return _Call("/access/requests/show", AccessRequestInfo.from_json, body)
+        return _Call("/access/requests/show", _results.AccessRequestInfo.from_json, body)
 
     @staticmethod
     def approve_request(request_id: str, days: int | None) -> _Call[AccessOutcome]:
         body: dict[str, Any] = {"id": request_id}
         if days is not None:
             body["days"] = days
-        return _Call("/access/approve", AccessOutcome.from_json, body)
+        return _Call("/access/approve", _results.AccessOutcome.from_json, body)
 
     @staticmethod
     def deny_request(request_id: str, reason: str) -> _Call[AccessOutcome]:
-        return _Call("/access/deny", AccessOutcome.from_json, {"id": request_id, "reason": reason})
+        return _Call(
+            "/access/deny", _results.AccessOutcome.from_json, {"id": request_id, "reason": reason}
+        )
 
     @staticmethod
     def grants(
@@ -418,28 +471,31 @@ class _Calls:
         body: dict[str, Any] = {"role": role, "active": active, "limit": limit}
         if dataset is not None:
             body["dataset"] = str(dataset)
-        return _Call("/access/grants", parse_grants, body)
+        return _Call("/access/grants", _results.parse_grants, body)
 
     @staticmethod
     def grant(grant_id: str, details: bool) -> _Call[GrantInfo]:
         body = {"id": grant_id, "details": details}
-        return _Call("/access/grants/show", GrantInfo.from_json, body)
+        return _Call("/access/grants/show", _results.GrantInfo.from_json, body)
 
     @staticmethod
     def verify_grant(raw: bytes, deep: bool) -> _Call[GrantCheck]:
         params = {"deep": "true" if deep else "false"}
         return _Call(
-            "/access/grants/verify", GrantCheck.from_json, content=bytes(raw), params=params
+            "/access/grants/verify",
+            _results.GrantCheck.from_json,
+            content=bytes(raw),
+            params=params,
         )
 
     @staticmethod
     def revoke_grant(grant_id: str, reason: str) -> _Call[GrantInfo]:
         body = {"id": grant_id, "reason": reason}
-        return _Call("/access/grants/revoke", GrantInfo.from_json, body)
+        return _Call("/access/grants/revoke", _results.GrantInfo.from_json, body)
 
     @staticmethod
     def purposes() -> _Call[list[PurposeInfo]]:
-        return _Call("/access/purposes", parse_purposes)
+        return _Call("/access/purposes", _results.parse_purposes)
 
     # -- the audit transparency log (issue 11) ----------------------------------------
     @staticmethod
@@ -447,27 +503,27 @@ class _Calls:
         body: dict[str, Any] = {"since": since, "limit": limit}
         if kind is not None:
             body["kind"] = kind
-        return _Call("/audit/entries", parse_audit_entries, body)
+        return _Call("/audit/entries", _results.parse_audit_entries, body)
 
     @staticmethod
     def audit_head(fresh: bool) -> _Call[AuditHeadInfo]:
-        return _Call("/audit/head", AuditHeadInfo.from_json, {"fresh": fresh})
+        return _Call("/audit/head", _results.AuditHeadInfo.from_json, {"fresh": fresh})
 
     @staticmethod
     def audit_verify() -> _Call[AuditVerifyReport]:
-        return _Call("/audit/verify", AuditVerifyReport.from_json)
+        return _Call("/audit/verify", _results.AuditVerifyReport.from_json)
 
     @staticmethod
     def audit_prove(index: int) -> _Call[AuditProof]:
-        return _Call("/audit/prove", AuditProof.from_json, {"index": index})
+        return _Call("/audit/prove", _results.AuditProof.from_json, {"index": index})
 
     @staticmethod
     def audit_alarms(limit: int) -> _Call[list[AuditAlarm]]:
-        return _Call("/audit/alarms", parse_audit_alarms, {"limit": limit})
+        return _Call("/audit/alarms", _results.parse_audit_alarms, {"limit": limit})
 
     @staticmethod
     def audit_witnessed() -> _Call[list[WitnessedHead]]:
-        return _Call("/audit/witnessed", parse_audit_witnessed)
+        return _Call("/audit/witnessed", _results.parse_audit_witnessed)
 
 
 _EXPORT_PATH = "/audit/export"
@@ -504,7 +560,7 @@ def _export_line(line: str) -> AuditEntryInfo | None:
         if type(exc).__dict__.get("code") != code:
             exc.code = code
         raise exc
-    return AuditEntryInfo.from_json(doc)
+    return _results.AuditEntryInfo.from_json(doc)
 
 
 def check_receipt(raw: bytes, trust: Any = None, *, now: int | None = None) -> ReceiptCheck:
@@ -532,14 +588,16 @@ def check_receipt(raw: bytes, trust: Any = None, *, now: int | None = None) -> R
     store = TrustStore(accept_any=True) if trust is None else trust
     at = int(time.time()) if now is None else now
     if not isinstance(raw, bytes | bytearray | memoryview):
-        return ReceiptCheck(False, trust is not None, "invalid_input", "a receipt is bytes")
+        return _results.ReceiptCheck(
+            False, trust is not None, "invalid_input", "a receipt is bytes"
+        )
     try:
         verified = verify_receipt(bytes(raw), store, at)
     except _Error as exc:
-        return ReceiptCheck(False, trust is not None, exc.code, str(exc) or exc.code)
+        return _results.ReceiptCheck(False, trust is not None, exc.code, str(exc) or exc.code)
     head = verified.head
     subject = verified.entry.subject_hash
-    return ReceiptCheck(
+    return _results.ReceiptCheck(
         valid=True,
         trusted=trust is not None,
         index=verified.index,
@@ -620,13 +678,14 @@ def api_endpoint(
     """
     if base_url is not None and token is not None:
         return base_url.rstrip("/"), token
-    from datanet.node.home import resolve_data_dir  # noqa: PLC0415 - only when needed
-
     directory = resolve_data_dir(data_dir)
     layout = HomeLayout(directory)
     if base_url is None:
         base_url = _read_small(layout.api_url)
     if base_url is None:
+        # Only without api.url (no daemon wrote one): the config module is not light.
+        from datanet.node.config import load_config  # noqa: PLC0415
+
         config = load_config(layout.config)
         host, port = config.api.host_port
         base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -1080,7 +1139,7 @@ class Client:
             Timeout: nothing arrived within ``timeout`` seconds.
             NetworkError: the connection broke.
         """
-        decoder = SseDecoder()
+        decoder = _results.SseDecoder()
         try:
             with self._http.stream(
                 "POST", _WATCH_PATH, **_watch_kwargs(query, self._timeout, timeout)
@@ -1091,7 +1150,7 @@ class Client:
                 for line in response.iter_lines():
                     item = decoder.feed(line)
                     if item is not None:
-                        yield parse_watch_event(*item)
+                        yield _results.parse_watch_event(*item)
         except httpx.HTTPError as exc:
             raise _watch_error(exc, self.base_url, timeout) from None
 
@@ -1355,7 +1414,7 @@ class AsyncClient:
         """See :meth:`Client.watch`; an async generator. Close it when done, e.g.
         ``async with contextlib.aclosing(dn.watch("rain")) as events: async for e in events``.
         """
-        decoder = SseDecoder()
+        decoder = _results.SseDecoder()
         try:
             async with self._http.stream(
                 "POST", _WATCH_PATH, **_watch_kwargs(query, self._timeout, timeout)
@@ -1366,6 +1425,6 @@ class AsyncClient:
                 async for line in response.aiter_lines():
                     item = decoder.feed(line)
                     if item is not None:
-                        yield parse_watch_event(*item)
+                        yield _results.parse_watch_event(*item)
         except httpx.HTTPError as exc:
             raise _watch_error(exc, self.base_url, timeout) from None

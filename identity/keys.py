@@ -13,23 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+from typing import TYPE_CHECKING
 
 from identity.encoding import b58decode, b58encode
 from identity.errors import DecodeError, InvalidInput, SignatureError
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 __all__ = ["KeyPair", "OrgId", "PeerId", "verify_signature"]
+
+# cryptography (about 15 ms to import) is imported inside the functions that sign
+# or verify, so parsing and printing ids (every CLI command) does not load it.
 
 # protobuf PublicKey{Type: Ed25519 (1), Data: <32 bytes>} as libp2p encodes it.
 _LIBP2P_ED25519_PREFIX = b"\x08\x01\x12\x20"
@@ -61,6 +56,11 @@ def verify_signature(public_key: bytes, tag: str, body: bytes, signature: bytes)
     Raises:
         SignatureError: the signature does not verify.
     """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - see above
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PublicKey,
+    )
+
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, signing_input(tag, body))
     except (InvalidSignature, ValueError):
@@ -156,12 +156,21 @@ class KeyPair:
     __slots__ = ("_private", "public_key")
 
     def __init__(self, private: Ed25519PrivateKey) -> None:
+        from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415 - see above
+            Encoding,
+            PublicFormat,
+        )
+
         self._private = private
         self.public_key: bytes = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     @classmethod
     def generate(cls) -> KeyPair:
         """A fresh key from the operating system's randomness."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+            Ed25519PrivateKey,
+        )
+
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
@@ -173,10 +182,20 @@ class KeyPair:
         """
         if len(seed) != 32:
             raise InvalidInput("an Ed25519 seed is exactly 32 bytes")
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+            Ed25519PrivateKey,
+        )
+
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     def seed(self) -> bytes:
         """The 32-byte raw private key. Handle with care: it is the identity."""
+        from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
+
         return self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     @property

@@ -42,10 +42,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from identity.errors import (
     CorruptKeyFile,
     DecodeError,
@@ -180,6 +176,10 @@ def _normalize_passphrase(passphrase: str) -> bytes:
 
 
 def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    # cryptography is imported only where a key is encrypted or decrypted: the error
+    # classes here are imported by every CLI command (through datanet.errors).
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415
+
     return Scrypt(salt=salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p).derive(
         _normalize_passphrase(passphrase)
     )
@@ -222,6 +222,10 @@ def encode_key_file(
     else:
         salt = secrets.token_bytes(16)
         nonce = secrets.token_bytes(12)
+        from cryptography.hazmat.primitives.ciphers.aead import (  # noqa: PLC0415
+            ChaCha20Poly1305,
+        )
+
         box = ChaCha20Poly1305(_derive(passphrase, salt, kdf))
         doc["cipher"] = _CIPHER_CHACHA
         doc["kdf"] = {"name": "scrypt", "n": kdf.n, "r": kdf.r, "p": kdf.p, "salt": _b64(salt)}
@@ -307,6 +311,11 @@ def decode_key_file(
         kdf, salt = _parse_kdf(doc)
         nonce = _unb64(doc, "nonce", length=12)
         ciphertext = _unb64(doc, "secret", length=32 + 16)
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - see _derive
+        from cryptography.hazmat.primitives.ciphers.aead import (  # noqa: PLC0415
+            ChaCha20Poly1305,
+        )
+
         try:
             seed = ChaCha20Poly1305(_derive(passphrase, salt, kdf)).decrypt(
                 nonce, ciphertext, _aad(info.key_type, info.id_text)

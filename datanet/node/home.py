@@ -21,12 +21,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 import tomli_w
 
 from datanet.errors import (
@@ -43,7 +42,7 @@ from datanet.errors import (
     StaleRecord,
 )
 from datanet.node.config import Config, render_config
-from datanet.node.paths import HomeLayout
+from datanet.node.paths import DATA_DIR_ENV, HomeLayout, resolve_data_dir
 from identity.certs import (
     MembershipCertificate,
     Revocation,
@@ -80,27 +79,9 @@ __all__ = [
     "write_file",
 ]
 
-DATA_DIR_ENV = "DATANET_HOME"
 #: A local org name (it becomes a file name in ``orgs/``; trusted orgs may carry one too).
 ORG_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_SMALL_FILE = 1024 * 1024
-
-
-def resolve_data_dir(
-    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
-) -> Path:
-    """Pick the data directory: ``explicit`` > ``$DATANET_HOME`` > the platform default.
-
-    Args:
-        explicit: a path chosen by the caller (e.g. ``--data-dir``).
-        env: the environment to read (``os.environ`` by default).
-    """
-    if explicit is not None and str(explicit) != "":
-        return Path(explicit).expanduser()
-    value = (os.environ if env is None else env).get(DATA_DIR_ENV, "")
-    if value:
-        return Path(value).expanduser()
-    return Path(platformdirs.user_data_dir("datanet"))
 
 
 @dataclass(frozen=True)

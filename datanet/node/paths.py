@@ -33,8 +33,12 @@ Invariants:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from identity.keys import OrgId
 
@@ -42,11 +46,13 @@ __all__ = [
     "API_URL_FILE",
     "CATALOG_FILENAME",
     "CONFIG_FILE_NAME",
+    "DATA_DIR_ENV",
     "DB_FILENAME",
     "PID_FILE",
     "TOKEN_FILE",
     "HomeLayout",
     "org_file_stem",
+    "resolve_data_dir",
 ]
 
 CONFIG_FILE_NAME = "config.toml"
@@ -56,6 +62,24 @@ CATALOG_FILENAME = "catalog.sqlite"
 PID_FILE = "datanet.pid"
 TOKEN_FILE = "api.token"  # noqa: S105 - a file name
 API_URL_FILE = "api.url"
+DATA_DIR_ENV = "DATANET_HOME"
+
+
+def resolve_data_dir(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path:
+    """Pick the data directory: ``explicit`` > ``$DATANET_HOME`` > the platform default.
+
+    Args:
+        explicit: a path chosen by the caller (e.g. ``--data-dir``).
+        env: the environment to read (``os.environ`` by default).
+    """
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit).expanduser()
+    value = (os.environ if env is None else env).get(DATA_DIR_ENV, "")
+    if value:
+        return Path(value).expanduser()
+    return Path(platformdirs.user_data_dir("datanet"))
 
 
 def org_file_stem(org: OrgId) -> str:
