@@ -426,7 +426,7 @@ def _api_responses() -> list[bytes]:
 
     parsers = sorted(
         (name, fn)
-        for name, fn in vars(results).items()
+        for name, fn in ((n, getattr(results, n)) for n in results.__all__)
         if name.startswith("parse_") and name != "parse_watch_event" and callable(fn)
     )
     node = MemoryNode()

@@ -482,7 +482,7 @@ def fuzz_identify(data: bytes) -> None:
 
 _PARSERS = sorted(
     (name, fn)
-    for name, fn in vars(results).items()
+    for name, fn in ((n, getattr(results, n)) for n in results.__all__)
     if name.startswith("parse_") and name != "parse_watch_event" and callable(fn)
 )
 
