@@ -134,56 +134,9 @@ __all__ = [
 ]
 
 
-#: The records re-exported from datanet.api.results, imported on first use there.
-_LAZY = frozenset(
-    [
-        "AccessOutcome",
-        "AccessRequestInfo",
-        "AuditAlarm",
-        "AuditEntryInfo",
-        "AuditHeadInfo",
-        "AuditProof",
-        "AuditVerifyReport",
-        "CertificateInfo",
-        "ConfigChange",
-        "ConfigView",
-        "CosignatureInfo",
-        "DenialInfo",
-        "DeprecateResult",
-        "FacetCount",
-        "GrantCheck",
-        "GrantInfo",
-        "NodeInfo",
-        "NodeStatus",
-        "PeerInfo",
-        "ProviderInfo",
-        "PublishResult",
-        "PurposeInfo",
-        "ReceiptCheck",
-        "Resolved",
-        "RouteHop",
-        "SearchHit",
-        "SearchResult",
-        "SseDecoder",
-        "WatchEvent",
-        "WitnessedHead",
-        "parse_access_requests",
-        "parse_audit_alarms",
-        "parse_audit_entries",
-        "parse_audit_witnessed",
-        "parse_deprecate",
-        "parse_grants",
-        "parse_node_info",
-        "parse_peers",
-        "parse_providers",
-        "parse_publish",
-        "parse_purposes",
-        "parse_resolved",
-        "parse_search",
-        "parse_status",
-        "parse_watch_event",
-    ]
-)
+#: The records and parsers of datanet.api.results, reachable here too; each is
+#: imported on first use there.
+_LAZY = frozenset(_results.__all__)
 
 
 def __getattr__(name: str) -> Any:
