@@ -558,6 +558,11 @@ async def _node_stop(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict
 # --- the table ----------------------------------------------------------------------
 
 _TEXT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+#: ``resolve`` and ``dcat`` take the same fields: which dataset, and whether to ask the network.
+_RESOLVE_FIELDS = (
+    Field("id", _string(400, 1, DATASET_ID_PATTERN), "dataset id, dn://did:key:z6Mk…/name", True),
+    Field("refresh", _BOOLEAN, "ask the network even if the catalog holds a copy", False, False),
+)
 _PEER_ID: dict[str, Any] = {"type": "string", "description": "peer id, 12D3KooW…"}
 _ORG_OR_NULL: dict[str, Any] = {"type": ["string", "null"], "description": "did:key:z6Mk…"}
 
@@ -685,21 +690,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "raw": {"type": "string", "description": "the signed bytes, base64"},
             }
         ),
-        fields=(
-            Field(
-                "id",
-                _string(400, 1, DATASET_ID_PATTERN),
-                "dataset id, dn://did:key:z6Mk…/name",
-                True,
-            ),
-            Field(
-                "refresh",
-                _BOOLEAN,
-                "ask the network even if the catalog holds a copy",
-                False,
-                False,
-            ),
-        ),
+        fields=_RESOLVE_FIELDS,
         tag="datasets",
     ),
     Operation(
@@ -713,21 +704,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "dcat": {"type": "object", "description": "a dcat:Dataset, compact JSON-LD"},
             }
         ),
-        fields=(
-            Field(
-                "id",
-                _string(400, 1, DATASET_ID_PATTERN),
-                "dataset id, dn://did:key:z6Mk…/name",
-                True,
-            ),
-            Field(
-                "refresh",
-                _BOOLEAN,
-                "ask the network even if the catalog holds a copy",
-                False,
-                False,
-            ),
-        ),
+        fields=_RESOLVE_FIELDS,
         tag="datasets",
         description="The descriptor `resolve` answers with, exported as `datanet descriptor "
         "export --dcat` does (the dashboard's DCAT view).",
