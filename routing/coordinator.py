@@ -284,8 +284,12 @@ class Coordinator:
         """Start a FIND_NODE for ``target`` (a peer id); returns the query id."""
         return self._find_node(QueryKind.FIND_NODE, target, now)
 
-    def get_value(self, key: bytes, now: float) -> int:
-        """Start a GET_VALUE for ``key``; our own stored copy competes but never ends it."""
+    def get_value(self, key: bytes, now: float, *, quorum: int | None = None) -> int:
+        """Start a GET_VALUE for ``key``; our own stored copy competes but never ends it.
+
+        ``quorum`` overrides the configured ``value_quorum`` for this query (0: ask
+        all k closest, as a census of a record's replicas does).
+        """
         c = self.config
         lookup = GetValueLookup(
             self._new_id(),
@@ -295,7 +299,7 @@ class Coordinator:
             self_id=self.self_peer.id,
             now=now,
             local=self.records.get(key, now=now),
-            quorum=c.value_quorum,
+            quorum=c.value_quorum if quorum is None else quorum,
             k=c.k,
             alpha=c.alpha,
             request_timeout=c.request_timeout,

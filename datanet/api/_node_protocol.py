@@ -279,6 +279,11 @@ class NodeAPI(Protocol):
             NotFound: the peer could not be found.
         """
 
+    async def replicas(self, dataset_id: DatasetId) -> Sequence[tuple[PeerId, Sequence[str], str]]:
+        """The k closest peers' copies of the dataset's descriptor: (peer, addrs, state),
+        state ``current``, ``outdated`` or ``missing``."""
+        ...
+
     async def find_providers(
         self, key: bytes, count: int
     ) -> Sequence[tuple[PeerId, Sequence[str]]]:

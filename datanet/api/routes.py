@@ -502,6 +502,18 @@ async def _routing_findprovs(ctx: ApiContext, args: dict[str, Any], body: bytes)
     }
 
 
+async def _replicas(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
+    dataset_id = DatasetId.parse(args["id"])
+    census = await ctx.node.replicas(dataset_id)
+    return {
+        "dataset_id": str(dataset_id),
+        "replicas": [
+            {"peer_id": str(p), "addrs": transport_addrs(addrs), "state": state}
+            for p, addrs, state in census
+        ],
+    }
+
+
 async def _routing_stats(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
     return {"stats": jsonable(ctx.node.routing_stats())}
 
@@ -840,6 +852,31 @@ OPERATIONS: tuple[Operation, ...] = (
             Field("count", _integer(1, 100), "most providers", False, 20),
         ),
         tag="routing",
+    ),
+    Operation(
+        "/replicas",
+        "Which of the k closest peers hold a dataset's newest descriptor",
+        _replicas,
+        _object(
+            {
+                "dataset_id": {"type": "string"},
+                "replicas": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "peer_id": _PEER_ID,
+                            "addrs": _TEXT_LIST,
+                            "state": {"type": "string", "enum": ["current", "outdated", "missing"]},
+                        }
+                    ),
+                },
+            }
+        ),
+        fields=_RESOLVE_FIELDS[:1],
+        tag="datasets",
+        description="A full DHT lookup of the descriptor's key that asks every one of the k "
+        "closest peers (no quorum): `current` peers hold the newest valid copy, `outdated` an "
+        "older or invalid one, `missing` none. Peers that did not answer are not listed.",
     ),
     Operation(
         "/routing/stats",

@@ -947,6 +947,33 @@ class Node:
                 continue
         return out
 
+    async def replicas(self, dataset_id: DatasetId) -> list[tuple[PeerId, list[str], str]]:
+        """Which of the k peers closest to a dataset's DHT key hold its newest descriptor.
+
+        A full GET_VALUE (no quorum: every one of the k closest is asked); each peer
+        that answered is ``current`` (holds the best valid copy), ``outdated`` (an
+        older or invalid one) or ``missing`` (none). Peers that did not answer are
+        not listed.
+        """
+        key = dataset_id.dht_key()
+        result = await self._query(
+            "get_value", lambda t: self.coordinator.get_value(key, t, quorum=0)
+        )
+        assert isinstance(result, ValueResult)
+        out: list[tuple[PeerId, list[str], str]] = []
+        for state, peers in (
+            ("current", result.holders),
+            ("outdated", result.outdated),
+            ("missing", result.missing),
+        ):
+            for peer in peers:
+                try:
+                    addrs = [addr_from_bytes(a) for a in peer.addrs]
+                    out.append((PeerId.from_bytes(peer.id), addrs, state))
+                except DatanetError:
+                    continue
+        return out
+
     def routing_stats(self) -> Mapping[str, Any]:
         """Routing table and store statistics (JSON-safe)."""
         table = self.coordinator.table

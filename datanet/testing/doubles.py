@@ -45,6 +45,9 @@ class MemoryNode:
     catalog: dict[DatasetId, VerifiedDescriptor] = field(default_factory=dict)
     values: dict[bytes, bytes] = field(default_factory=dict)
     providers: dict[bytes, list[tuple[PeerId, list[str]]]] = field(default_factory=dict)
+    replica_census: dict[DatasetId, list[tuple[PeerId, list[str], str]]] = field(
+        default_factory=dict
+    )
     known_peers: list[ConnectedPeer] = field(default_factory=list)
     feed: CatalogFeed = field(default_factory=CatalogFeed)
     withdrawn: dict[DatasetId, tuple[int, str]] = field(default_factory=dict)
@@ -206,6 +209,11 @@ class MemoryNode:
             if info.peer_id == peer:
                 return list(info.addrs)
         raise NotFound(f"peer {peer} not found")
+
+    async def replicas(self, dataset_id: DatasetId) -> list[tuple[PeerId, list[str], str]]:
+        """The in-memory node holds every copy itself: no other replica to list."""
+        await self.resolve(dataset_id)  # NotFound as the real node answers
+        return list(self.replica_census.get(dataset_id, []))
 
     async def find_providers(self, key: bytes, count: int) -> list[tuple[PeerId, list[str]]]:
         return self.providers.get(key, [])[:count]

@@ -291,6 +291,11 @@ def test_log_in_search_open_a_dataset_and_approve_a_request(
     assert dcat["@id"] == dataset["dataset_id"]
     assert dcat["dct:title"] == dataset["title"]
     page.until("the providers", lambda d: owner["peer_id"] in page.text("#ds-providers"))
+    # the replicas: the k closest peers that hold the newest copy (the other two nodes)
+    page.until(
+        "the replicas", lambda d: len(page.all('#ds-replicas tr[data-state="current"]')) >= 1
+    )
+    assert "hold the newest copy" in page.text("#ds-replica-count")
     assert len(page.all("#ds-distributions tbody tr")) == 2
     page.shot("dataset")
 

@@ -40,6 +40,13 @@ async def test_publish_then_resolve_from_another_org(tmp_path: Path) -> None:
             )
             assert fresh.descriptor.sequence == 2
 
+        # the census of replicas asks every one of the k closest: all hold version 2
+        census = await nodes[3].replicas(DatasetId(specs[1].org.org_id, "weather/daily"))
+        assert len(census) >= 3
+        assert {state for _, _, state in census} == {"current"}
+        assert specs[3].peer_id not in [p for p, _, _ in census]
+        assert all(addrs for _, addrs, _ in census)
+
         with pytest.raises(StaleRecord):
             await nodes[1].publish(raw)  # a replayed lower sequence is refused
 

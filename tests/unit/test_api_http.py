@@ -586,6 +586,31 @@ async def test_findprovs_takes_a_dataset_id(h: Harness) -> None:
     assert error(bad) == (400, "invalid_request")
 
 
+async def test_replicas_lists_each_answering_peer_with_its_state(h: Harness) -> None:
+    await h.node.publish(h.node.make_descriptor("a"))
+    dataset_id = DatasetId.parse(f"dn://{h.node.org}/a")
+    current = KeyPair.from_seed(b"\x08" * 32).peer_id
+    missing = KeyPair.from_seed(b"\x09" * 32).peer_id
+    h.node.replica_census[dataset_id] = [
+        (current, ["/ip4/127.0.0.1/tcp/8/p2p/" + str(current)], "current"),
+        (missing, ["/ip4/127.0.0.1/tcp/9"], "missing"),
+    ]
+    async with h.client() as c:
+        r = await c.post("/api/v0/replicas", json={"id": str(dataset_id)})
+        unknown = await c.post("/api/v0/replicas", json={"id": f"dn://{h.node.org}/none"})
+        bad = await c.post("/api/v0/replicas", json={"id": "weather"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "dataset_id": str(dataset_id),
+        "replicas": [  # addresses without /p2p/, as everywhere
+            {"peer_id": str(current), "addrs": ["/ip4/127.0.0.1/tcp/8"], "state": "current"},
+            {"peer_id": str(missing), "addrs": ["/ip4/127.0.0.1/tcp/9"], "state": "missing"},
+        ],
+    }
+    assert error(unknown) == (404, "not_found")
+    assert error(bad) == (400, "invalid_request")
+
+
 def test_every_operation_has_a_test_above() -> None:
     """Here, or for access requests (issue 10) in test_api_access.py, or for the audit
     log (issue 11) in test_api_audit.py."""

@@ -242,7 +242,9 @@ async function loadDataset(id) {
     ["serial", resolved.certificate.serial],
     ["valid", when(resolved.certificate.not_before) + " – " + when(resolved.certificate.not_after)],
   ]);
-  const [dcat, provs] = await Promise.allSettled([api("dcat", { id }), api("routing/findprovs", { key: id })]);
+  const [dcat, provs, reps] = await Promise.allSettled([
+    api("dcat", { id }), api("routing/findprovs", { key: id }), api("replicas", { id }),
+  ]);
   $("ds-dcat").textContent = dcat.status === "fulfilled" ? JSON.stringify(dcat.value.dcat, null, 2) : String(dcat.reason.message);
   const list = clear($("ds-providers"));
   if (provs.status === "fulfilled") {
@@ -250,6 +252,19 @@ async function loadDataset(id) {
     if (!provs.value.providers.length) list.append(el("li", { class: "muted" }, "none found"));
   } else {
     list.append(el("li", { class: "error" }, provs.reason.message));
+  }
+  const rows = clear($("ds-replicas").tBodies[0]);
+  if (reps.status === "fulfilled") {
+    for (const r of reps.value.replicas) {
+      rows.append(el("tr", { "data-state": r.state },
+        el("td", { class: "mono", title: r.peer_id }, short(r.peer_id)),
+        el("td", {}, r.state),
+        el("td", { class: "mono" }, r.addrs.join(" "))));
+    }
+    const current = reps.value.replicas.filter((r) => r.state === "current").length;
+    $("ds-replica-count").textContent = `(${current} of ${reps.value.replicas.length} hold the newest copy)`;
+  } else {
+    $("ds-replica-count").textContent = "(" + reps.reason.message + ")";
   }
 }
 
