@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from datanet.errors import ApiError
+from identity._lazy import lazy_names
 
 if TYPE_CHECKING:
     from datanet.api._results_access import (
@@ -189,17 +189,7 @@ _HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES, __all__)
 
 
 # --- parsing helpers ------------------------------------------------------------------
