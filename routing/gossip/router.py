@@ -19,6 +19,8 @@ Invariants:
   its id is remembered; it is forwarded (to mesh peers, never to a peer that
   delivered it) and cached for gossip only after ``ACCEPT``. Validation is asked
   only for topics we subscribe to.
+* A peer that joins a mesh (our GRAFT or its accepted GRAFT) is sent an IHAVE of
+  the gossip window at once: what was forwarded before it joined reaches it too.
 * ``mesh(t) ⊆ peers()``, ``fanout ⊆ peers()``; the seen cache, pending
   validations, promises, backoffs and per-peer topic sets are bounded.
 * A peer below the graylist threshold has its RPCs ignored; below the gossip
@@ -554,6 +556,7 @@ class GossipRouter:
             return
         mesh.add(peer)
         self._scores.graft(peer, topic, now)
+        self._offer_recent(topic, peer)
 
     def _handle_prune(self, peer: bytes, prune: Prune, now: float) -> None:
         cfg = self.config
@@ -620,6 +623,29 @@ class GossipRouter:
         self._scores.graft(peer, topic, now)
         self._out.graft(peer, Graft(topic=topic))
         self._counters["grafts_sent"] += 1
+        self._offer_recent(topic, peer)
+
+    def _offer_recent(self, topic: str, peer: bytes) -> None:
+        """Send a peer that just joined our mesh an IHAVE of the recent message ids.
+
+        A message forwarded while the mesh lacked this peer (a node that just
+        started forwards to nobody until its first heartbeat grafts) reaches it
+        neither by forwarding nor by heartbeat gossip, which skips mesh peers.
+        """
+        ihave = self._recent_ihave(topic)
+        if ihave is not None:
+            self._out.ihave(peer, ihave)
+            self._counters["ihave_sent"] += 1
+
+    def _recent_ihave(self, topic: str) -> IHave | None:
+        """The message ids of ``topic`` in the gossip window (at most ``max_ihave_length``)."""
+        ids = self._mcache.gossip_ids(topic)
+        if not ids:
+            return None
+        if len(ids) > self.config.max_ihave_length:
+            self._rng.shuffle(ids)
+            ids = ids[: self.config.max_ihave_length]
+        return IHave(topic=topic, message_ids=tuple(ids))
 
     def _send_prune(self, topic: str, peer: bytes, now: float, *, backoff: float, px: bool) -> None:
         peers: tuple[PeerInfo, ...] = ()
@@ -729,8 +755,8 @@ class GossipRouter:
 
     def _emit_gossip(self, topic: str, exclude: set[bytes], scores: dict[bytes, float]) -> None:
         cfg = self.config
-        ids = self._mcache.gossip_ids(topic)
-        if not ids:
+        ihave = self._recent_ihave(topic)
+        if ihave is None:
             return
         threshold = cfg.thresholds.gossip_threshold
         cands = [
@@ -739,10 +765,6 @@ class GossipRouter:
             if p not in exclude and scores[p] >= threshold
         ]
         target = max(cfg.D_lazy, int(cfg.gossip_factor * len(cands)))
-        if len(ids) > cfg.max_ihave_length:
-            self._rng.shuffle(ids)
-            ids = ids[: cfg.max_ihave_length]
-        ihave = IHave(topic=topic, message_ids=tuple(ids))
         for p in self._pick(cands, target):
             self._out.ihave(p, ihave)
             self._counters["ihave_sent"] += 1

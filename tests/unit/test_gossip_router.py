@@ -506,3 +506,43 @@ def test_every_node_gets_every_message_exactly_once() -> None:
     for i, node in enumerate(net.ids):
         expected = {b"msg%d" % k for k in range(5) if k * 7 != i}
         assert sorted(net.accepted[node]) == sorted(expected)
+
+
+def test_a_message_forwarded_before_the_mesh_formed_reaches_the_new_mesh_peers() -> None:
+    """A restarted gateway: a message arrives before its first heartbeat grafted anyone.
+
+    It is forwarded to nobody (the mesh is empty), and once the heartbeat grafts
+    the peers, plain gossip skips them (they are mesh peers now). Without the
+    catch-up IHAVE sent with each graft, the message never got past this node
+    (the netns access test's lost revocation).
+    """
+    net = Net(3)
+    gw, owner, other = net.ids
+    for r in net.routers.values():
+        r.subscribe(TOPIC, 0.0)
+    net.connect(gw, other)
+    net.connect(owner, gw)
+    # subscriptions are exchanged, but no heartbeat has run: every mesh is empty
+    for node, router in net.routers.items():
+        for action in router.poll(0.0):
+            assert isinstance(action, SendRpc)
+            net.routers[action.peer].handle_rpc(node, action.rpc, 0.0)
+    assert all(not r.mesh(TOPIC) for r in net.routers.values())
+    net.routers[owner].publish(TOPIC, b"revocation", 0.0)
+    net.pump()
+    assert net.accepted[gw] == [b"revocation"]
+    assert net.accepted[other] == []
+    net.advance(3 * HB)
+    assert net.accepted[other] == [b"revocation"]
+
+
+def test_a_graft_is_answered_with_the_recent_message_ids() -> None:
+    r = subscribed_router([A, B])
+    r.publish(TOPIC, b"recent", HB)
+    r.poll(HB)
+    r.add_peer(C, outbound=False, now=HB)
+    r.handle_rpc(C, RPC(subscriptions=(SubOpts(True, TOPIC),), graft=(Graft(TOPIC),)), HB)
+    assert C in r.mesh(TOPIC)
+    to_c = [s.rpc for s in sends(r.poll(HB)) if s.peer == C]
+    offered = [i for rpc in to_c for h in rpc.ihave for i in h.message_ids]
+    assert offered == [message_id(b"recent")]
