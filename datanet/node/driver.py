@@ -98,6 +98,7 @@ from routing.coordinator import (
     OutboundRequest,
     QueryDone,
 )
+from routing.gossip.router import ValidationResult
 from routing.lookup import ClosestPeers, LookupResult, ProvidersResult, PutResult, ValueResult
 from routing.records import namespace_of
 from routing.schedule import (
@@ -618,16 +619,22 @@ class Node:
 
     # -- catalog --------------------------------------------------------------------
 
-    def _index(self, key: bytes, value: bytes) -> None:
+    def _index(self, key: bytes, value: bytes, *, forward: bool = False) -> None:
         """Hand a DHT value the node accepted under ``key`` to the ledger.
 
         Descriptors, deprecations, revocation lists and org records reach the
         complete catalog through :meth:`Ledger.ingest`, like those that arrive by
-        gossip and anti-entropy. Never raises: the record itself is already held.
+        gossip and anti-entropy. With ``forward``, a record new to the ledger is
+        also gossiped on: a publisher's DHT put can overtake its gossip copy, and
+        the copy is then ignored here as "not newer", so a node that is the only
+        way onward (an organization's gateway) would otherwise stop it. Never
+        raises: the record itself is already held.
         """
         try:
             if namespace_of(key) in _LEDGER_NAMESPACES:
-                self.ledger.ingest(value)
+                intake = self.ledger.ingest(value)
+                if forward and intake.result is ValidationResult.ACCEPT:
+                    self.gossip.publish(value)
         except DatanetError as exc:
             log.debug("indexing a record failed", extra={"kv": {"error": str(exc)}})
 
@@ -666,7 +673,7 @@ class Node:
                     self._storage.delete_own_descriptor(record.key)
             except DatanetError as exc:
                 log.warning("forgetting an own record failed", extra={"kv": {"error": str(exc)}})
-            self._index(record.key, record.value)
+            self._index(record.key, record.value, forward=True)
         for key in removed:
             self._note_provider_key(key, known=False)
             try:

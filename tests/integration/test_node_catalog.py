@@ -83,3 +83,31 @@ async def test_org_keep_alive_revives_an_offline_publishers_dataset(tmp_path: Pa
         assert got.raw == raw
         providers = await nodes[4].find_providers(str(dataset).encode(), 5)
         assert keeper.peer_id in [p for p, _ in providers]
+
+
+async def test_a_record_that_arrives_by_dht_put_first_is_gossiped_on(tmp_path: Path) -> None:
+    """A publisher's DHT put can overtake its gossip copy; the copy is then "not newer".
+
+    The node that took the put must gossip the record on itself, or a node that is
+    the only way onward (an organization's gateway) stops it (the netns access
+    test's lost revocation).
+    """
+    async with in_process_network(tmp_path, 3) as (specs, nodes):
+        sender, relay = nodes[0], nodes[1]
+        raw = signed_by(specs[0], "put/first", 1, "Put before gossip")
+        dataset_id = DatasetId(specs[0].org.org_id, "put/first")
+        key = dataset_id.dht_key()
+        published = relay.gossip.router.stats()["published"]
+        # A bare DHT put, past the sender's record store and gossip.
+        await sender._query("put_value", lambda t: sender.coordinator.put_value(key, raw, t))
+        with trio.fail_after(10):
+            while (
+                relay.ledger.catalog.get(str(DatasetId(specs[0].org.org_id, "put/first"))) is None
+            ):
+                await trio.sleep(0.05)
+        assert relay.gossip.router.stats()["published"] == published + 1
+        await held_everywhere(nodes, str(dataset_id))
+        # The same record put again is not new: it is not gossiped a second time.
+        await sender._query("put_value", lambda t: sender.coordinator.put_value(key, raw, t))
+        await trio.sleep(0.5)
+        assert relay.gossip.router.stats()["published"] == published + 1
