@@ -247,7 +247,7 @@ def setup_logging(
 
     Installed on the root logger, replacing its handlers, so library loggers
     (hypercorn, py-libp2p through the adapter's filters) come out in the same format.
-    py-libp2p's internals (``libp2p.*``) are written at ``libp2p_level`` or
+    py-libp2p's internals (``libp2p.*``, and its ``multiaddr.*``) are written at ``libp2p_level`` or
     above instead, whatever ``level`` is. Lines repeated more than
     :data:`LOG_MAX_REPEATS` times per :data:`LOG_REPEAT_WINDOW` are summarised
     (:class:`RepeatFilter`).
@@ -260,6 +260,9 @@ def setup_logging(
     root.setLevel(level.upper())
     libp2p = logging.getLogger("libp2p")
     libp2p.setLevel(libp2p_level.upper())
+    # py-multiaddr, py-libp2p's address library, logs several lines per address
+    # parsed at debug: with log.level = "debug" it drowned everything else.
+    logging.getLogger("multiaddr").setLevel(libp2p_level.upper())
     # py-libp2p's package __init__ (skipped by the adapter, but run if anything
     # imports ``libp2p`` itself) cuts its loggers off from the root logger.
     libp2p.propagate = True

@@ -16,13 +16,15 @@ from datanet.node.config import Config
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root, libp2p = logging.getLogger(), logging.getLogger("libp2p")
-    saved = (root.handlers[:], root.level, libp2p.level, libp2p.propagate)
+    multiaddr = logging.getLogger("multiaddr")
+    saved = (root.handlers[:], root.level, libp2p.level, libp2p.propagate, multiaddr.level)
     try:
         yield
     finally:
         root.handlers, root.level = saved[0], saved[1]
         libp2p.setLevel(saved[2])
         libp2p.propagate = saved[3]
+        multiaddr.setLevel(saved[4])
 
 
 class Clock:
@@ -106,6 +108,7 @@ def test_libp2p_level_is_independent_of_log_level(restore_logging: None) -> None
     setup_logging("debug", "json", stream, libp2p_level="warning")
     logging.getLogger("libp2p.gap6.swarm").info("libp2p chatter")
     logging.getLogger("libp2p.gap6.swarm").warning("libp2p warning")
+    logging.getLogger("multiaddr.transforms").debug("[DEBUG] bytes_to_string: proto=ip4")
     logging.getLogger("datanet.x").debug("ours")
     assert [d["msg"] for d in lines(stream)] == ["libp2p warning", "ours"]
 
