@@ -32,12 +32,36 @@ def run_json(node: TopoNode, *args: str, codes: tuple[int, ...] = (0,)) -> Any:
     return json.loads(result.stdout)
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+def eventually(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float = 60.0,
+    net: TopologyNetwork | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + gossip_state(net))
         time.sleep(0.3)
+
+
+def gossip_state(net: TopologyNetwork | None) -> str:
+    """Each node's ledger and gossip figures, for a failure message."""
+    if net is None:
+        return ""
+    lines = []
+    for node in net.nodes:
+        result = node.cli("catalog", "stats", "--json")
+        try:
+            stats = json.loads(result.stdout)
+            gossip = stats["gossip"]
+            lines.append(
+                f"{node.name} ({node.org} {node.role}): ledger={stats['ledger']} "
+                f"mesh={gossip['mesh']} router={gossip['router']} sync={stats['sync']}"
+            )
+        except (ValueError, KeyError, TypeError):
+            lines.append(f"{node.name}: catalog stats failed: {result.stderr.strip()[:200]}")
+    return "\n" + "\n".join(lines)
 
 
 def publish(net: TopologyNetwork, tmp_path: Path, name: str, policy: AccessPolicy) -> str:
@@ -137,4 +161,4 @@ def test_requests_cross_two_gateways_in_namespaces(tmp_path: Path) -> None:
             doc = json.loads(result.stdout)
             return result.returncode == 1 and doc["error"]["code"] == "grant_revoked"
 
-        eventually(refused, "the revocation at globex")
+        eventually(refused, "the revocation at globex", net=net)
