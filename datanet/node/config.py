@@ -265,7 +265,8 @@ SETTINGS: tuple[Setting, ...] = (
         "log.libp2p_level",
         str,
         "warning",
-        "least severe level written for py-libp2p's internals (libp2p.*, multiaddr.*), apart from log.level",
+        "least severe level written for py-libp2p's internals (libp2p.*, multiaddr.*), "
+        "apart from log.level",
         _one_of(LOG_LEVELS),
     ),
     Setting(
