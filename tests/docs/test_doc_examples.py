@@ -6,7 +6,8 @@ home, an expected exit code or a skip with its reason). One ``datanet devnet``
 ``bash`` in a scratch directory per doc file (shared by its commands), with
 ``DATANET_HOME`` set to its home (node0 of acme, the samples' publisher, unless
 the doc says otherwise) and the docs' placeholders (``did:key:z6Mk…``,
-``12D3KooW…``, ``DIR``, request ids…) replaced by the devnet's values. A failure names the doc file and line.
+``12D3KooW…``, ``DIR``, request ids…) replaced by the devnet's values. A failure
+names the doc file and line.
 """
 
 from __future__ import annotations
