@@ -19,7 +19,15 @@ Invariants:
   window, not with one WINDOW_UPDATE frame per read: py-libp2p 0.8.1 defaults to
   the latter (``PY_YAMUX_RELEASE_ON_READ=1``), which doubles the frames of every
   small message (a gossip RPC, a kad answer) at ~0.3 ms of CPU per frame. An
-  operator's own ``PY_YAMUX_RELEASE_ON_READ`` setting is left alone.
+  operator's own ``PY_YAMUX_RELEASE_ON_READ`` setting is left alone. Even so,
+  py-libp2p 0.8.1 sends a WINDOW_UPDATE after most small reads (its "partial
+  slack" branch credits any consumed bytes at once), one extra frame for every
+  second request on a kad stream; :func:`_batched_window_update` defers those
+  to the half-window batch, as go-yamux does (decision 0011).
+* Yamux writes a frame without formatting a DEBUG line nobody reads and without
+  a second scheduler round after the socket write (:func:`_lean_write_frame`);
+  with the yamux logger at DEBUG, py-libp2p's own method runs unchanged. Both
+  yamux patches are process-wide (py-libp2p names its classes directly).
 """
 
 from __future__ import annotations
@@ -74,7 +82,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID  # 
 from libp2p.security.noise.transport import Transport as NoiseTransport  # noqa: E402
 from libp2p.stream_muxer.exceptions import MuxedConnError, MuxedStreamError  # noqa: E402
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID  # noqa: E402
-from libp2p.stream_muxer.yamux.yamux import Yamux  # noqa: E402
+from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream  # noqa: E402
 from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
 from libp2p.transport.exceptions import OpenConnectionError, UpgradeFailure  # noqa: E402
 from libp2p.transport.tcp.tcp import TCP  # noqa: E402
@@ -160,6 +168,68 @@ class _IdleAutoConnector(AutoConnector):
 
 
 _log = logging.getLogger("datanet.p2p")
+_yamux_log = logging.getLogger("libp2p.stream_muxer.yamux.yamux")
+_yamux_module = sys.modules["libp2p.stream_muxer.yamux.yamux"]
+_original_window_update = YamuxStream._auto_tune_and_send_window_update
+
+
+async def _batched_window_update(self: YamuxStream, *, bytes_read: int = 0) -> None:
+    """Credit consumed bytes back to the sender in half-window batches (go-yamux).
+
+    py-libp2p 0.8.1 sends a WINDOW_UPDATE whenever a read leaves *any* credit
+    to return ("partial slack"), so a stream of small messages costs one extra
+    frame (a Noise message, a socket write, a wake-up on both sides) for about
+    every second message. Here a read that leaves less than the batch threshold
+    to return, with fewer than that many bytes pending, only records the bytes;
+    every other case is py-libp2p's own method. The sender's window never runs
+    dry: credit is returned once half of it is consumed, as go-yamux does.
+    """
+    if bytes_read > 0 and not _yamux_module._yamux_release_on_read():
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        delta = self.target_recv_window - (self.recv_window + buffered)
+        threshold = self._grow_threshold()
+        if delta < threshold and self._pending_recv_release + bytes_read < threshold:
+            # no await between the check and the update: atomic under trio
+            self._pending_recv_release += bytes_read
+            return
+    await _original_window_update(self, bytes_read=bytes_read)
+
+
+YamuxStream._auto_tune_and_send_window_update = _batched_window_update  # type: ignore[method-assign]
+
+
+_original_write_frame = Yamux._write_frame
+
+
+async def _lean_write_frame(self: Yamux, data: bytes) -> None:
+    """Write one yamux frame under the connection's write lock, formatting nothing.
+
+    py-libp2p 0.8.1's ``_write_frame`` unpacks every frame's header and formats
+    a DEBUG message (an f-string, built whether or not DEBUG is on), takes its
+    write lock through a scheduler round even when the lock is free, then adds a
+    scheduler checkpoint after the write although the socket write already
+    yields. With the yamux logger at DEBUG, its own method runs unchanged.
+    """
+    if _yamux_log.isEnabledFor(logging.DEBUG):
+        await _original_write_frame(self, data)
+        return
+    lock = self._write_lock
+    try:
+        # trio's acquire() yields to the scheduler even when the lock is free;
+        # acquire_nowait() is fair too (it refuses while others wait), and the
+        # socket write below is the checkpoint.
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+    try:
+        await self.secured_conn.write(data)
+    finally:
+        lock.release()
+
+
+# py-libp2p builds its Yamux class by name (MuxerMultistream.new_conn ignores the
+# class handed to the upgrader), so a subclass would never run: patch the class.
+Yamux._write_frame = _lean_write_frame  # type: ignore[method-assign]
 
 
 class Notifee(INotifee):
