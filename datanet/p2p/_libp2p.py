@@ -26,8 +26,11 @@ Invariants:
   to the half-window batch, as go-yamux does (decision 0011).
 * Yamux writes a frame without formatting a DEBUG line nobody reads and without
   a second scheduler round after the socket write (:func:`_lean_write_frame`);
-  with the yamux logger at DEBUG, py-libp2p's own method runs unchanged. Both
-  yamux patches are process-wide (py-libp2p names its classes directly).
+  with the yamux logger at DEBUG, py-libp2p's own method runs unchanged.
+* A TCP connection's reads are served from a 64 KiB read-ahead buffer
+  (:func:`_read_ahead`), one socket receive for many Noise messages instead of
+  two receives per message. These patches are process-wide (py-libp2p names
+  its classes directly, so subclasses would never run).
 """
 
 from __future__ import annotations
@@ -68,7 +71,12 @@ from libp2p.crypto.x25519 import create_new_key_pair as _new_x25519  # noqa: E40
 from libp2p.custom_types import TProtocol  # noqa: E402
 from libp2p.exceptions import BaseLibp2pError, ParseError  # noqa: E402
 from libp2p.identity.identify.pb.identify_pb2 import Identify  # noqa: E402
-from libp2p.io.exceptions import IncompleteReadError, IOException  # noqa: E402
+from libp2p.io.exceptions import (  # noqa: E402
+    ConnectionClosedError,
+    IncompleteReadError,
+    IOException,
+)
+from libp2p.io.trio import TrioTCPStream  # noqa: E402
 from libp2p.network.auto_connector import AutoConnector  # noqa: E402
 from libp2p.network.config import ConnectionConfig, RetryConfig  # noqa: E402
 from libp2p.network.connection import swarm_connection  # noqa: E402, F401 - for _logging
@@ -92,6 +100,7 @@ from multiaddr import Multiaddr  # noqa: E402
 
 from datanet.p2p import _logging  # noqa: E402
 from datanet.p2p import gater as _gater  # noqa: E402
+from datanet.p2p.readahead import READ_AHEAD, ReadAhead  # noqa: E402
 from identity.keys import KeyPair, PeerId  # noqa: E402
 
 __all__ = [
@@ -225,6 +234,40 @@ async def _lean_write_frame(self: Yamux, data: bytes) -> None:
         await self.secured_conn.write(data)
     finally:
         lock.release()
+
+
+async def _read_ahead(self: TrioTCPStream, n: int | None = None) -> bytes:
+    """``TrioTCPStream.read`` with a read-ahead buffer: one receive, many small reads.
+
+    py-libp2p 0.8.1 reads each Noise message with two receives (its 2-byte length,
+    then its body), each through the read lock and a scheduler round. Here one
+    receive of up to 64 KiB fills a :class:`~datanet.p2p.readahead.ReadAhead` and
+    the reads after it are served from memory. Errors map as py-libp2p's own
+    method maps them (a broken socket raises, a locally closed one reads b"").
+    """
+    if n == 0:
+        return b""
+    buf: ReadAhead | None = self.__dict__.get("_datanet_read_ahead")
+    if buf is None:
+        buf = self._datanet_read_ahead = ReadAhead()  # type: ignore[attr-defined]
+    if not len(buf):
+        async with self.read_lock:
+            if not len(buf):  # another reader may have filled it while we waited
+                try:
+                    data = await self.stream.receive_some(READ_AHEAD)
+                except trio.BrokenResourceError as error:
+                    raise ConnectionClosedError(
+                        f"TCP connection reset by remote peer: {error}", transport="tcp"
+                    ) from error
+                except trio.ClosedResourceError:
+                    return b""
+                if not data:
+                    return b""
+                buf.put(data)
+    return buf.take(n)
+
+
+TrioTCPStream.read = _read_ahead  # type: ignore[method-assign]
 
 
 # py-libp2p builds its Yamux class by name (MuxerMultistream.new_conn ignores the
