@@ -27,6 +27,15 @@ a breakdown by layer (Noise, Yamux, multistream, wire codec, validation, SQLite,
 logging, trio, ...) into the results under ``profile`` (figures under cProfile
 are inflated; only the shares matter).
 
+With py-spy (``pip install py-spy``)::
+
+    py-spy record --subprocesses -f raw -o /tmp/spy.txt -- python benchmarks/bench_request.py
+    python benchmarks/bench_request.py --spy-layers /tmp/spy.txt
+
+charges every sample to the innermost frame of a known layer (what a yamux
+write spends in trio and the socket counts for yamux), with little overhead:
+the breakdown in ``docs/decisions/0011-request-cpu.md`` comes from it.
+
 Run: ``python benchmarks/bench_request.py`` (results in
 ``benchmarks/results/request.json``); ``--merge-into benchmarks/results/net.json``
 also adds ``cpu_ms_per_request`` (and the per-side detail) to that file.
@@ -120,6 +129,78 @@ def top_functions(stats: pstats.Stats, count: int = 25) -> list[dict[str, Any]]:
                 "cum_pct": round(100 * cumtime / whole, 1),
             }
         )
+    return out
+
+
+# py-spy: ``py-spy record --subprocesses -f raw -o FILE -- python benchmarks/bench_request.py``
+# writes collapsed stacks; --spy-layers FILE charges each sample to the innermost
+# frame of a known layer, so trio's and the socket's work inside a yamux write
+# counts for yamux, and only the scheduler's own loop counts for trio.
+SPY_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("noise: ChaCha20-Poly1305 (noiseprotocol, cryptography)", ("cryptography/", "(noise/")),
+    ("noise: py-libp2p framing", ("libp2p/security/",)),
+    ("yamux (py-libp2p)", ("libp2p/stream_muxer/",)),
+    ("multistream-select", ("libp2p/protocol_muxer/", "multistream")),
+    ("py-libp2p swarm, net_stream, io", ("libp2p/",)),
+    ("kad wire codec (routing/wire.py)", ("routing/wire.py",)),
+    ("validation (signatures, records)", ("identity/", "datanet/records/")),
+    ("sqlite", ("sqlite3", "datanet/store/")),
+    ("logging", ("logging/",)),
+    ("datanet adapter (datanet/p2p)", ("datanet/p2p/",)),
+    ("routing (coordinator, stores)", ("routing/",)),
+    ("node (driver, ledger, gossip)", ("datanet/node/",)),
+)
+# setup, and the thread that reads the responder's commands (not the event loop)
+_SPY_SETUP = (
+    "_find_and_load",
+    "provision",
+    "signed_by",
+    "open_node",
+    "calibration",
+    "Popen",
+    "Thread.run",
+)
+_SPY_GENERIC = (
+    "trio/",
+    "(<string>",
+    "attrs generated",
+    "bench_request.py",
+    "contextlib",
+    "outcome",
+)
+
+
+def spy_layer(frames: list[str]) -> str:
+    """The layer one py-spy sample (root-first frames) is charged to."""
+    for frame in reversed(frames):
+        if "trio/_socket.py" in frame or "_highlevel_socket" in frame:
+            return "socket send/recv (trio + system calls)"
+        if any(g in frame for g in _SPY_GENERIC):
+            continue
+        for name, needles in SPY_LAYERS:
+            if any(n in frame for n in needles):
+                return name
+        return "other (interpreter, stdlib)"
+    return "trio scheduler (run loop, epoll)"
+
+
+def spy_layers(path: Path) -> dict[str, dict[str, float]]:
+    """Per process (requester, responder): percent of samples per layer, setup excluded."""
+    counts: dict[str, dict[str, int]] = {"requester": {}, "responder": {}}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stack, _, n = line.rpartition(" ")
+        side = "responder" if "--serve" in stack.split(";<module>")[0] else "requester"
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if any(s in f for f in frames for s in _SPY_SETUP):
+            continue
+        layer = spy_layer(frames)
+        counts[side][layer] = counts[side].get(layer, 0) + int(n)
+    out = {}
+    for side, layers in counts.items():
+        whole = sum(layers.values()) or 1
+        out[side] = {
+            k: round(100 * v / whole, 1) for k, v in sorted(layers.items(), key=lambda kv: -kv[1])
+        }
     return out
 
 
@@ -396,8 +477,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/request.json")
     parser.add_argument("--merge-into", type=Path, default=None, metavar="NET_JSON")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
+    parser.add_argument(
+        "--spy-layers", type=Path, default=None, metavar="RAW", help="classify py-spy raw output"
+    )
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.spy_layers is not None:
+        for side, layers in spy_layers(args.spy_layers).items():
+            print(f"{side} CPU by layer (% of py-spy samples):")
+            for name, pct in layers.items():
+                print(f"  {pct:5.1f}  {name}")
+        return 0
     if args.serve is not None:
         return serve(args.serve, args.seed)
     if args.requests < 1:
