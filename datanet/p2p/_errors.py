@@ -20,9 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import trio
 
 from datanet.errors import (
@@ -99,9 +96,11 @@ class RemoteError(DatanetError):
         self.remote_code = remote_code
 
 
-@contextmanager
-def translate(what: str) -> Iterator[None]:
+class translate:  # used like a function: `with translate("kad request"):`
     """Run a block of py-libp2p calls, re-raising failures as datanet errors.
+
+    A class rather than a ``@contextmanager`` generator: it wraps every frame
+    read and write, and a generator per use cost more than the I/O's own checks.
 
     Args:
         what: a short description for the message ("dial 12D3KooW…", "kad request").
@@ -109,21 +108,36 @@ def translate(what: str) -> Iterator[None]:
     Raises:
         PeerUnreachable, Timeout, RemoteProtocolError, StreamClosedByPeer, NetworkError.
     """
-    try:
-        yield
-    except DatanetError:
-        raise
-    except trio.TooSlowError:
-        raise Timeout(f"{what}: timed out") from None
-    except (SwarmException, OpenConnectionError, UpgradeFailure) as exc:
-        raise PeerUnreachable(f"{what}: {exc}") from exc
-    except (StreamEOF, StreamReset, IncompleteReadError) as exc:
-        raise StreamClosedByPeer(f"{what}: the peer closed or reset the stream") from exc
-    except ParseError as exc:
-        raise RemoteProtocolError(f"{what}: {exc}") from exc
-    except (IOException, MuxedStreamError, MuxedConnError, trio.BrokenResourceError) as exc:
-        raise NetworkError(f"{what}: {exc}") from exc
-    except (BaseLibp2pError, OSError, trio.ClosedResourceError) as exc:
-        raise NetworkError(f"{what}: {exc}") from exc
-    except Exception as exc:
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, DatanetError):
+            return  # success, cancellation and datanet's own errors pass through
+        what = self.what
+        if isinstance(exc, trio.TooSlowError):
+            raise Timeout(f"{what}: timed out") from None
+        if isinstance(exc, SwarmException | OpenConnectionError | UpgradeFailure):
+            raise PeerUnreachable(f"{what}: {exc}") from exc
+        if isinstance(exc, StreamEOF | StreamReset | IncompleteReadError):
+            raise StreamClosedByPeer(f"{what}: the peer closed or reset the stream") from exc
+        if isinstance(exc, ParseError):
+            raise RemoteProtocolError(f"{what}: {exc}") from exc
+        if isinstance(
+            exc,
+            IOException
+            | MuxedStreamError
+            | MuxedConnError
+            | trio.BrokenResourceError
+            | BaseLibp2pError
+            | OSError
+            | trio.ClosedResourceError,
+        ):
+            raise NetworkError(f"{what}: {exc}") from exc
         raise NetworkError(f"{what}: unexpected {type(exc).__name__}: {exc}") from exc

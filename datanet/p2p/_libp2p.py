@@ -19,7 +19,18 @@ Invariants:
   window, not with one WINDOW_UPDATE frame per read: py-libp2p 0.8.1 defaults to
   the latter (``PY_YAMUX_RELEASE_ON_READ=1``), which doubles the frames of every
   small message (a gossip RPC, a kad answer) at ~0.3 ms of CPU per frame. An
-  operator's own ``PY_YAMUX_RELEASE_ON_READ`` setting is left alone.
+  operator's own ``PY_YAMUX_RELEASE_ON_READ`` setting is left alone. Even so,
+  py-libp2p 0.8.1 sends a WINDOW_UPDATE after most small reads (its "partial
+  slack" branch credits any consumed bytes at once), one extra frame for every
+  second request on a kad stream; :func:`_batched_window_update` defers those
+  to the half-window batch, as go-yamux does (decision 0011).
+* Yamux writes a frame without formatting a DEBUG line nobody reads and without
+  a second scheduler round after the socket write (:func:`_lean_write_frame`);
+  with the yamux logger at DEBUG, py-libp2p's own method runs unchanged.
+* A TCP connection's reads are served from a 64 KiB read-ahead buffer
+  (:func:`_read_ahead`), one socket receive for many Noise messages instead of
+  two receives per message. These patches are process-wide (py-libp2p names
+  its classes directly, so subclasses would never run).
 """
 
 from __future__ import annotations
@@ -60,7 +71,12 @@ from libp2p.crypto.x25519 import create_new_key_pair as _new_x25519  # noqa: E40
 from libp2p.custom_types import TProtocol  # noqa: E402
 from libp2p.exceptions import BaseLibp2pError, ParseError  # noqa: E402
 from libp2p.identity.identify.pb.identify_pb2 import Identify  # noqa: E402
-from libp2p.io.exceptions import IncompleteReadError, IOException  # noqa: E402
+from libp2p.io.exceptions import (  # noqa: E402
+    ConnectionClosedError,
+    IncompleteReadError,
+    IOException,
+)
+from libp2p.io.trio import TrioTCPStream  # noqa: E402
 from libp2p.network.auto_connector import AutoConnector  # noqa: E402
 from libp2p.network.config import ConnectionConfig, RetryConfig  # noqa: E402
 from libp2p.network.connection import swarm_connection  # noqa: E402, F401 - for _logging
@@ -74,7 +90,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID  # 
 from libp2p.security.noise.transport import Transport as NoiseTransport  # noqa: E402
 from libp2p.stream_muxer.exceptions import MuxedConnError, MuxedStreamError  # noqa: E402
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID  # noqa: E402
-from libp2p.stream_muxer.yamux.yamux import Yamux  # noqa: E402
+from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream  # noqa: E402
 from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
 from libp2p.transport.exceptions import OpenConnectionError, UpgradeFailure  # noqa: E402
 from libp2p.transport.tcp.tcp import TCP  # noqa: E402
@@ -84,6 +100,7 @@ from multiaddr import Multiaddr  # noqa: E402
 
 from datanet.p2p import _logging  # noqa: E402
 from datanet.p2p import gater as _gater  # noqa: E402
+from datanet.p2p.readahead import READ_AHEAD, ReadAhead  # noqa: E402
 from identity.keys import KeyPair, PeerId  # noqa: E402
 
 __all__ = [
@@ -160,6 +177,102 @@ class _IdleAutoConnector(AutoConnector):
 
 
 _log = logging.getLogger("datanet.p2p")
+_yamux_log = logging.getLogger("libp2p.stream_muxer.yamux.yamux")
+_yamux_module = sys.modules["libp2p.stream_muxer.yamux.yamux"]
+_original_window_update = YamuxStream._auto_tune_and_send_window_update
+
+
+async def _batched_window_update(self: YamuxStream, *, bytes_read: int = 0) -> None:
+    """Credit consumed bytes back to the sender in half-window batches (go-yamux).
+
+    py-libp2p 0.8.1 sends a WINDOW_UPDATE whenever a read leaves *any* credit
+    to return ("partial slack"), so a stream of small messages costs one extra
+    frame (a Noise message, a socket write, a wake-up on both sides) for about
+    every second message. Here a read that leaves less than the batch threshold
+    to return, with fewer than that many bytes pending, only records the bytes;
+    every other case is py-libp2p's own method. The sender's window never runs
+    dry: credit is returned once half of it is consumed, as go-yamux does.
+    """
+    if bytes_read > 0 and not _yamux_module._yamux_release_on_read():
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        delta = self.target_recv_window - (self.recv_window + buffered)
+        threshold = self._grow_threshold()
+        if delta < threshold and self._pending_recv_release + bytes_read < threshold:
+            # no await between the check and the update: atomic under trio
+            self._pending_recv_release += bytes_read
+            return
+    await _original_window_update(self, bytes_read=bytes_read)
+
+
+YamuxStream._auto_tune_and_send_window_update = _batched_window_update  # type: ignore[method-assign]
+
+
+_original_write_frame = Yamux._write_frame
+
+
+async def _lean_write_frame(self: Yamux, data: bytes) -> None:
+    """Write one yamux frame under the connection's write lock, formatting nothing.
+
+    py-libp2p 0.8.1's ``_write_frame`` unpacks every frame's header and formats
+    a DEBUG message (an f-string, built whether or not DEBUG is on), takes its
+    write lock through a scheduler round even when the lock is free, then adds a
+    scheduler checkpoint after the write although the socket write already
+    yields. With the yamux logger at DEBUG, its own method runs unchanged.
+    """
+    if _yamux_log.isEnabledFor(logging.DEBUG):
+        await _original_write_frame(self, data)
+        return
+    lock = self._write_lock
+    try:
+        # trio's acquire() yields to the scheduler even when the lock is free;
+        # acquire_nowait() is fair too (it refuses while others wait), and the
+        # socket write below is the checkpoint.
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+    try:
+        await self.secured_conn.write(data)
+    finally:
+        lock.release()
+
+
+async def _read_ahead(self: TrioTCPStream, n: int | None = None) -> bytes:
+    """``TrioTCPStream.read`` with a read-ahead buffer: one receive, many small reads.
+
+    py-libp2p 0.8.1 reads each Noise message with two receives (its 2-byte length,
+    then its body), each through the read lock and a scheduler round. Here one
+    receive of up to 64 KiB fills a :class:`~datanet.p2p.readahead.ReadAhead` and
+    the reads after it are served from memory. Errors map as py-libp2p's own
+    method maps them (a broken socket raises, a locally closed one reads b"").
+    """
+    if n == 0:
+        return b""
+    buf: ReadAhead | None = self.__dict__.get("_datanet_read_ahead")
+    if buf is None:
+        buf = self._datanet_read_ahead = ReadAhead()  # type: ignore[attr-defined]
+    if not len(buf):
+        async with self.read_lock:
+            if not len(buf):  # another reader may have filled it while we waited
+                try:
+                    data = await self.stream.receive_some(READ_AHEAD)
+                except trio.BrokenResourceError as error:
+                    raise ConnectionClosedError(
+                        f"TCP connection reset by remote peer: {error}", transport="tcp"
+                    ) from error
+                except trio.ClosedResourceError:
+                    return b""
+                if not data:
+                    return b""
+                buf.put(data)
+    return buf.take(n)
+
+
+TrioTCPStream.read = _read_ahead  # type: ignore[method-assign]
+
+
+# py-libp2p builds its Yamux class by name (MuxerMultistream.new_conn ignores the
+# class handed to the upgrader), so a subclass would never run: patch the class.
+Yamux._write_frame = _lean_write_frame  # type: ignore[method-assign]
 
 
 class Notifee(INotifee):

@@ -1,0 +1,84 @@
+"""Yamux frames per kad request with real hosts: no receive-credit frame per small message.
+
+py-libp2p 0.8.1 sends a WINDOW_UPDATE after most small reads, one extra frame
+(a Noise message, a socket write and a wake-up on both sides) for about every
+second request on a long-lived kad stream. The adapter batches that credit in
+half windows, as go-yamux does (``datanet/p2p/_libp2p.py``, decision 0011);
+these tests count the frames each host writes and check that large transfers,
+which do need credit back, still flow both ways.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from datanet.p2p import Host, open_host
+from datanet.p2p import _libp2p as lp
+from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+from routing.wire import Message, MessageType, Record
+
+ORG = org_key(1)
+DATA, WINDOW_UPDATE = 0, 1
+
+
+@asynccontextmanager
+async def two_hosts() -> AsyncIterator[tuple[Host, Host]]:
+    a, b = node_key(1), node_key(2)
+    async with (
+        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
+        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
+    ):
+        client.add_addrs(server.peer_id, server.listen_addrs())
+        yield client, server
+
+
+@pytest.fixture
+def frames(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """Yamux frames written by every host of this process, by frame type."""
+    counts: Counter[int] = Counter()
+    write = lp.Yamux._write_frame
+
+    async def counted(self: Any, data: bytes) -> None:
+        counts[struct.unpack(">BBHII", data[:12])[1]] += 1
+        await write(self, data)
+
+    monkeypatch.setattr(lp.Yamux, "_write_frame", counted)
+    return counts
+
+
+async def echo(msg: Message, from_peer: bytes) -> Message:
+    return msg
+
+
+async def test_small_requests_send_no_window_update_each(frames: Counter[int]) -> None:
+    async with two_hosts() as (client, server):
+        server.kad.set_handler(echo)
+        await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"warm"))
+        frames.clear()
+        requests = 60
+        for i in range(requests):
+            key = b"key-%d" % i
+            msg = Message(MessageType.PUT_VALUE, key, record=Record(key, bytes(300)))
+            assert await client.kad.request(server.peer_id, msg) == msg
+        # one DATA frame each way per request; py-libp2p alone adds ~0.6 WINDOW_UPDATE
+        assert frames[DATA] == 2 * requests
+        assert frames[WINDOW_UPDATE] <= 2, frames
+
+
+async def test_transfers_larger_than_the_window_flow_both_ways(frames: Counter[int]) -> None:
+    async with two_hosts() as (client, server):
+        server.kad.set_handler(echo)
+        value = bytes(range(256)) * 240  # 60 KiB: 30 requests move 1.8 MiB each way
+        for i in range(30):
+            key = b"big-%d" % i
+            msg = Message(MessageType.PUT_VALUE, key, record=Record(key, value))
+            assert await client.kad.request(server.peer_id, msg, timeout=20) == msg
+        assert client.kad.open_streams() == 1
+        # 1.8 MiB through a 256 KiB window: credit went back in batches, not per read
+        assert 2 <= frames[WINDOW_UPDATE] <= 40, frames
