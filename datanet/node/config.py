@@ -265,7 +265,8 @@ SETTINGS: tuple[Setting, ...] = (
         "log.libp2p_level",
         str,
         "warning",
-        "least severe level written for py-libp2p's internals (libp2p.*, multiaddr.*), apart from log.level",
+        "least severe level written for py-libp2p's internals (libp2p.*, multiaddr.*), "
+        "apart from log.level",
         _one_of(LOG_LEVELS),
     ),
     Setting(
@@ -336,6 +337,14 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         4,
         "a DHT get stops once this many peers returned a valid value (0: ask all k closest)",
+        _in_range(0, 20),
+    ),
+    Setting(
+        "dht.put_quorum",
+        int,
+        4,
+        "publish answers once this many peers stored the record; the other writes go on "
+        "in the background (0: wait for every write)",
         _in_range(0, 20),
     ),
     Setting(
@@ -428,6 +437,7 @@ class DhtSettings:
     """``[dht]``: Kademlia behaviour and what strangers may make the node store."""
 
     value_quorum: int
+    put_quorum: int
     stranger_providers_per_peer: int
     stranger_providers_per_address: int
     stranger_providers_total: int
