@@ -103,3 +103,33 @@ async def test_a_republish_with_a_fresh_closest_set_walks_nowhere(tmp_path: Path
         await node._republish([Republish(key)])
         await until(lambda: node.routing_stats()["puts_under_way"] == 0)
         assert find_nodes_sent(node) > finds
+
+
+async def test_puts_under_way_are_bounded_and_a_publish_beyond_waits(tmp_path: Path) -> None:
+    async with in_process_network(tmp_path, 5, settings={"dht.put_quorum": 1}) as (specs, nodes):
+        node = nodes[0]
+        node._put_slots = trio.Semaphore(1)
+        most = 0
+        outcomes = []
+
+        async def watch() -> None:
+            nonlocal most
+            while True:
+                most = max(most, len(node._puts))
+                await trio.sleep(0)
+
+        async def publish(name: str) -> None:
+            outcomes.append(await node.publish(signed_by(specs[0], name, 1, "bounded")))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            with trio.fail_after(120):
+                async with trio.open_nursery() as publishers:
+                    for i in range(3):
+                        publishers.start_soon(publish, f"bounded/{i}")
+            nursery.cancel_scope.cancel()
+        assert most == 1, "more puts were under way than the node allows"
+        assert len(outcomes) == 3
+        assert all(o.replicas >= 1 for o in outcomes)
+        await until(lambda: node.routing_stats()["puts_under_way"] == 0)
+        assert node.put_counts["completed"] == 3
