@@ -35,6 +35,7 @@ from cli.app import (
     pass_app,
     print_table,
     read_input_file,
+    stored_on,
     write_output_file,
 )
 from cli.node import API_URL_ENV, client_for, progress
@@ -96,6 +97,9 @@ def publish(app: CliContext, file: Path) -> None:
         "replicas": result.replicas,
         "kind": result.kind,
         "key": result.key,
+        "acked": result.replicas,
+        "target": result.target,
+        "pending": result.pending,
     }
     what = result.dataset_id or f"the {result.kind} record {result.key}"
     emit(
@@ -103,7 +107,7 @@ def publish(app: CliContext, file: Path) -> None:
         doc,
         lambda: click.echo(
             f"published {what} (sequence {result.sequence}) "
-            f"on {result.replicas} peer{'s' if result.replicas != 1 else ''}"
+            f"on {stored_on(result.replicas, result.target, result.pending)}"
         ),
     )
 

@@ -69,6 +69,7 @@ __all__ = [
     "passphrase_file_option",
     "print_table",
     "read_input_file",
+    "stored_on",
     "unlock",
     "write_output_file",
 ]
@@ -417,6 +418,17 @@ def write_output_file(path: Path, data: bytes, *, force: bool = False) -> None:
 
 
 # -- output ---------------------------------------------------------------------
+
+
+def stored_on(acked: int, target: int, pending: int) -> str:
+    """``4 peers``, or ``4 of 20 peers (16 more writes continue in the background)``."""
+    text = f"{acked}"
+    if target > acked:
+        text += f" of {target}"
+    text += f" peer{'s' if (target if target > acked else acked) != 1 else ''}"
+    if pending:
+        text += f" ({pending} more write{'s' if pending != 1 else ''} continue in the background)"
+    return text
 
 
 def emit(app: CliContext, doc: Any, human: Callable[[], None]) -> None:

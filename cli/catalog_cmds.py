@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.app import CliContext, cli, emit, format_time, json_option, pass_app, print_table
+from cli.app import (
+    CliContext,
+    cli,
+    emit,
+    format_time,
+    json_option,
+    pass_app,
+    print_table,
+    stored_on,
+)
 from cli.node import client_for, progress
 
 if TYPE_CHECKING:
@@ -105,13 +114,16 @@ def deprecate(app: CliContext, dataset_id: str, reason: str) -> None:
         "dataset_id": result.dataset_id,
         "sequence": result.sequence,
         "replicas": result.replicas,
+        "acked": result.replicas,
+        "target": result.target,
+        "pending": result.pending,
     }
     emit(
         app,
         doc,
         lambda: click.echo(
             f"deprecated {result.dataset_id} (sequence {result.sequence}) "
-            f"on {result.replicas} peer{'s' if result.replicas != 1 else ''}"
+            f"on {stored_on(result.replicas, result.target, result.pending)}"
         ),
     )
 

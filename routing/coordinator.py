@@ -12,7 +12,8 @@ libp2p) and the simulator drive the very same code:
   :meth:`~Coordinator.refresh`, :meth:`~Coordinator.cancel`.
 * Coordinator → driver (actions, from :meth:`~Coordinator.poll`):
   :class:`OutboundRequest` (send a kad message, report the outcome under its
-  ``request_id``) and :class:`QueryDone` (an operation's result).
+  ``request_id``), :class:`QuorumReached` (a put's answer once enough peers
+  acknowledged; the query goes on) and :class:`QueryDone` (an operation's result).
 
 The driver's loop: after any event call ``poll(now)`` and carry out the
 actions; also call ``poll(now)`` once ``now`` reaches :meth:`~Coordinator.next_deadline`.
@@ -26,6 +27,8 @@ Invariants:
 * Answers from peers are routed to the lookup that asked, by request id; answers
   to finished or cancelled lookups still update the table and are then dropped.
 * A lookup for a key marks that key's bucket as refreshed.
+* A query emits at most one :class:`QuorumReached`, never after its
+  :class:`QueryDone`, and only once its quorum was met.
 * Time is the ``now`` passed in and randomness the injected ``random.Random``.
 """
 
@@ -69,6 +72,7 @@ __all__ = [
     "OutboundRequest",
     "QueryDone",
     "QueryKind",
+    "QuorumReached",
 ]
 
 
@@ -96,6 +100,11 @@ class CoordinatorConfig:
     max_failures: int = 2
     #: GET_VALUE ends once this many remote peers returned a valid value (0: walk to the end).
     value_quorum: int = 0
+    #: PUT_VALUE / ADD_PROVIDER emit :class:`QuorumReached` once this many peers
+    #: acknowledged (0: only :class:`QueryDone`).
+    put_quorum: int = 0
+    #: Stores write to peers while their walk goes on (see :mod:`routing.lookup`).
+    eager_store: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,19 @@ class QueryDone:
     result: LookupResult
 
 
-CoordinatorAction = OutboundRequest | QueryDone
+@dataclass(frozen=True)
+class QuorumReached:
+    """Action: the put ``query_id`` met its quorum with ``result`` so far; it goes on.
+
+    Its :class:`QueryDone` (with every write's outcome) follows later.
+    """
+
+    query_id: int
+    kind: QueryKind
+    result: LookupResult
+
+
+CoordinatorAction = OutboundRequest | QuorumReached | QueryDone
 
 
 @dataclass(frozen=True)
@@ -169,6 +190,7 @@ class Coordinator:
             refresh_interval=self.config.refresh_interval,
         )
         self._queries: dict[int, tuple[QueryKind, Lookup]] = {}
+        self._quorum_told: set[int] = set()
         self._requests: dict[int, _Pending] = {}
         self._outbox: list[CoordinatorAction] = []
         self._next_query_id = 1
@@ -328,12 +350,23 @@ class Coordinator:
         return self._start(QueryKind.GET_PROVIDERS, lookup, now)
 
     def put_value(
-        self, key: bytes, value: bytes, now: float, *, targets: Sequence[Peer] | None = None
+        self,
+        key: bytes,
+        value: bytes,
+        now: float,
+        *,
+        targets: Sequence[Peer] | None = None,
+        quorum: int | None = None,
     ) -> int:
         """Start a PUT_VALUE of ``value`` to the k closest peers of ``key`` (or ``targets``).
 
         The caller stores its own copy; the result lists the peers that echoed
-        the record back (stored) and those that did not.
+        the record back (stored) and those that did not. ``quorum`` overrides
+        the configured ``put_quorum``: once that many peers acknowledged, a
+        :class:`QuorumReached` is emitted and the writes go on.
+
+        Raises:
+            InvalidInput: ``quorum`` is negative.
         """
         c = self.config
         lookup = PutValueLookup(
@@ -347,11 +380,17 @@ class Coordinator:
             k=c.k,
             alpha=c.alpha,
             request_timeout=c.request_timeout,
+            quorum=c.put_quorum if quorum is None else quorum,
+            eager=c.eager_store,
         )
         return self._start(QueryKind.PUT_VALUE, lookup, now)
 
     def add_provider(self, key: bytes, now: float, *, provider: Peer | None = None) -> int:
-        """Start an ADD_PROVIDER announcing ``provider`` (default: ourselves) for ``key``."""
+        """Start an ADD_PROVIDER announcing ``provider`` (default: ourselves) for ``key``.
+
+        It writes while it walks (``eager_store``) and has no quorum: nobody waits
+        for an announcement.
+        """
         c = self.config
         lookup = AddProviderLookup(
             self._new_id(),
@@ -363,6 +402,7 @@ class Coordinator:
             k=c.k,
             alpha=c.alpha,
             request_timeout=c.request_timeout,
+            eager=c.eager_store,
         )
         return self._start(QueryKind.ADD_PROVIDER, lookup, now)
 
@@ -423,7 +463,13 @@ class Coordinator:
         while isinstance(action, SendRequest):
             self._send(query_id, action.peer, action.message)
             action = lookup.advance(Poll(), now)
+        if query_id not in self._quorum_told:
+            partial = lookup.quorum_result(now)
+            if partial is not None:
+                self._quorum_told.add(query_id)
+                self._outbox.append(QuorumReached(query_id, kind, partial))
         if isinstance(action, Finished):
+            self._quorum_told.discard(query_id)
             del self._queries[query_id]
             self.table.mark_refreshed(key_of(lookup.target), now)
             self._outbox.append(QueryDone(query_id, kind, action.result))

@@ -33,6 +33,14 @@ Invariants:
 * At most ``alpha`` requests are in flight per lookup; a timed-out request no
   longer counts (as in go-libp2p-kad-dht). The store phase of PUT_VALUE /
   ADD_PROVIDER sends to all its targets at once, as go-libp2p-kad-dht does.
+* With ``eager`` a store lookup does not wait for its walk to end: a peer gets
+  the write as soon as it answered the walk while being among the ``k`` nearest
+  candidates still standing; once the walk is over, every one of the final
+  ``k`` closest that was not written to yet gets it. Each peer gets the write at
+  most once, and only after its FIND_NODE answer (never two requests at once).
+* A store lookup's :meth:`Lookup.quorum_result` is non-None once ``quorum``
+  writes were acknowledged; ``acked`` only ever lists peers whose answer
+  acknowledged the write (never more than happened).
 * Each peer is asked at most once per lookup; our own id is never asked.
 * Only answers from peers we are waiting for (or that timed out) are used, so a
   stray or duplicate message cannot inject peers or values.
@@ -182,12 +190,31 @@ class ProvidersResult:
 
 @dataclass(frozen=True)
 class PutResult:
-    """Result of PUT_VALUE / ADD_PROVIDER: who acknowledged the write, who did not."""
+    """Result of PUT_VALUE / ADD_PROVIDER: who acknowledged the write, who did not.
+
+    Attributes:
+        key: the DHT key.
+        acked: peers that acknowledged the write, in the order they did.
+        failed: peers whose write failed, timed out or was not answered.
+        stats: counters (the walk's and the writes').
+        closest: the k closest peers the walk found (the targets given, when
+            the walk was skipped); empty in a :meth:`Lookup.quorum_result`
+            taken before the walk ended.
+        target: how many peers the write is meant for: the final closest set
+            once known, else the k nearest candidates still standing.
+        pending: writes not yet answered or not yet sent when this result was
+            taken (0 in the final result).
+        walk: the walk's own counters (None: the targets were given).
+    """
 
     key: bytes
     acked: tuple[Peer, ...]
     failed: tuple[Peer, ...]
     stats: QueryStats
+    closest: tuple[Peer, ...] = ()
+    target: int = 0
+    pending: int = 0
+    walk: QueryStats | None = None
 
 
 LookupResult = ClosestPeers | ValueResult | ProvidersResult | PutResult
@@ -380,6 +407,36 @@ class ClosestPeersIter:
             return _Step.WAIT_WITH_CAPACITY
         return _Step.DONE
 
+    def answered_among_nearest(self, count: int) -> list[Peer]:
+        """Peers that answered and are among the ``count`` nearest candidates still standing.
+
+        Standing: not failed nor timed out. A peer listed here can still be pushed
+        out by closer peers learned later; a peer not listed cannot come back in
+        unless a nearer one fails.
+        """
+        out: list[Peer] = []
+        standing = 0
+        for cand in self._order:
+            state = cand.state
+            if state is _State.FAILED or state is _State.UNRESPONSIVE:
+                continue
+            standing += 1
+            if standing > count:
+                break
+            if state is _State.SUCCEEDED:
+                out.append(cand.peer)
+        return out
+
+    def standing(self, count: int) -> int:
+        """How many candidates are still standing (not failed nor timed out), at most ``count``."""
+        n = 0
+        for cand in self._order:
+            if cand.state is not _State.FAILED and cand.state is not _State.UNRESPONSIVE:
+                n += 1
+                if n >= count:
+                    break
+        return n
+
     def closest(self, count: int) -> list[Peer]:
         """The ``count`` nearest peers that answered, nearest first."""
         out: list[Peer] = []
@@ -423,6 +480,14 @@ class Lookup(ABC):
     @abstractmethod
     def target(self) -> bytes:
         """The peer id or DHT key this lookup walks towards."""
+
+    def quorum_result(self, now: float) -> LookupResult | None:
+        """A result to answer with before the end, once the lookup's quorum is met.
+
+        None while it is not (and always for lookups without a quorum). The
+        lookup carries on; its :class:`Finished` result comes later.
+        """
+        return None
 
 
 class _IterativeLookup(Lookup):
@@ -557,6 +622,22 @@ class FindNodeLookup(_IterativeLookup):
 
     def _result(self, stats: QueryStats) -> ClosestPeers:
         return ClosestPeers(self._target, tuple(self._iter.closest(self.k)), stats)
+
+    def answered_among_nearest(self) -> list[Peer]:
+        """Peers that answered and are among the k nearest candidates still standing."""
+        return self._iter.answered_among_nearest(self.k)
+
+    def standing(self) -> int:
+        """How many of the k nearest candidates are still standing."""
+        return self._iter.standing(self.k)
+
+    def so_far(self, now: float) -> ClosestPeers:
+        """The result as it stands (the walk goes on)."""
+        return ClosestPeers(
+            self._target,
+            tuple(self._iter.closest(self.k)),
+            self._iter.stats(self._started_at, now),
+        )
 
 
 class GetValueLookup(_IterativeLookup):
@@ -726,7 +807,7 @@ class GetProvidersLookup(_IterativeLookup):
 
 
 class _StoreLookup(Lookup):
-    """FIND_NODE for the key, then send the write to the k closest and count acks."""
+    """FIND_NODE for the key, then (or, with ``eager``, meanwhile) the write to the k closest."""
 
     def __init__(
         self,
@@ -741,16 +822,25 @@ class _StoreLookup(Lookup):
         k: int,
         alpha: int,
         request_timeout: float,
+        quorum: int = 0,
+        eager: bool = False,
     ) -> None:
+        if quorum < 0:
+            raise InvalidInput("quorum must be >= 0")
         self.query_id = query_id
         self._key = key
         self._message = message
         self._self_id = self_id
+        self._k = k
+        self._quorum = quorum
+        self._eager = eager
         self._request_timeout = request_timeout
         self._started_at = now
         self._find: FindNodeLookup | None = None
         self._find_stats: QueryStats | None = None
+        self._closest: tuple[Peer, ...] = ()
         self._queue: list[Peer] = []
+        self._sent: set[bytes] = set()  # peers the write was queued or sent to
         self._pending: dict[bytes, tuple[Peer, float]] = {}
         self._acked: list[Peer] = []
         self._failed: list[Peer] = []
@@ -768,7 +858,8 @@ class _StoreLookup(Lookup):
                 request_timeout=request_timeout,
             )
         else:
-            self._queue = [p for p in {p.id: p for p in targets}.values() if p.id != self_id]
+            self._closest = tuple(p for p in {p.id: p for p in targets}.values() if p.id != self_id)
+            self._enqueue(self._closest)
 
     @property
     def target(self) -> bytes:
@@ -781,24 +872,36 @@ class _StoreLookup(Lookup):
     def next_deadline(self) -> float | None:
         if self._done is not None:
             return None
-        if self._find is not None:
-            return self._find.next_deadline()
-        return min((deadline for _, deadline in self._pending.values()), default=None)
+        deadlines = [deadline for _, deadline in self._pending.values()]
+        if self._find is not None and (walk := self._find.next_deadline()) is not None:
+            deadlines.append(walk)
+        return min(deadlines, default=None)
+
+    def _enqueue(self, peers: Iterable[Peer]) -> None:
+        for peer in peers:
+            if peer.id not in self._sent:
+                self._sent.add(peer.id)
+                self._queue.append(peer)
+
+    def _target_count(self) -> int:
+        if self._find is None:
+            return len(self._closest)
+        return self._find.standing()
+
+    def quorum_result(self, now: float) -> PutResult | None:
+        if self._quorum <= 0 or len(self._acked) < self._quorum:
+            return None
+        if self._done is not None:
+            result = self._done.result
+            assert isinstance(result, PutResult)
+            return result
+        return self._result(now)
 
     def advance(self, event: LookupEvent, now: float) -> LookupAction:
         if self._done is not None:
             return self._done
         if isinstance(event, Cancel):
             return self._finish(now)
-        if self._find is not None:
-            action = self._find.advance(event, now)
-            if not isinstance(action, Finished):
-                return action
-            assert isinstance(action.result, ClosestPeers)
-            self._find_stats = action.result.stats
-            self._queue = list(action.result.closest)
-            self._find = None
-            event = Poll()
         if isinstance(event, NodeResponded | NodeFailed) and event.peer_id in self._pending:
             peer, _ = self._pending.pop(event.peer_id)
             if isinstance(event, NodeResponded) and self._acknowledges(event.response):
@@ -807,16 +910,33 @@ class _StoreLookup(Lookup):
             else:
                 self._counters.failures += 1
                 self._failed.append(peer)
+            event = Poll()
         for peer_id, (peer, deadline) in list(self._pending.items()):
             if deadline <= now:
                 del self._pending[peer_id]
                 self._counters.timeouts += 1
                 self._failed.append(peer)
+        waiting: LookupAction = WaitingWithCapacity()
+        if self._find is not None:
+            action = self._find.advance(event, now)
+            if isinstance(action, SendRequest):
+                return action
+            waiting = action
+            if isinstance(action, Finished):
+                assert isinstance(action.result, ClosestPeers)
+                self._find_stats = action.result.stats
+                self._closest = action.result.closest
+                self._find = None
+                self._enqueue(self._closest)
+            elif self._eager:
+                self._enqueue(self._find.answered_among_nearest())
         if self._queue:
             peer = self._queue.pop(0)
             self._pending[peer.id] = (peer, now + self._request_timeout)
             self._counters.requests += 1
             return SendRequest(peer, self._message)
+        if self._find is not None:
+            return waiting
         if self._pending:
             return WaitingWithCapacity()
         return self._finish(now)
@@ -825,13 +945,12 @@ class _StoreLookup(Lookup):
     def _acknowledges(self, response: Message | None) -> bool:
         """True if ``response`` says the receiver stored the write."""
 
-    def _finish(self, now: float) -> Finished:
-        # Writes still pending at cancel time count as not acknowledged.
-        self._failed.extend(peer for peer, _ in self._pending.values())
-        self._pending.clear()
+    def _stats(self, now: float) -> QueryStats:
         f = self._find_stats
+        if f is None and self._find is not None:
+            f = self._find.so_far(now).stats
         c = self._counters
-        stats = QueryStats(
+        return QueryStats(
             requests=c.requests + (f.requests if f else 0),
             successes=c.successes + (f.successes if f else 0),
             failures=c.failures + (f.failures if f else 0),
@@ -840,7 +959,36 @@ class _StoreLookup(Lookup):
             started_at=self._started_at,
             finished_at=now,
         )
-        self._done = Finished(PutResult(self._key, tuple(self._acked), tuple(self._failed), stats))
+
+    def _result(self, now: float) -> PutResult:
+        if self._find is not None:
+            pending = max(0, self._target_count() - len(self._acked) - len(self._failed))
+            pending = max(pending, len(self._pending) + len(self._queue))
+        else:
+            pending = len(self._pending) + len(self._queue)
+        return PutResult(
+            self._key,
+            tuple(self._acked),
+            tuple(self._failed),
+            self._stats(now),
+            closest=self._closest if self._find is None else (),
+            target=self._target_count(),
+            pending=pending,
+            walk=self._find_stats,
+        )
+
+    def _finish(self, now: float) -> Finished:
+        # Writes still pending (or never sent) at cancel time count as not acknowledged.
+        self._failed.extend(peer for peer, _ in self._pending.values())
+        self._pending.clear()
+        self._failed.extend(self._queue)
+        self._queue.clear()
+        if self._find is not None:
+            walked = self._find.so_far(now)
+            self._find_stats = walked.stats
+            self._closest = walked.closest
+            self._find = None
+        self._done = Finished(self._result(now))
         return self._done
 
 
@@ -860,14 +1008,20 @@ class PutValueLookup(_StoreLookup):
         k: int = 20,
         alpha: int = DEFAULT_ALPHA,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        quorum: int = 0,
+        eager: bool = False,
     ) -> None:
         """Store ``value`` under ``key`` on the k closest peers, or on ``targets`` if given.
 
         ``targets`` skips the FIND_NODE phase: used to correct the outdated and
-        missing copies a GET_VALUE found.
+        missing copies a GET_VALUE found, and to republish to a closest set
+        known to be fresh. ``quorum`` > 0 makes :meth:`quorum_result` answer once
+        that many peers acknowledged; ``eager`` writes to peers while the walk
+        goes on (see the module docstring).
 
         Raises:
-            InvalidInput: ``k``, ``alpha`` or ``request_timeout`` is not positive.
+            InvalidInput: ``quorum`` is negative, or ``k``, ``alpha`` or
+                ``request_timeout`` is not positive.
         """
         self._record = Record(key, value)
         super().__init__(
@@ -881,6 +1035,8 @@ class PutValueLookup(_StoreLookup):
             k=k,
             alpha=alpha,
             request_timeout=request_timeout,
+            quorum=quorum,
+            eager=eager,
         )
 
     def _acknowledges(self, response: Message | None) -> bool:
@@ -915,11 +1071,16 @@ class AddProviderLookup(_StoreLookup):
         k: int = 20,
         alpha: int = DEFAULT_ALPHA,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        quorum: int = 0,
+        eager: bool = False,
     ) -> None:
         """Announce ``provider`` (normally ourselves, with our addresses) for ``key``.
 
+        ``quorum`` and ``eager`` as for :class:`PutValueLookup`.
+
         Raises:
-            InvalidInput: ``k``, ``alpha`` or ``request_timeout`` is not positive.
+            InvalidInput: ``quorum`` is negative, or ``k``, ``alpha`` or
+                ``request_timeout`` is not positive.
         """
         super().__init__(
             query_id,
@@ -932,6 +1093,8 @@ class AddProviderLookup(_StoreLookup):
             k=k,
             alpha=alpha,
             request_timeout=request_timeout,
+            quorum=quorum,
+            eager=eager,
         )
 
     def _acknowledges(self, response: Message | None) -> bool:

@@ -87,6 +87,14 @@ class PublishOutcomeLike(Protocol):
     def replicas(self) -> int:
         """How many peers acknowledged storing it."""
 
+    @property
+    def target(self) -> int:
+        """How many peers the put aims at (0: not reported)."""
+
+    @property
+    def pending(self) -> int:
+        """Writes still under way when the answer was given (they go on in the background)."""
+
 
 class DescriptorLike(Protocol):
     """The parts of ``datanet.records.descriptor.Descriptor`` the API shows."""
@@ -145,6 +153,14 @@ class DeprecateOutcomeLike(Protocol):
     @property
     def replicas(self) -> int:
         """How many peers acknowledged storing it."""
+
+    @property
+    def target(self) -> int:
+        """How many peers the put aims at (0: not reported)."""
+
+    @property
+    def pending(self) -> int:
+        """Writes still under way when the answer was given (they go on in the background)."""
 
 
 class CatalogEventLike(Protocol):

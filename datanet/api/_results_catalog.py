@@ -50,7 +50,10 @@ class PublishResult:
     """``publish``: what was stored and on how many peers.
 
     ``dataset_id`` is None for records that are not about one dataset (a
-    revocation list, an org record); ``kind`` says which record it was.
+    revocation list, an org record); ``kind`` says which record it was. The
+    daemon answers once ``dht.put_quorum`` peers stored the record:
+    ``replicas`` of ``target`` peers had then, and ``pending`` writes went on
+    in the background.
     """
 
     dataset_id: str | None
@@ -58,6 +61,8 @@ class PublishResult:
     replicas: int
     kind: str = "descriptor"
     key: str = ""
+    target: int = 0
+    pending: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,14 @@ def parse_publish(doc: Mapping[str, Any]) -> PublishResult:
         field_of(doc, "replicas", int),
         _opt_text(doc, "kind") or "descriptor",
         _opt_text(doc, "key") or "",
+        _opt_int(doc, "target"),
+        _opt_int(doc, "pending"),
     )
+
+
+def _opt_int(doc: Mapping[str, Any], name: str) -> int:
+    """An optional non-negative count (0 when absent: an older daemon)."""
+    return field_of(doc, name, int) if doc.get(name) is not None else 0
 
 
 def parse_resolved(doc: Mapping[str, Any]) -> Resolved:
@@ -191,6 +203,8 @@ class DeprecateResult:
     dataset_id: str
     sequence: int
     replicas: int
+    target: int = 0
+    pending: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +236,8 @@ def parse_deprecate(doc: Mapping[str, Any]) -> DeprecateResult:
         field_of(doc, "dataset_id", str),
         field_of(doc, "sequence", int),
         field_of(doc, "replicas", int),
+        _opt_int(doc, "target"),
+        _opt_int(doc, "pending"),
     )
 
 

@@ -414,7 +414,30 @@ async def _publish(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[s
         "replicas": result.replicas,
         "kind": result.kind,
         "key": result.key,
+        **_put_progress(result),
     }
+
+
+def _put_progress(outcome: Any) -> dict[str, int]:
+    """``acked`` (= ``replicas``), ``target`` and ``pending`` of a publish's put."""
+    return {"acked": outcome.replicas, "target": outcome.target, "pending": outcome.pending}
+
+
+_PUT_PROGRESS_SCHEMA = {
+    "acked": {
+        "type": "integer",
+        "description": "peers that stored the record when the answer was given (= replicas)",
+    },
+    "target": {
+        "type": "integer",
+        "description": "how many peers the put aims at: the k closest found so far",
+    },
+    "pending": {
+        "type": "integer",
+        "description": "writes still under way when the answer was given; they go on in the "
+        "background (0: the put is complete)",
+    },
+}
 
 
 async def _resolve(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -679,6 +702,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "enum": ["descriptor", "deprecation", "revocation", "org"],
                 },
                 "key": {"type": "string"},
+                **_PUT_PROGRESS_SCHEMA,
             }
         ),
         body="octet-stream",
@@ -687,7 +711,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "sign` wrote it (Content-Type: application/octet-stream), or another signed ledger "
         "record: a deprecation, an org's revocation list (`datanet org revoke --out`), an org "
         "record. The node verifies it, holds it, sends it to every node by gossip and stores "
-        "it on the closest peers, and answers with the replica count.",
+        "it on the closest peers. It answers once `dht.put_quorum` peers stored it (`acked`, "
+        "out of `target`); the `pending` other writes go on in the background.",
     ),
     Operation(
         "/resolve",
@@ -954,6 +979,7 @@ async def _deprecate(ctx: ApiContext, args: dict[str, Any], body: bytes) -> dict
         "dataset_id": str(outcome.dataset_id),
         "sequence": outcome.sequence,
         "replicas": outcome.replicas,
+        **_put_progress(outcome),
     }
 
 
@@ -1009,6 +1035,7 @@ _CATALOG_OPERATIONS: tuple[Operation, ...] = (
                 "dataset_id": {"type": "string"},
                 "sequence": {"type": "integer"},
                 "replicas": {"type": "integer"},
+                **_PUT_PROGRESS_SCHEMA,
             }
         ),
         fields=(

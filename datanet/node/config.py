@@ -340,6 +340,14 @@ SETTINGS: tuple[Setting, ...] = (
         _in_range(0, 20),
     ),
     Setting(
+        "dht.put_quorum",
+        int,
+        4,
+        "publish answers once this many peers stored the record; the other writes go on "
+        "in the background (0: wait for every write)",
+        _in_range(0, 20),
+    ),
+    Setting(
         "dht.stranger_providers_per_peer",
         int,
         20,
@@ -429,6 +437,7 @@ class DhtSettings:
     """``[dht]``: Kademlia behaviour and what strangers may make the node store."""
 
     value_quorum: int
+    put_quorum: int
     stranger_providers_per_peer: int
     stranger_providers_per_address: int
     stranger_providers_total: int

@@ -13,6 +13,10 @@ and the I/O parts (the :mod:`datanet.p2p` host, the SQLite :class:`Storage` and
 * a **maintenance** task carries out what the pure maintenance
   :class:`~routing.schedule.Schedule` hands out: expire the stores and the
   address book, refresh stale buckets, republish own values, re-provide;
+* a **put** (publish, republish) answers once ``dht.put_quorum`` peers stored
+  the record; its other writes go on in a background task of the node's
+  nursery (:meth:`Node._put`), and a republish writes straight to the closest
+  peers the last full put found while they are fresh (``CLOSEST_MAX_AGE``);
 * every value the record store accepts (publish, ``routing put``, inbound
   PUT_VALUE) reaches :meth:`Node._on_records_accepted` through the store's
   change sink, right after it was made durable: it keeps the schedule's list of
@@ -22,6 +26,9 @@ and the I/O parts (the :mod:`datanet.p2p` host, the SQLite :class:`Storage` and
 Invariants:
 * The coordinator is only touched from trio tasks of this node (one thread),
   and after every event the driver is woken so new actions go out at once.
+* At most ``MAX_BACKGROUND_PUTS`` puts are under way at once (a put beyond
+  waits for a slot); their background tasks never raise, and a put's answer
+  never counts more acknowledgements than arrived.
 * ``now`` is wall-clock Unix seconds everywhere (stores and certificates use it);
   coordinator deadlines are converted to trio's clock only to sleep.
 * Writes are persisted by the stores' sink (``Storage``) *before* they are
@@ -38,6 +45,7 @@ import base64
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -97,12 +105,14 @@ from routing.coordinator import (
     CoordinatorConfig,
     OutboundRequest,
     QueryDone,
+    QuorumReached,
 )
 from routing.gossip.router import ValidationResult
 from routing.lookup import ClosestPeers, LookupResult, ProvidersResult, PutResult, ValueResult
 from routing.records import namespace_of
 from routing.schedule import (
     MAINTENANCE_INTERVAL,
+    REPUBLISH_INTERVAL,
     Expire,
     RefreshBuckets,
     Reprovide,
@@ -129,6 +139,15 @@ REJOIN_FIRST_DELAY = 1.0
 #: How often a publisher node checks that its organization's datasets published by
 #: other nodes of the org still have a reachable publisher (org keep-alive).
 KEEPALIVE_INTERVAL = 600.0
+#: Puts under way at once, at most (answered at their quorum, other writes still
+#: going on); a publish beyond this waits for one of them to end.
+MAX_BACKGROUND_PUTS = 16
+#: A republish writes straight to the closest peers the last full put of the key
+#: found, when they were found less than this long ago (else it walks again).
+#: 1.5 republish intervals: every other republish walks the network.
+CLOSEST_MAX_AGE = 1.5 * REPUBLISH_INTERVAL
+#: Closest sets remembered, at most (one per own key; the oldest goes first).
+MAX_CLOSEST_SETS = 10_000
 #: DHT namespaces whose values are ledger records (the complete catalog's input).
 _LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev", "dn-grev"})
 
@@ -167,6 +186,27 @@ class _RecordSink:
     def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
         self._storage.records_changed(upserted, removed)
         self._accepted(upserted, removed)
+
+
+class _PutWaiter:
+    """One put under way: answered at its quorum (or at its end), done at its end."""
+
+    def __init__(self) -> None:
+        self.answered = trio.Event()
+        self.done = trio.Event()
+        self.first: PutResult | None = None
+        self.final: PutResult | None = None
+
+    def answer(self, result: LookupResult) -> None:
+        if self.first is None and isinstance(result, PutResult):
+            self.first = result
+        self.answered.set()
+
+    def finish(self, result: LookupResult) -> None:
+        self.answer(result)
+        if isinstance(result, PutResult):
+            self.final = result
+        self.done.set()
 
 
 class Node:
@@ -246,9 +286,19 @@ class Node:
             config=CoordinatorConfig(
                 request_timeout=config.limits.request_timeout,
                 value_quorum=config.dht.value_quorum,
+                put_quorum=config.dht.put_quorum,
+                eager_store=True,
             ),
         )
         self._waiters: dict[int, tuple[trio.Event, list[LookupResult]]] = {}
+        self._puts: dict[int, _PutWaiter] = {}
+        self._put_slots = trio.Semaphore(MAX_BACKGROUND_PUTS)
+        # Own key -> (when found, the k closest the last full put wrote to).
+        self._closest_sets: dict[bytes, tuple[float, tuple[Peer, ...]]] = {}
+        #: Puts by how they went: ``answered_early`` (at the quorum, writes still
+        #: under way), ``completed``, ``timed_out``, ``direct`` (a republish to a
+        #: fresh closest set, no walk), ``walked``.
+        self.put_counts: Counter[str] = Counter()
         self._wake = trio.Event()
         self._latency: dict[bytes, float] = {}
         self._started_at = _now()
@@ -486,7 +536,14 @@ class Node:
             for action in self.coordinator.poll(_now()):
                 if isinstance(action, OutboundRequest):
                     self._nursery.start_soon(self._send, action)
+                elif isinstance(action, QuorumReached):
+                    put = self._puts.get(action.query_id)
+                    if put is not None:
+                        put.answer(action.result)
                 elif isinstance(action, QueryDone):
+                    put = self._puts.pop(action.query_id, None)
+                    if put is not None:
+                        put.finish(action.result)
                     waiter = self._waiters.pop(action.query_id, None)
                     if waiter is not None:
                         waiter[1].append(action.result)
@@ -589,7 +646,12 @@ class Node:
         return puts
 
     async def _republish(self, actions: Sequence[Republish | Reprovide]) -> None:
-        """Put own values and provider announcements to the k closest again, one at a time."""
+        """Put own values and provider announcements to the k closest again.
+
+        A value's put answers at its quorum and finishes in the background, so
+        up to ``MAX_BACKGROUND_PUTS`` values are under way at once. A value whose
+        closest peers were found recently is written straight to them.
+        """
         for action in actions:
             try:
                 if isinstance(action, Reprovide):
@@ -598,11 +660,109 @@ class Node:
                 entry = self.records.entry(action.key)
                 if entry is None or not entry.own or entry.expires_at <= _now():
                     self.schedule.remove_value(action.key)
+                    self._closest_sets.pop(action.key, None)
                     continue
-                key, value = entry.key, entry.value
-                await self._query("put_value", lambda t: self.coordinator.put_value(key, value, t))  # noqa: B023
+                await self._put(entry.key, entry.value, targets=self._fresh_closest(entry.key))
             except DatanetError as exc:
                 log.info("republish failed", extra={"kv": {"error": str(exc)}})
+
+    def _fresh_closest(self, key: bytes) -> tuple[Peer, ...] | None:
+        """The closest peers of ``key`` the last full put found, if found within CLOSEST_MAX_AGE."""
+        known = self._closest_sets.get(key)
+        if known is None or _now() - known[0] > CLOSEST_MAX_AGE or not known[1]:
+            return None
+        return known[1]
+
+    def _remember_closest(self, key: bytes, closest: tuple[Peer, ...], now: float) -> None:
+        self._closest_sets.pop(key, None)
+        self._closest_sets[key] = (now, closest)
+        while len(self._closest_sets) > MAX_CLOSEST_SETS:
+            del self._closest_sets[next(iter(self._closest_sets))]
+
+    async def _put(
+        self, key: bytes, value: bytes, *, targets: Sequence[Peer] | None = None
+    ) -> PutResult:
+        """Put ``value`` under ``key`` on its k closest peers (or ``targets``, no walk).
+
+        Answers once ``dht.put_quorum`` peers acknowledged, or once every write
+        ended if fewer did (no peer reachable: nothing acknowledged); the result
+        says how many acknowledged (``acked``), how many the put aims at
+        (``target``) and how many writes were still under way (``pending``).
+        The other writes go on in a task of the node's nursery, which also
+        remembers the closest set a full put found (for :meth:`_republish`).
+        At most ``MAX_BACKGROUND_PUTS`` puts are under way; beyond, this waits.
+
+        Raises:
+            Timeout: no answer within ``QUERY_TIMEOUT``.
+        """
+        await self._put_slots.acquire()
+        started = time.perf_counter()
+        waiter = _PutWaiter()
+        try:
+            query_id = self.coordinator.put_value(key, value, _now(), targets=targets)
+        except BaseException:
+            self._put_slots.release()
+            raise
+        self._puts[query_id] = waiter
+        self.put_counts["walked" if targets is None else "direct"] += 1
+        self._wake.set()
+        if self._nursery is None:  # not running: nobody would finish it in the background
+            await self._finish_put(key, query_id, waiter, started, direct=targets is not None)
+        else:
+            self._nursery.start_soon(
+                self._finish_put, key, query_id, waiter, started, targets is not None
+            )
+        await waiter.answered.wait()
+        if waiter.first is None:
+            raise Timeout(f"the DHT put did not finish within {QUERY_TIMEOUT:.0f} s")
+        if waiter.first.pending:
+            self.put_counts["answered_early"] += 1
+        return waiter.first
+
+    async def _finish_put(
+        self, key: bytes, query_id: int, waiter: _PutWaiter, started: float, direct: bool = False
+    ) -> None:
+        """Wait for a put's last write (``QUERY_TIMEOUT`` at most), then free its slot.
+
+        Never raises (but ``Cancelled``): its outcome is logged and counted.
+        """
+        try:
+            with trio.move_on_after(QUERY_TIMEOUT):
+                await waiter.done.wait()
+            if not waiter.done.is_set():
+                self.coordinator.cancel(query_id, _now())
+                self._wake.set()
+                with trio.move_on_after(1.0):
+                    await waiter.done.wait()
+            self._puts.pop(query_id, None)
+            waiter.answered.set()  # a put that never answered: its caller raises Timeout
+            final = waiter.final
+            elapsed = time.perf_counter() - started
+            if final is None:
+                self.put_counts["timed_out"] += 1
+                self.metrics.observe_lookup("put_value", "timeout", elapsed)
+                return
+            self.put_counts["completed"] += 1
+            self.metrics.observe_lookup("put_value", "ok", elapsed)
+            if not direct and final.closest:
+                self._remember_closest(key, final.closest, _now())
+            elif direct and len(final.acked) * 2 < len(final.closest):
+                self._closest_sets.pop(key, None)  # most of them are gone: walk next time
+            log.debug(
+                "put finished",
+                extra={
+                    "kv": {
+                        "key": _key_text(key),
+                        "acked": len(final.acked),
+                        "failed": len(final.failed),
+                        "ms": round(elapsed * 1000, 1),
+                    }
+                },
+            )
+        except DatanetError as exc:
+            log.warning("finishing a put failed", extra={"kv": {"error": str(exc)}})
+        finally:
+            self._put_slots.release()
 
     async def bootstrap(self) -> int:
         """Look ourselves up again (then refresh stale buckets) to learn peers that joined later.
@@ -727,10 +887,15 @@ class Node:
             {"kind": "descriptor", "dataset": str(desc.dataset_id), "sequence": desc.sequence},
         )
         self.gossip.publish(raw)  # every node within a second; the DHT put below is for lookups
-        result = await self._query("put_value", lambda t: self.coordinator.put_value(key, raw, t))
-        assert isinstance(result, PutResult)
+        result = await self._put(key, raw)
         self._provide_soon(desc.dataset_id)
-        return PublishOutcome(desc.dataset_id, desc.sequence, len(result.acked))
+        return PublishOutcome(
+            desc.dataset_id,
+            desc.sequence,
+            len(result.acked),
+            target=result.target,
+            pending=result.pending,
+        )
 
     async def _publish_record(self, raw: bytes) -> PublishOutcome:
         """Publish a deprecation, revocation list or org record: here, by gossip, in the DHT."""
@@ -755,16 +920,15 @@ class Node:
         kind = EntryKind.WITHDRAW if record.kind is RecordKind.DEPRECATION else EntryKind.PUBLISH
         self._log_publish(kind, raw, details)
         self.gossip.publish(raw)
-        result = await self._query(
-            "put_value", lambda t: self.coordinator.put_value(record.key, raw, t)
-        )
-        assert isinstance(result, PutResult)
+        result = await self._put(record.key, raw)
         return PublishOutcome(
             record.dataset_id,
             record.sequence,
             len(result.acked),
             kind=str(record.kind),
             key=record.key.decode("utf-8", "replace"),
+            target=result.target,
+            pending=result.pending,
         )
 
     async def deprecate(self, dataset_id: DatasetId, *, reason: str = "") -> PublishOutcome:
@@ -993,6 +1157,8 @@ class Node:
             "running_queries": len(self.coordinator.running()),
             "outstanding_requests": self.coordinator.outstanding_requests(),
             "open_kad_streams": self._host.kad.open_streams(),
+            "puts": dict(sorted(self.put_counts.items())),
+            "puts_under_way": len(self._puts),
         }
 
     def status(self) -> Mapping[str, Any]:

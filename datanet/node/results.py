@@ -38,8 +38,12 @@ class PublishOutcome:
     """The dataset (descriptors and deprecations); None for revocation lists and org records."""
     sequence: int
     replicas: int
-    """How many peers acknowledged storing it (echoed the record)."""
+    """How many peers acknowledged storing it (echoed the record) when the answer was given."""
     kind: str = "descriptor"
     """descriptor, deprecation, revocation or org."""
     key: str = ""
     """Its DHT key (``/dn/…``, ``/dn-rev/…``, ``/dn-org/…``); "" when not reported."""
+    target: int = 0
+    """How many peers the put aims at (the k closest found, or the nearest candidates so far)."""
+    pending: int = 0
+    """Writes still under way when the answer was given; they go on in the background."""

@@ -114,7 +114,7 @@ class SimNode:
                 self._inflight.add(rid)
                 self.network.send_request(self, action.peer.id, rid, action.message)
                 self.loop.call_later(timeout, partial(self._timed_out, rid))
-            else:
+            elif isinstance(action, QueryDone):  # QuorumReached: the sim waits for the end
                 callback = self.callbacks.pop(action.query_id, None)
                 if callback is not None:
                     callback(action)

@@ -81,6 +81,9 @@ def test_commands_against_a_running_daemon(
         "replicas": 0,
         "kind": "descriptor",
         "key": "/dn/" + did.removeprefix("dn://"),
+        "acked": 0,
+        "target": 0,
+        "pending": 0,
     }
 
     shown = run(running, "resolve", did)

@@ -268,6 +268,9 @@ async def test_publish_resolve_search_round_trip(h: Harness) -> None:
             "replicas": 0,
             "kind": "descriptor",
             "key": "/dn/" + did.removeprefix("dn://"),
+            "acked": 0,
+            "target": 0,
+            "pending": 0,
         }
         r = await c.post("/api/v0/resolve", json={"id": did})
         doc = r.json()
@@ -446,7 +449,14 @@ async def test_deprecate(h: Harness) -> None:
         r = await c.post("/api/v0/publish", content=h.node.make_descriptor())
         assert r.status_code == 200
         r = await c.post("/api/v0/deprecate", json={"arg": did, "reason": "superseded"})
-        assert r.json() == {"dataset_id": did, "sequence": 2, "replicas": 0}
+        assert r.json() == {
+            "dataset_id": did,
+            "sequence": 2,
+            "replicas": 0,
+            "acked": 0,
+            "target": 0,
+            "pending": 0,
+        }
         assert error(await c.post("/api/v0/resolve", json={"id": did})) == (404, "not_found")
         r = await c.post("/api/v0/deprecate", json={"arg": did})  # reason is optional
         assert error(r) == (404, "not_found")

@@ -156,7 +156,14 @@ def test_deprecate_and_catalog_commands(running: Path) -> None:
     assert json.loads(again.stderr)["error"]["code"] == "not_found"
     assert run(running, "deprecate", "garbage").exit_code == 3
     doc = run_json(running, "deprecate", f"dn://{node.org}/sales/q1", "--reason", "old")
-    assert doc == {"dataset_id": f"dn://{node.org}/sales/q1", "sequence": 2, "replicas": 0}
+    assert doc == {
+        "dataset_id": f"dn://{node.org}/sales/q1",
+        "sequence": 2,
+        "replicas": 0,
+        "acked": 0,
+        "target": 0,
+        "pending": 0,
+    }
 
     assert run_json(running, "catalog", "sync") == []
     assert "no peer to sync with" in run(running, "catalog", "sync", "--peers", "5").output
