@@ -60,6 +60,7 @@ from datanet.errors import (
     error_class_for_code,
 )
 from datanet.node.paths import HomeLayout, resolve_data_dir
+from identity.keystore import read_at_most
 
 if TYPE_CHECKING:
     from datanet.api.results import (
@@ -601,7 +602,7 @@ def _watch_error(exc: httpx.HTTPError, url: str, timeout: float | None) -> Datan
 def _read_small(path: Path) -> str | None:
     try:
         with path.open("rb") as fh:
-            data = fh.read(_MAX_TOKEN_FILE + 1)
+            data = read_at_most(fh, _MAX_TOKEN_FILE)
     except FileNotFoundError:
         return None
     except OSError as exc:

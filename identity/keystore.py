@@ -40,7 +40,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from identity.errors import (
     CorruptKeyFile,
@@ -66,6 +66,7 @@ __all__ = [
     "decode_key_file",
     "encode_key_file",
     "load_key",
+    "read_at_most",
     "read_key_info",
     "save_key",
 ]
@@ -412,6 +413,23 @@ def save_key(
         raise KeyFileExists(f"a key already exists at {path}; refusing to overwrite it") from None
     except OSError as exc:
         raise KeystoreError(f"cannot write key file {path}: {exc.strerror or exc}") from None
+
+
+def read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """The file's bytes, up to ``limit + 1`` (so a caller can tell it is over ``limit``).
+
+    ``fh.read(limit + 1)`` allocates the whole ``limit`` up front even for a small
+    file, and freed buffers of that size fragment the C heap when a file is read
+    often; this asks only for what the file holds (plus the byte that tells).
+    """
+    try:
+        size = min(max(os.fstat(fh.fileno()).st_size, 0), limit)
+    except (OSError, ValueError):  # no file descriptor (an in-memory file)
+        size = limit
+    data = fh.read(size + 1)
+    if size < len(data) <= limit:  # it grew since fstat: read on as fh.read(limit + 1) would
+        data += fh.read(limit + 1 - len(data))
+    return data
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True) -> None:

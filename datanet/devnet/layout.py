@@ -33,7 +33,7 @@ from datanet.node.config import Config, save_config
 from datanet.node.home import Home
 from identity.certs import Role
 from identity.keys import KeyPair, OrgId, PeerId
-from identity.keystore import atomic_write
+from identity.keystore import atomic_write, read_at_most
 from identity.orgs import Gateway
 
 __all__ = [
@@ -301,7 +301,7 @@ def load_devnet(base: Path) -> Devnet:
     where = str(path)
     try:
         with path.open("rb") as fh:
-            data = fh.read(_MAX_MANIFEST + 1)
+            data = read_at_most(fh, _MAX_MANIFEST)
     except FileNotFoundError:
         raise NotFound(f"{base} holds no devnet (no {MANIFEST_FILE})") from None
     except OSError as exc:

@@ -105,6 +105,7 @@ from datanet.store.db import Storage
 from identity.certs import MembershipCertificate, Role, TrustStore
 from identity.encoding import pack, unpack_map
 from identity.keys import KeyPair, OrgId, PeerId
+from identity.keystore import read_at_most
 from identity.orgs import decode_org_record
 from routing.access import (
     MAX_HOPS,
@@ -1060,7 +1061,7 @@ class AccessService:
             return {}
         try:
             with path.open("rb") as fh:
-                data = fh.read(_MAX_DETAILS_FILE + 1)
+                data = read_at_most(fh, _MAX_DETAILS_FILE)
             if len(data) > _MAX_DETAILS_FILE:
                 log.warning("access details file is larger than 256 KiB; ignored")
                 return {}

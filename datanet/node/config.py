@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from datanet.errors import ConfigError
-from identity.keystore import atomic_write
+from identity.keystore import atomic_write, read_at_most
 
 __all__ = [
     "ADMISSION_MODES",
@@ -689,7 +689,7 @@ def load_config(path: Path) -> Config:
     """
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_FILE_BYTES + 1)
+            data = read_at_most(fh, MAX_CONFIG_FILE_BYTES)
     except FileNotFoundError:
         return Config.defaults()
     except OSError as exc:
