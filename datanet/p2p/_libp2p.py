@@ -29,8 +29,14 @@ Invariants:
   with the yamux logger at DEBUG, py-libp2p's own method runs unchanged.
 * A TCP connection's reads are served from a 64 KiB read-ahead buffer
   (:func:`_read_ahead`), one socket receive for many Noise messages instead of
-  two receives per message. These patches are process-wide (py-libp2p names
-  its classes directly, so subclasses would never run).
+  two receives per message. These three are patches of py-libp2p's classes,
+  process-wide (decision 0011).
+* A Yamux connection keeps bookkeeping only for its open streams (and for
+  closed ones until their unread data is drained or swept): py-libp2p 0.8.1's
+  ``read_stream`` re-creates the wake-up event of a stream that was closed
+  while a reader waited, an entry nothing ever removes until the connection
+  closes (one ``trio.Event`` per such stream: the soak's long-lived
+  connections grew by thousands an hour). :class:`_DatanetYamux` drops it.
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ from libp2p.peer.peerstore import PeerStore  # noqa: E402
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID  # noqa: E402
 from libp2p.security.noise.transport import Transport as NoiseTransport  # noqa: E402
 from libp2p.stream_muxer.exceptions import MuxedConnError, MuxedStreamError  # noqa: E402
+from libp2p.stream_muxer.muxer_multistream import MuxerMultistream  # noqa: E402
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID  # noqa: E402
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream  # noqa: E402
 from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
@@ -339,6 +346,40 @@ async def _close_quietly(closer: Any) -> None:
             _log.debug("closing a refused connection: %s", exc)
 
 
+class _DatanetYamux(Yamux):
+    """py-libp2p's Yamux without the leak of a closed stream's wake-up event.
+
+    ``Yamux.read_stream`` waits on ``stream_events[id]`` and then stores a fresh
+    event under ``id``; if the stream was finalized meanwhile (reset by the
+    peer, or closed both ways), that fresh entry belongs to no stream, and the
+    stale-stream sweeper, which walks ``streams`` only, never sees it. Stream
+    ids are never reused on a connection, so once a read ends and the stream is
+    gone its event can go too.
+    """
+
+    async def read_stream(self, stream_id: int, n: int = -1) -> bytes:
+        try:
+            return await super().read_stream(stream_id, n)
+        finally:
+            if stream_id not in self.streams:
+                self.stream_events.pop(stream_id, None)
+
+
+class _DatanetMuxerMultistream(MuxerMultistream):
+    """Hands out :class:`_DatanetYamux` connections.
+
+    py-libp2p 0.8.1's ``MuxerMultistream.new_conn`` builds a plain ``Yamux``
+    whenever Yamux is negotiated, whatever class the upgrader was given, so the
+    connection's class is switched here (the subclass adds no state).
+    """
+
+    async def new_conn(self, conn: Any, peer_id: ID) -> Any:
+        muxed = await super().new_conn(conn, peer_id)
+        if type(muxed) is Yamux:
+            muxed.__class__ = _DatanetYamux
+        return muxed
+
+
 class _DatanetSwarm(Swarm):
     """py-libp2p's swarm without the auto-connector (and, see build_swarm, the dial block).
 
@@ -454,7 +495,11 @@ def build_swarm(
         secure_transports_by_protocol={
             NOISE_PROTOCOL_ID: NoiseTransport(kp, noise_privkey=_new_x25519().private_key)
         },
-        muxer_transports_by_protocol={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        muxer_transports_by_protocol={TProtocol(YAMUX_PROTOCOL_ID): _DatanetYamux},
+        negotiate_timeout=max(1, int(upgrade_timeout)),
+    )
+    upgrader.muxer_multistream = _DatanetMuxerMultistream(
+        {TProtocol(YAMUX_PROTOCOL_ID): _DatanetYamux},
         negotiate_timeout=max(1, int(upgrade_timeout)),
     )
     config = ConnectionConfig(

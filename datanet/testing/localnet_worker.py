@@ -16,6 +16,7 @@ import random
 import resource
 import sys
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,12 @@ class _Stopped(DatanetError):
 
 #: Most flood tasks one runner keeps going at once (op ``flood``).
 MAX_FLOODS = 32
+#: ``DATANET_TRACEMALLOC=<frames>`` in the environment starts :mod:`tracemalloc` with
+#: that many frames per allocation before any node opens (op ``tracemalloc``).
+TRACEMALLOC_ENV = "DATANET_TRACEMALLOC"
+#: Most allocation sites op ``tracemalloc`` returns, and most frames per site.
+_MAX_TRACE_SITES = 50
+_MAX_TRACE_FRAMES = 12
 #: Longest a node may take to close (op ``stop_node``) or to rejoin (op ``start_node``).
 _NODE_CHANGE_TIMEOUT = 120.0
 
@@ -235,6 +242,7 @@ class _Runner:
         self.tracking = False
         self.floods: dict[str, Any] = {}  # flood name -> its cancel scope
         self.flood_sent: dict[str, int] = {}
+        self.trace_baseline: tracemalloc.Snapshot | None = None
 
     @property
     def nodes(self) -> list[Node]:
@@ -426,6 +434,50 @@ class _Runner:
             "starts": list(self.hosting.starts),
             "floods": dict(self.flood_sent),
         }
+
+    async def op_tracemalloc(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Where memory grew since the previous call: the top ``limit`` allocation sites of
+        a :mod:`tracemalloc` snapshot diff, grouped by ``key`` (``traceback`` or ``lineno``).
+
+        The first call (or ``reset``) only takes the baseline. Needs the worker started
+        with ``DATANET_TRACEMALLOC=<frames>`` in its environment (code ``invalid_input``
+        otherwise): tracing costs CPU and memory, so it is never on by default.
+        """
+        if not tracemalloc.is_tracing():
+            raise InvalidInput(f"start the worker with {TRACEMALLOC_ENV}=<frames> to trace")
+        key = _field(cmd, "key", str, "traceback")
+        if key not in ("traceback", "lineno"):
+            raise InvalidInput("key must be traceback or lineno")
+        limit = _field(cmd, "limit", int, 15)
+        if not 1 <= limit <= _MAX_TRACE_SITES:
+            raise InvalidInput(f"limit must be 1..{_MAX_TRACE_SITES}")
+        reset = _field(cmd, "reset", bool, False)
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [
+                tracemalloc.Filter(False, tracemalloc.__file__),
+                tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+            ]
+        )
+        baseline, self.trace_baseline = self.trace_baseline, snapshot
+        traced, peak = tracemalloc.get_traced_memory()
+        out: dict[str, Any] = {"traced_mb": round(traced / 1e6, 2), "peak_mb": round(peak / 1e6, 2)}
+        if baseline is None or reset:
+            return {**out, "sites": []}
+        sites = []
+        for stat in snapshot.compare_to(baseline, key)[:limit]:
+            # the innermost frames first: the allocation itself, then its callers
+            frames = stat.traceback.format(limit=_MAX_TRACE_FRAMES, most_recent_first=True)
+            sites.append(
+                {
+                    "size_diff_kb": round(stat.size_diff / 1024, 1),
+                    "count_diff": stat.count_diff,
+                    "size_kb": round(stat.size / 1024, 1),
+                    "count": stat.count,
+                    "traceback": [line.strip() for line in frames if line.strip()],
+                }
+            )
+        return {**out, "sites": sites}
 
     async def op_stop_node(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         """Close one node (same as on ``quit``); its data directory stays."""
@@ -723,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
     args = parser.parse_args(argv)
+    frames = os.environ.get(TRACEMALLOC_ENV, "")
+    if frames.isdigit() and int(frames) > 0:
+        tracemalloc.start(min(int(frames), 64))
     gc.callbacks.append(GC_PAUSES)
     logging.basicConfig(
         stream=sys.stderr,
