@@ -165,13 +165,14 @@ def start_network(
     wait = ready_timeout(n)
 
     def datanet_worker(index: int, block: list[int], bootstraps: list[str]) -> Localnet:
-        return Localnet(
-            [specs[i].home for i in block],
-            seed=args.seed * 100 + index,
-            stderr=(workdir / f"worker{index}.log").open("wb"),
-            join_concurrency=args.join_concurrency,
-            gc_freeze=args.gc_freeze,
-        )
+        with (workdir / f"worker{index}.log").open("wb") as stderr:  # the child keeps its copy
+            return Localnet(
+                [specs[i].home for i in block],
+                seed=args.seed * 100 + index,
+                stderr=stderr,
+                join_concurrency=args.join_concurrency,
+                gc_freeze=args.gc_freeze,
+            )
 
     def start(index: int, block: list[int], bootstraps: list[str]) -> Localnet:
         worker = (spawn or datanet_worker)(index, block, bootstraps)
@@ -263,12 +264,8 @@ def idle_rss(
     ``worker``: that process, already started (default: a datanet worker of ``spec``).
     """
     if worker is None:
-        worker = Localnet(
-            [spec.home],
-            seed=args.seed,
-            stderr=(workdir / "idle.log").open("wb"),
-            join_concurrency=1,
-        )
+        with (workdir / "idle.log").open("wb") as stderr:
+            worker = Localnet([spec.home], seed=args.seed, stderr=stderr, join_concurrency=1)
     try:
         worker.wait_ready(300)
         joined = worker.rss_mb()

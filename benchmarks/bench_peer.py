@@ -39,6 +39,7 @@ Run: ``python benchmarks/bench_peer.py --nodes 100`` (about as long as two
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -48,7 +49,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from _machine import REPO_ROOT, results_header
 from bench_net import (
@@ -139,7 +140,7 @@ class JsWorker(Localnet):
         bootstraps: the bootstrap peers' full multiaddrs, or how many of this process's
             first nodes are the bootstrap peers.
         join_concurrency: how many nodes join at once (after the first).
-        stderr: where the process's logs go.
+        log: the file the process's logs go to (default: inherited stderr).
     """
 
     def __init__(  # the parent's __init__ would start a Python worker
@@ -150,7 +151,7 @@ class JsWorker(Localnet):
         bootstraps: list[str] | int,
         join_concurrency: int = 4,
         quorum: int = 4,
-        stderr: IO[bytes] | int | None = None,
+        log: Path | None = None,
     ) -> None:
         node = shutil.which("node")
         if node is None:
@@ -167,13 +168,15 @@ class JsWorker(Localnet):
             for addr in bootstraps:
                 cmd += ["--bootstrap", addr]
         self.homes = ()
-        self._proc = subprocess.Popen(  # fixed argv: our own script
-            cmd,
-            cwd=directory,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
+        with contextlib.ExitStack() as stack:  # the child keeps its own copy of the log
+            stderr = None if log is None else stack.enter_context(log.open("wb"))
+            self._proc = subprocess.Popen(  # fixed argv: our own script
+                cmd,
+                cwd=directory,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
         self._lock = threading.Lock()
         self._next_id = 0
         self._pending: dict[int, Future[dict[str, Any]]] = {}
@@ -216,7 +219,7 @@ def run_js(
             bootstraps=bootstraps if index else args.bootstraps,
             join_concurrency=args.join_concurrency,
             quorum=args.quorum,
-            stderr=(workdir / f"worker{index}.log").open("wb"),
+            log=workdir / f"worker{index}.log",
         )
 
     wall = time.perf_counter()
@@ -230,7 +233,7 @@ def run_js(
             [idle_spec.key.seed()],
             bootstraps=bootstraps,
             join_concurrency=1,
-            stderr=(workdir / "idle.log").open("wb"),
+            log=workdir / "idle.log",
         )
         memory = idle_rss(idle_spec, args, workdir, worker=prober)
         log(f"idle node RSS {memory['idle_rss_mb']} MB")

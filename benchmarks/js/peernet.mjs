@@ -207,10 +207,10 @@ async function join (node, addrs) {
   await selfLookup(node)
 }
 
-const args = parseArgs(process.argv.slice(2))
 const started = performance.now()
-let nodes
+let args, nodes
 try {
+  args = parseArgs(process.argv.slice(2))
   nodes = []
   for (const key of args.keys) nodes.push(await openNode(key))
   const fullAddr = (n) => n.getMultiaddrs().map((a) => a.toString()).find((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))
