@@ -182,21 +182,25 @@ def start_network(
         return worker
 
     started = time.perf_counter()
-    first = start(0, blocks[0], [])
-    nodes = first.wait_ready(wait)
-    bootstraps = [
-        f"{a}/p2p/{node.peer_id}" if "/p2p/" not in a else a
-        for node in nodes[: args.bootstraps]
-        for a in node.addrs[:1]
-    ]
-    rest = [start(i, block, bootstraps) for i, block in enumerate(blocks[1:], start=1)]
-    for worker in rest:
-        worker.wait_ready(wait)
-    timings["join_s"] = round(time.perf_counter() - started, 2)
-    log(f"{n} nodes in {p} processes joined in {timings['join_s']} s")
+    try:
+        first = start(0, blocks[0], [])
+        nodes = first.wait_ready(wait)
+        bootstraps = [
+            f"{a}/p2p/{node.peer_id}" if "/p2p/" not in a else a
+            for node in nodes[: args.bootstraps]
+            for a in node.addrs[:1]
+        ]
+        rest = [start(i, block, bootstraps) for i, block in enumerate(blocks[1:], start=1)]
+        for worker in rest:
+            worker.wait_ready(wait)
+        timings["join_s"] = round(time.perf_counter() - started, 2)
+        log(f"{n} nodes in {p} processes joined in {timings['join_s']} s")
 
-    started = time.perf_counter()
-    sizes = [bootstrap(net, i) for i in range(n)]
+        started = time.perf_counter()
+        sizes = [bootstrap(net, i) for i in range(n)]
+    except BaseException:
+        stop_all(net.workers)  # a worker that did not join is not left running
+        raise
     timings["bootstrap_s"] = round(time.perf_counter() - started, 2)
     timings["routing_table_min"] = min(sizes)
     timings["routing_table_median"] = statistics.median(sizes)

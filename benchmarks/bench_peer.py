@@ -106,9 +106,11 @@ SETTINGS_DIFFER = [
     "Publish: both sides store locally, walk to the k = 20 closest peers and send them "
     "PUT_VALUE; the figure is the whole operation as its caller waits for it (datanet's "
     "Node.publish, js's dht.put() to its end). datanet also verifies the signature and "
-    "certificate chain before storing and may announce itself as a provider; js runs a "
-    "structural validator only (the interop peer's: envelope shape and sequence, no "
-    "signature check). js's time to the 4th echoed PUT is in other_ratios.",
+    "certificate chain, appends to its audit log and hands the record to gossip before "
+    "the PUT (its provider announcement, where it runs in the background, is not in the "
+    "figure); js runs a structural validator only (the interop peer's: envelope shape "
+    "and sequence, no signature check). js's time to the 4th echoed PUT is in "
+    "other_ratios, the counterpart if datanet's publish answers at a quorum of acks.",
     "Lookups: datanet uses alpha = 3 on one path; js-libp2p uses its stock alpha = 10 "
     "and 10 disjoint paths. Both use k = 20. Neither side's defaults were tuned for "
     "this run.",
