@@ -248,16 +248,21 @@ def profiled(net: Net, directory: Path | None, phase: str) -> Iterator[None]:
             spy.wait(30)
 
 
-def bootstrap(net: Net, node: int, tries: int = 10) -> int:
-    """Have ``node`` look itself up again; an isolated node rejoins by itself, so retry."""
-    for attempt in range(tries):
+def bootstrap(net: Net, node: int, patience: float = 300.0) -> int:
+    """Have ``node`` look itself up again; an isolated node rejoins by itself, so retry.
+
+    On a loaded machine a node can lose every routing table entry to timeouts
+    and need a while to rejoin: it is retried every 2 s for up to ``patience``
+    seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
         try:
             return int(net.call(node, "bootstrap")["routing_table_size"])
         except OpFailed as exc:
-            if exc.remote_code != "invalid_input" or attempt == tries - 1:
+            if exc.remote_code != "invalid_input" or time.monotonic() > deadline:
                 raise
             time.sleep(2.0)  # an empty routing table: the node retries its join
-    raise AssertionError("unreachable")
 
 
 def idle_rss(

@@ -53,6 +53,9 @@ from typing import Any
 
 from _machine import REPO_ROOT, results_header
 from bench_net import (
+    GROWTH as HEADLINE,
+)
+from bench_net import (
     add_arguments,
     check_sizes,
     idle_rss,
@@ -282,8 +285,10 @@ def run(args: argparse.Namespace, workdir: Path, directory: Path) -> dict[str, A
     log(f"datanet: {args.nodes} nodes in {args.processes} processes")
     (workdir / "datanet").mkdir(exist_ok=True)
     datanet = run_datanet(specs, idle_spec, pubs, rng, args, workdir / "datanet", log)
+    log(f"datanet figures: {json.dumps({k: datanet[k] for k in HEADLINE})}")
     log(f"js-libp2p: {args.nodes} nodes in {args.processes} processes")
     js = run_js(specs, idle_spec, pubs, replay, args, workdir / "js", directory, log)
+    log(f"js figures: {json.dumps({k: js[k] for k in HEADLINE})}")
     sizes = sorted(len(p.raw) for p in pubs)
     return {
         "nodes": args.nodes,
