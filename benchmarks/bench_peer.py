@@ -123,7 +123,11 @@ SETTINGS_DIFFER = [
     "in-memory datastore.",
     "Admission: datanet admits only member peers (certificate exchange after Noise); "
     "js-libp2p accepts any peer. js's connection monitor (periodic pings) is off, as in "
-    "the issue's side-by-side run; datanet has no such pinger.",
+    "the issue's side-by-side run; datanet has no such pinger. js's per-address inbound "
+    "connection rate limit (5/s) and pending-connection cap (10) are lifted, since every "
+    "peer dials from 127.0.0.1 (they reset a 25-node network's joins); datanet's gater "
+    "counts only connections not yet admitted against its per-address limit, so its "
+    "members on one address are not held to it either.",
     "Randomness: datanet nodes are seeded (--seed); js-libp2p draws from the operating "
     "system. The workload's choices (publishers, readers, records, peer ids) are the same "
     "on both sides.",

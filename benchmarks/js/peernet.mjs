@@ -173,6 +173,10 @@ async function openNode (seedHex) {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
+    // every peer dials from 127.0.0.1: js's per-address inbound rate limit (5/s) and
+    // pending-connection cap (10) would reset a network's joins, so they are lifted
+    // (datanet's gater holds only peers not yet admitted to its per-address limit)
+    connectionManager: { inboundConnectionThreshold: 1_000_000, maxIncomingPendingConnections: 1_000 },
     services: {
       identify: identify(),
       ping: ping(), // kad-dht requires it (it pings old routing table contacts)
@@ -195,9 +199,11 @@ async function join (node, addrs) {
   const self = node.peerId.toString()
   const others = addrs.filter((a) => !a.endsWith(`/p2p/${self}`))
   if (others.length === 0) return // the first bootstrap node: nobody to join yet
-  const dialed = await Promise.allSettled(others.map((a) => node.dial(multiaddr(a))))
-  if (dialed.every((r) => r.status === 'rejected')) {
-    throw new Error(`no bootstrap peer answered: ${dialed[0].reason?.message}`)
+  for (let attempt = 1; ; attempt++) { // a loaded machine may refuse a dial: retry a while
+    const dialed = await Promise.allSettled(others.map((a) => node.dial(multiaddr(a))))
+    if (dialed.some((r) => r.status === 'fulfilled')) break
+    if (attempt === 10) throw new Error(`no bootstrap peer answered: ${dialed[0].reason?.message}`)
+    await sleep(1000 * attempt)
   }
   const deadline = performance.now() + JOIN_TIMEOUT_MS
   while (node.services.dht.routingTable.size === 0) { // identify adds them to the table
