@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,16 +68,20 @@ def js_peer_missing() -> str | None:
     return None
 
 
-def install_js_peer(source: Path, cache_root: Path | None = None) -> Path:
+def install_js_peer(
+    source: Path, cache_root: Path | None = None, *, scripts: Sequence[Path] = ()
+) -> Path:
     """Install the peer's locked npm packages once; returns the directory to run it from.
 
     ``source`` holds ``peer.mjs``, ``package.json`` and ``package-lock.json``
-    (``tests/interop/js`` in the repository).
+    (``tests/interop/js`` in the repository). ``scripts`` are more scripts that run
+    on the same packages (``benchmarks/js/peernet.mjs``): each is copied in next to
+    ``peer.mjs`` under its own name, so one installation serves both.
 
     The directory is ``cache_root/<sha256 of package-lock.json, 16 hex>/`` (default
     ``~/.cache/datanet/interop``, or ``$XDG_CACHE_HOME/datanet/interop``); an
-    installation that finished there before is reused. The script is copied in at
-    every call, so edits to it need no reinstall.
+    installation that finished there before is reused. The scripts are copied in at
+    every call, so edits to them need no reinstall.
 
     Raises:
         JsPeerError: ``npm ci`` failed (its output is in the message).
@@ -114,6 +118,8 @@ def install_js_peer(source: Path, cache_root: Path | None = None) -> Path:
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
     shutil.copyfile(source / "peer.mjs", target / "peer.mjs")
+    for script in scripts:
+        shutil.copyfile(script, target / script.name)
     return target
 
 
