@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -133,10 +134,14 @@ def test_kill9_and_restart_keeps_identity_records_and_rejoins_without_bootstraps
         own = signed_b64(specs[victim], "stock/daily", 1, "Stock")
         foreign = signed_b64(specs[other], "rail/delays", 1, "Rail")
         net.proc(victim).call("publish", node=0, raw=own)
-        net.proc(other).call("publish", node=0, raw=foreign)
+        published = net.proc(other).call("publish", node=0, raw=foreign)
         foreign_key = key_b64(specs[other], "rail/delays")
-        held = net.proc(victim).call("held", node=0, key=foreign_key)
-        assert held["held"]
+        # publish answers once dht.put_quorum peers stored it; the victim's copy
+        # may be one of the writes still under way (published["pending"])
+        deadline = time.monotonic() + 30
+        while not (held := net.proc(victim).call("held", node=0, key=foreign_key))["held"]:
+            assert time.monotonic() < deadline, ("never stored at the victim", published)
+            time.sleep(0.2)
         assert held["value"] == foreign
         before = net.proc(victim).call("status", node=0)["status"]
         assert before["own_descriptors"] == 1
