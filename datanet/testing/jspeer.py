@@ -73,7 +73,8 @@ def install_js_peer(
 ) -> Path:
     """Install the peer's locked npm packages once; returns the directory to run it from.
 
-    ``source`` holds ``peer.mjs``, ``package.json`` and ``package-lock.json``
+    ``source`` holds ``peer.mjs`` (and ``dnrecord.mjs``, the ``dn`` record
+    validator it imports), ``package.json`` and ``package-lock.json``
     (``tests/interop/js`` in the repository). ``scripts`` are more scripts that run
     on the same packages (``benchmarks/js/peernet.mjs``): each is copied in next to
     ``peer.mjs`` under its own name, so one installation serves both.
@@ -117,7 +118,8 @@ def install_js_peer(
             staging.rename(target)  # atomic: a concurrent installer that won keeps its copy
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-    shutil.copyfile(source / "peer.mjs", target / "peer.mjs")
+    for module in sorted(source.glob("*.mjs")):  # peer.mjs and the modules it imports
+        shutil.copyfile(module, target / module.name)
     for script in scripts:
         shutil.copyfile(script, target / script.name)
     return target
