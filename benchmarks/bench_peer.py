@@ -45,9 +45,7 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -179,22 +177,7 @@ class JsWorker(Localnet):
         self.homes = ()
         with contextlib.ExitStack() as stack:  # the child keeps its own copy of the log
             stderr = None if log is None else stack.enter_context(log.open("wb"))
-            self._proc = subprocess.Popen(  # fixed argv: our own script
-                cmd,
-                cwd=directory,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-        self._lock = threading.Lock()
-        self._next_id = 0
-        self._pending: dict[int, Future[dict[str, Any]]] = {}
-        self._ready: Future[dict[str, Any]] = Future()
-        self._dead: str | None = None
-        self.nodes = []
-        self.ready_ms = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+            self._start(cmd, stderr, cwd=directory)
 
 
 def install(directory: Path | None = None) -> Path:

@@ -155,8 +155,15 @@ class Localnet:
         for home in homes:
             cmd += ["--home", str(home)]
         self.homes = tuple(Path(h) for h in homes)
-        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._start(cmd, stderr)
+
+    def _start(
+        self, cmd: list[str], stderr: IO[bytes] | int | None, cwd: Path | None = None
+    ) -> None:
+        """Spawn the runner ``cmd`` (any program that speaks the line protocol) and read it."""
+        self._proc = subprocess.Popen(  # noqa: S603 - a runner command built by the caller
             cmd,
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
