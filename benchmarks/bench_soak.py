@@ -354,6 +354,7 @@ class Soak:
                         "rss_mb": round(worker.rss_mb(), 1),
                         "fds": worker.fd_count(),
                         "tasks": inside["tasks"],
+                        "memory": inside.get("memory", {}),
                     }
                 )
             sizes = [db_sizes(spec.home) for spec in self.specs]
@@ -382,6 +383,38 @@ def curves(samples: list[dict[str, Any]]) -> dict[str, list[float]]:
         "db_bytes": [sum(s["db_bytes"]) for s in samples],
         "db_main_bytes": [sum(s["db_main_bytes"]) for s in samples],
     }
+
+
+#: The parts of a worker's memory a sample reads (``localnet_worker._memory_breakdown``).
+MEMORY_PARTS = (
+    "malloc_in_use_mb",
+    "malloc_free_mb",
+    "malloc_mmap_mb",
+    "sqlite_mb",
+    "python_blocks",
+)
+
+
+def memory_parts(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
+    """Where the RSS went after warm-up: each part's start and end (medians of the first
+    and last 3 samples, summed over the workers), to tell a leak from caches filling."""
+    after = [s for s in samples if s["t"] >= warmup_s]
+    head = min(3, len(after) // 2)
+    out: dict[str, Any] = {}
+    if head == 0:
+        return out
+    for part in MEMORY_PARTS:
+        values = []
+        for s in after:
+            parts = [w.get("memory", {}).get(part) for w in s["workers"]]
+            if any(p is None for p in parts):
+                break
+            values.append(sum(parts))
+        else:
+            start = statistics.median(values[:head])
+            end = statistics.median(values[-head:])
+            out[part] = {"start": round(start, 2), "end": round(end, 2)}
+    return out
 
 
 def slope_per_hour(ts: list[float], ys: list[float]) -> float:
@@ -468,8 +501,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 sample = soak.sample(now - t0, flooder)
                 samples.append(sample)
                 c = curves([sample])
+                mem = memory_parts([sample, sample], 0)
+                parts = ", ".join(f"{k} {v['end']:g}" for k, v in mem.items())
                 log(
-                    f"t={sample['t']:.0f}s rss {c['rss_mb'][0]} MB, fds {c['fds'][0]}, "
+                    f"t={sample['t']:.0f}s rss {c['rss_mb'][0]} MB "
+                    f"({parts}), "
+                    f"fds {c['fds'][0]}, "
                     f"tasks {c['tasks'][0]}, db {c['db_bytes'][0] / 1e6:.2f} MB, "
                     f"lookups {sample['lookups_so_far']}, cycles {soak.churn_cycles}"
                 )
@@ -515,6 +552,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "churn": {"cycles": soak.churn_cycles, "restarts": soak.restarts, "errors": soak.errors},
         "flood": {"victims": victims, "rounds_sent": sent},
         "curves": verdict,
+        "memory_parts": memory_parts(samples, args.warmup_minutes * 60),
         "flat": flat,
         "passed": flat and rate >= SUCCESS_TARGET and not soak.errors,
         "samples": samples,
@@ -650,6 +688,12 @@ def report(out: dict[str, Any]) -> None:
             f"{name:>9}: start {c['start']:.6g} end {c['end']:.6g} "
             f"slope {c['slope_per_hour']:+.6g}/h bound {c['bound']:.6g} "
             f"{'flat' if c['flat'] else 'NOT FLAT'}"
+        )
+    parts = out.get("memory_parts", {})
+    if parts:
+        print(
+            "   memory: "
+            + ", ".join(f"{k} {v['start']:g} -> {v['end']:g}" for k, v in parts.items())
         )
     print("PASSED" if out["passed"] else "FAILED")
 

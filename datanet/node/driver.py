@@ -121,6 +121,7 @@ from routing.schedule import (
 )
 from routing.stores import ProviderStore, RecordStore, StoredRecord, StrangerQuotas
 from routing.wire import Message, Peer, expects_response
+from routing.witness import WITNESSES_PER_LOG, is_witness, witness_key
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -357,6 +358,7 @@ class Node:
                 transport=AuditTransport(host),
                 gossip=self.gossip,
                 addrs_of=self._addrs_for_access,
+                responsible=self._witnesses_log,
                 clock=_now,
                 trail=audit,
             )
@@ -1426,6 +1428,19 @@ class Node:
         except (DatanetError, trio.TooSlowError):
             return False
         return True
+
+    # -- witnessing -----------------------------------------------------------------------
+
+    def _witnesses_log(self, log_node: bytes) -> bool:
+        """Whether this node is one of the witnesses of ``log_node``'s audit log.
+
+        The routing table's peers nearest to the log's witness key decide
+        (:func:`routing.witness.is_witness`).
+        """
+        nearest = self.coordinator.table.closest_to(
+            witness_key(log_node), WITNESSES_PER_LOG, exclude=log_node
+        )
+        return is_witness(self.peer_id.to_bytes(), (p.id for p in nearest), log_node)
 
     # -- access requests ----------------------------------------------------------------
 

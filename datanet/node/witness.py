@@ -7,7 +7,9 @@
 * heads arriving on that topic are verified (:func:`verify_tree_head`: size,
   signature, certificate chain, trust); an invalid one is rejected (the router
   penalises its sender), a valid one is forwarded and, when it is of a log of
-  another organization, handed to the witness;
+  another organization that this node is one of the witnesses of
+  (:func:`routing.witness.is_witness`, asked through ``responsible``), handed
+  to the witness;
 * ``FetchConsistency`` asks the log node for a consistency proof on
   ``/datanet/audit/1.0.0`` (:class:`~datanet.p2p.audit.AuditTransport`) and
   checks it with :func:`verify_consistency`;
@@ -122,6 +124,8 @@ class WitnessService:
         gossip: the node's gossip driver (the heads topic is added to it).
         trail: the node's audit trail, if it keeps one (else our log is not served).
         addrs_of: addresses to reach a log node (default: only when connected).
+        responsible: whether this node is one of the witnesses of a log node (its
+            binary peer id) whose head arrived by gossip; default: of every log.
         clock: wall-clock Unix seconds.
     """
 
@@ -137,6 +141,7 @@ class WitnessService:
         gossip: GossipDriver,
         trail: AuditTrailLike | None = None,
         addrs_of: AddrsOf | None = None,
+        responsible: Callable[[bytes], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._key = key
@@ -148,6 +153,7 @@ class WitnessService:
         self._gossip = gossip
         self._trail: AuditTrailLike | None = None
         self._addrs_of = addrs_of
+        self._responsible = responsible
         self._clock = clock
         restored = [
             SeenHead(
@@ -167,6 +173,7 @@ class WitnessService:
         self._head_ready = trio.Event()
         self.counters: dict[str, int] = {
             "heads_received": 0,
+            "heads_not_witnessed": 0,
             "heads_rejected": 0,
             "heads_published": 0,
             "alarms": 0,
@@ -274,7 +281,7 @@ class WitnessService:
             self.counters["heads_rejected"] += 1
             return ValidationResult.REJECT
         try:
-            self.head_received(data, from_peer)
+            self.head_received(data, from_peer, gossiped=True)
         except DatanetError as exc:
             self.counters["heads_rejected"] += 1
             log.info(
@@ -284,8 +291,11 @@ class WitnessService:
             return ValidationResult.REJECT
         return ValidationResult.ACCEPT
 
-    def head_received(self, raw: bytes, from_peer: bytes) -> None:
+    def head_received(self, raw: bytes, from_peer: bytes, *, gossiped: bool = False) -> None:
         """Verify a signed head from anywhere and let the witness judge it.
+
+        A ``gossiped`` head of a log this node is not a witness of is only
+        verified (so that gossip forwards valid heads alone).
 
         Raises:
             DatanetError: the head is malformed, badly signed, untrusted or from the future.
@@ -293,6 +303,10 @@ class WitnessService:
         now = self._clock()
         verified = verify_tree_head(raw, self._trust, int(now))
         head = verified.head
+        responsible = self._responsible
+        if gossiped and responsible is not None and not responsible(head.node.to_bytes()):
+            self.counters["heads_not_witnessed"] += 1
+            return
         self._enqueue(
             self.witness.head_seen(
                 head.node.to_bytes(),

@@ -175,12 +175,16 @@ class Decision:
         cert: its verified membership certificate, if it presented a valid one.
         code: why it was refused (an error code), or ``""``.
         reason: a human-readable explanation, or ``""``.
+        transient: the exchange itself broke (timeout, reset connection): the
+            refusal says nothing about the peer's credentials, so a caller may
+            try again.
     """
 
     admitted: bool
     cert: MembershipCertificate | None = None
     code: str = ""
     reason: str = ""
+    transient: bool = False
 
 
 @dataclass(frozen=True)

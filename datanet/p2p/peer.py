@@ -359,9 +359,9 @@ class PeerSession:
         """Dialer: the peer does not speak ``/datanet/id`` (a plain libp2p node)."""
         return self._settle(self._policy.decide(self.peer, None), None)
 
-    def hello_failed(self, code: str, reason: str) -> list[Action]:
-        """Dialer: the admission exchange broke (timeout, reset, junk)."""
-        return self._settle(Decision(False, None, code, reason), None)
+    def hello_failed(self, code: str, reason: str, *, transient: bool = False) -> list[Action]:
+        """Dialer: the admission exchange broke (``transient``: timeout, reset; else junk)."""
+        return self._settle(Decision(False, None, code, reason, transient=transient), None)
 
     def hello_timed_out(self) -> list[Action]:
         """Listener: ``hello_timeout`` passed since the connection opened."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from datanet.errors import DatanetError, PeerUnreachable, Timeout
+from datanet.errors import DatanetError, NetworkError, PeerUnreachable, Timeout
 from datanet.p2p._errors import AdmissionRefused, ProtocolNotSupported, translate
 from datanet.p2p.addrbook import AddressBook
 from datanet.p2p.admission import ID_PROTOCOL, MAX_HELLO_SIZE, Admission, Hello
@@ -160,7 +160,9 @@ class PeerSessions:
 
         Raises:
             PeerUnreachable: its connection is already gone.
-            Timeout: no decision by ``deadline``.
+            Timeout: no decision by ``deadline``, or the exchange timed out.
+            NetworkError: the exchange broke (a reset connection): nothing is known
+                against the peer, unlike a refusal.
             AdmissionRefused: refused, or no longer admitted (re-checked now).
         """
         p = self._peers.get(peer)
@@ -171,6 +173,10 @@ class PeerSessions:
         decision = p.session.decision
         if decision is None:
             raise Timeout(f"admission exchange with {peer} did not finish in time")
+        if not decision.admitted and decision.transient:
+            broke = Timeout if decision.code == Timeout.code else NetworkError
+            why = f"{decision.code}: {decision.reason}"
+            raise broke(f"admission exchange with {peer} broke ({why})")
         if not decision.admitted:
             raise AdmissionRefused(f"peer {peer} not admitted ({decision.code}): {decision.reason}")
         if p.session.state is PeerState.CLOSED:  # it left while we waited
@@ -276,7 +282,8 @@ class PeerSessions:
             self._apply(p, p.session.no_hello_protocol())
         except DatanetError as exc:
             log.debug("admission exchange with %s failed: %s", peer, exc)
-            self._apply(p, p.session.hello_failed(exc.code, str(exc)))
+            transient = isinstance(exc, NetworkError)
+            self._apply(p, p.session.hello_failed(exc.code, str(exc), transient=transient))
         else:
             self._apply(p, p.session.reply_received(reply, observed=observed))
 

@@ -19,6 +19,7 @@ from datanet.records.audit import AuditEntry, EntryKind, open_cosignature
 from datanet.store.audit import AuditLog
 from datanet.testing.network import in_process_network
 from identity.keys import KeyPair
+from routing.witness import is_witness
 
 
 class FakeTrail:
@@ -142,3 +143,37 @@ async def test_junk_on_the_heads_topic_is_rejected(tmp_path: Path) -> None:
         await until(lambda: nodes[1].witness.counters["heads_rejected"] >= 1)  # type: ignore[union-attr]
         assert not nodes[1].witness.witnessed()  # type: ignore[union-attr]
         assert not nodes[1].witness.alarms(10)  # type: ignore[union-attr]
+
+
+async def test_only_the_nodes_nearest_to_a_logs_witness_key_witness_it(tmp_path: Path) -> None:
+    # 12 nodes of 3 orgs: node 0's log is witnessed by the WITNESSES_PER_LOG nodes
+    # nearest to its witness key that are of another org, not by all 8 of other orgs
+    # (at 100 nodes, everyone witnessing everyone drew ~90 proof requests and
+    # cosignatures onto a publisher within a second of each publish).
+    async with in_process_network(tmp_path, 12) as (specs, nodes):
+        log_node = nodes[0]
+        log_id = specs[0].peer_id.to_bytes()
+        ids = [s.peer_id.to_bytes() for s in specs]
+        for node in nodes:  # every node knows every other: the choice is the full-knowledge one
+            await until(lambda node=node: len(node.coordinator.table) == len(nodes) - 1)
+        expected = {
+            i
+            for i, spec in enumerate(specs)
+            if spec.org != specs[0].org and is_witness(ids[i], ids, log_id)
+        }
+        others = {i for i, spec in enumerate(specs) if spec.org != specs[0].org}
+        assert 0 < len(expected) < len(others)  # a real choice, not everyone
+        trail = log_node.audit
+        assert trail is not None
+        trail.record(EntryKind.PUBLISH, None, {"n": 1, "tag": "a"})
+        trail.head(fresh=True)
+        size = trail.log.size
+        me = str(specs[0].peer_id)
+        await until(lambda: all(witnessed_size(nodes[i], me) == size for i in expected))
+        await trio.sleep(2.0)  # the head reached everyone; no one else takes it up
+        # (a node may have taken up an earlier head while its routing table was filling)
+        witnessing = {i for i in others if witnessed_size(nodes[i], me) == size}
+        assert witnessing == expected
+        for i in others - expected:
+            counters = nodes[i].witness.counters  # type: ignore[union-attr]
+            assert counters["heads_not_witnessed"] >= 1

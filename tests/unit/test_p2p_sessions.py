@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from datanet.errors import PeerUnreachable, Timeout
+from datanet.errors import NetworkError, PeerUnreachable, Timeout
 from datanet.p2p import (
     MODE_KAD_SERVER,
     AdmissionRefused,
@@ -140,3 +140,41 @@ async def test_waiting_for_an_undecided_peer_times_out() -> None:
     p = rig.sessions.get(PEER.peer_id)
     assert p is not None
     assert not p.session.decided
+
+
+class _BrokenConnection:
+    """A connection whose streams cannot be opened: ``error`` is raised instead."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def new_stream(self) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (Timeout("admission with it: timed out"), Timeout),
+        (NetworkError("connection reset by peer"), NetworkError),
+    ],
+)
+async def test_an_admission_exchange_that_breaks_is_a_network_failure_not_a_refusal(
+    error: Exception, raised: type[Exception]
+) -> None:
+    # Under load, the dialer's hello exchange can time out or lose its connection.
+    # That says nothing against the peer: callers (the audit witness, sync) must see a
+    # network failure to retry later, not a refusal (the witness raised bad_proof).
+    rig = Rig("closed")
+    refused: list[PeerId] = []
+    rig.sessions._on_refused = refused.append
+    broken = _BrokenConnection(error)
+    rig.sessions.connection_opened(PEER.peer_id, broken, inbound=False)
+    assert rig.spawned == ["_exchange_hello"]
+    p = rig.sessions.get(PEER.peer_id)
+    assert p is not None
+    await rig.sessions._exchange_hello(p, broken)
+    with pytest.raises(raised, match="admission exchange with .* broke") as caught:
+        await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
+    assert not isinstance(caught.value, AdmissionRefused)
+    assert refused == []  # not remembered as a refusal either
