@@ -170,6 +170,8 @@ class WitnessService:
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._pending_head: bytes | None = None
+        #: The head gossiped last, when, and whether any peer of the topic was there.
+        self._gossiped: tuple[bytes, float, bool] | None = None
         self._head_ready = trio.Event()
         self.counters: dict[str, int] = {
             "heads_received": 0,
@@ -254,17 +256,35 @@ class WitnessService:
         except Exception:  # a callback of the trail: never let gossip break an append
             log.exception("publishing an audit head failed")
             return
+        heard = bool(self._gossip.router.mesh(AUDIT_HEADS_TOPIC))
+        self._gossiped = (raw, self._clock(), heard)
         self.counters["heads_published"] += 1
 
+    def _gossiped_lately(self, raw: bytes) -> bool:
+        """Whether ``raw`` went out on gossip, to a mesh, less than HEAD_REPUBLISH ago."""
+        if self._gossiped is None:
+            return False
+        last, at, heard = self._gossiped
+        return heard and last == raw and self._clock() - at < HEAD_REPUBLISH
+
     async def _republish(self) -> None:
-        """Gossip our latest head soon after start and every HEAD_REPUBLISH seconds."""
+        """Gossip our latest head soon after start and every HEAD_REPUBLISH seconds.
+
+        Not when that very head already went out to a mesh meanwhile: a node's
+        first entries are signed at start, and every node of a network gossiping
+        its head twice while it joins doubled the witnessing work of a join.
+        """
         await trio.sleep(REPUBLISH_FIRST)
         while True:
             trail = self._trail
             if trail is not None:
                 try:
                     latest = trail.log.latest_head()
-                    if latest is not None and latest.head.size > 0:
+                    if (
+                        latest is not None
+                        and latest.head.size > 0
+                        and not self._gossiped_lately(latest.raw)
+                    ):
                         self._publish_now(latest.raw)
                 except DatanetError as exc:
                     log.warning(

@@ -11,6 +11,7 @@ which do need credit back, still flow both ways.
 from __future__ import annotations
 
 import struct
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,3 +83,10 @@ async def test_transfers_larger_than_the_window_flow_both_ways(frames: Counter[i
         assert client.kad.open_streams() == 1
         # 1.8 MiB through a 256 KiB window: credit went back in batches, not per read
         assert 2 <= frames[WINDOW_UPDATE] <= 40, frames
+
+
+def test_connections_ping_for_their_rtt_every_ten_minutes_not_every_30_s() -> None:
+    # py-libp2p's Yamux reads its module's interval at every round of its RTT loop;
+    # 30 s on every connection was 2-3 % of a 100-node network's CPU (docs/p2p.md, 14).
+    yamux = sys.modules["libp2p.stream_muxer.yamux.yamux"]
+    assert yamux.RTT_MEASURE_INTERVAL == lp.YAMUX_RTT_INTERVAL == 600

@@ -174,7 +174,7 @@ async def test_an_admission_exchange_that_breaks_is_a_network_failure_not_a_refu
     p = rig.sessions.get(PEER.peer_id)
     assert p is not None
     await rig.sessions._exchange_hello(p, broken)
-    with pytest.raises(raised, match="admission exchange with .* broke") as caught:
+    with pytest.raises(raised, match=r"admission exchange with .* broke") as caught:
         await rig.sessions.wait_admitted(PEER.peer_id, trio.current_time() + 1)
     assert not isinstance(caught.value, AdmissionRefused)
     assert refused == []  # not remembered as a refusal either
