@@ -1232,6 +1232,8 @@ class Node:
             access=None if access is None else access.stats,
             audit=None if self.audit is None else audit,
             refused_connections=self.refused_connections,
+            puts=lambda: self.put_counts,
+            witness=lambda: {} if self.witness is None else self.witness.counters,
         )
 
     def refused_connections(self) -> Mapping[str, int]:

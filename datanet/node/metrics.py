@@ -65,6 +65,7 @@ FAMILIES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "datanet_dht_records": ("gauge", ()),
     "datanet_dht_record_bytes": ("gauge", ()),
     "datanet_dht_providers": ("gauge", ()),
+    "datanet_dht_puts": ("counter", ("event",)),
     "datanet_catalog_descriptors": ("gauge", ()),
     "datanet_ledger_records": ("counter", ("verdict",)),
     "datanet_gossip_rpcs": ("counter", ("direction",)),
@@ -79,6 +80,7 @@ FAMILIES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "datanet_audit_log_entries": ("gauge", ()),
     "datanet_audit_heads_signed": ("counter", ()),
     "datanet_audit_alarms": ("gauge", ()),
+    "datanet_witness_events": ("counter", ("event",)),
     "datanet_metrics_source_errors": ("counter", ("family",)),
 }
 
@@ -117,6 +119,11 @@ class MetricSources:
     """``size``, ``heads`` and ``alarms`` of the audit trail and the witness."""
     refused_connections: Callable[[], Mapping[str, int]] = field(default=_none)
     """Connections refused so far by reason (admission refusals, limits)."""
+    puts: Callable[[], Mapping[str, int]] = field(default=_none)
+    """DHT puts by event: ``walked``, ``direct`` (started), ``answered_early``,
+    ``completed``, ``timed_out``."""
+    witness: Callable[[], Mapping[str, int]] = field(default=_none)
+    """The witness service's counters (``heads_received``, ``accepted``, ``cosigned``…)."""
 
 
 def _label(value: object) -> str:
@@ -224,6 +231,16 @@ class _SourceCollector(Collector):
         yield _single(_gauge("datanet_dht_records", "DHT records held."), count)
         yield _single(_gauge("datanet_dht_record_bytes", "Bytes of the DHT records held."), size)
         yield _single(_gauge("datanet_dht_providers", "Provider records held."), s.providers())
+        yield _by_label(
+            _counter(
+                "datanet_dht_puts",
+                "DHT puts (publish, republish) by event: started walking or direct to known "
+                "closest peers, answered at the quorum before every write ended, completed, "
+                "timed out.",
+                ("event",),
+            ),
+            s.puts(),
+        )
 
     def _catalog(self) -> Iterator[Metric]:
         s = self._sources
@@ -328,6 +345,15 @@ class _SourceCollector(Collector):
                 "Alarms raised as a witness of other logs (shrink, fork, bad proof or head).",
             ),
             a.get("alarms", 0),
+        )
+        yield _by_label(
+            _counter(
+                "datanet_witness_events",
+                "Witnessing other logs: heads received, only forwarded (not witnessed here), "
+                "accepted, cosigned, proofs that could not be fetched...",
+                ("event",),
+            ),
+            self._sources.witness(),
         )
 
 

@@ -116,6 +116,11 @@ async def test_a_working_network_moves_every_family(tmp_path: Path) -> None:
         assert total(owner["datanet_access_grants"], state="active") == 1
         assert total(owner["datanet_audit_log_entries"]) >= 1
         assert total(owner["datanet_audit_alarms"]) == 0
+        assert sum(total(f["datanet_dht_puts"], "_total", event="walked") for f in fams.values())
+        assert sum(
+            total(f["datanet_witness_events"], "_total", event="heads_received")
+            for f in fams.values()
+        )
         assert not any(total(f["datanet_metrics_source_errors"], "_total") for f in fams.values())
         # no peer id ever appears in a scrape
         text = nodes[4].metrics_text().decode()

@@ -65,6 +65,8 @@ def sources(**over: Any) -> MetricSources:
         },
         "audit": lambda: {"size": 12, "heads": 3, "alarms": 1},
         "refused_connections": lambda: {"admission_refused": 2},
+        "puts": lambda: {"walked": 5, "direct": 1, "answered_early": 4, "completed": 6},
+        "witness": lambda: {"heads_received": 9, "heads_not_witnessed": 7, "accepted": 2},
     }
     base.update(over)
     return MetricSources(**base)
@@ -97,6 +99,10 @@ def test_every_family_is_exported_with_its_values() -> None:
     assert set(FAMILIES) <= set(fams)
     assert value(fams, "datanet_peers", state="admitted") == 3
     assert value(fams, "datanet_routing_table_peers") == 7
+    assert value(fams, "datanet_dht_puts", "datanet_dht_puts_total", event="answered_early") == 4
+    assert (
+        value(fams, "datanet_witness_events", "datanet_witness_events_total", event="accepted") == 2
+    )
     assert (
         value(
             fams,
