@@ -50,6 +50,7 @@ import trio
 from datanet.api._node_protocol import NodeAPI
 from datanet.errors import DaemonAlreadyRunning, DaemonError, DatanetError
 from datanet.node.config import Config, ConfigFile
+from datanet.node.heap import trim_until
 from datanet.node.paths import HomeLayout
 from identity.keys import KeyPair
 from identity.keystore import atomic_write
@@ -453,6 +454,7 @@ async def _run(
                     },
                 )
                 async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trim_until, stop)  # freed heap pages back to the OS
                     url = await nursery.start(
                         functools.partial(
                             serve,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datanet.errors import DatanetError, InvalidInput
+from datanet.node.heap import trim_until
 from datanet.testing.localnet import MAX_LINE
 from datanet.testing.raw import MAX_RAW_FRAME, put_value_payload, send_raw_kad
 
@@ -801,6 +802,7 @@ async def _main_async(
             gc.collect()
             gc.freeze()
         GC_PAUSES.reset()  # report the pauses of the running network, not of the join
+        nursery.start_soon(trim_until, stop)  # as the daemon does
         _emit(
             {
                 "event": "ready",

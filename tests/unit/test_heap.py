@@ -1,0 +1,45 @@
+"""Freed heap memory goes back to the OS (glibc's malloc_trim), periodically, until stopped."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from datanet.node import heap
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(heap._TRIM is None, reason="needs glibc's malloc_trim")
+def test_freed_blocks_below_a_live_one_go_back_to_the_os() -> None:
+    # 80 MB of 4 KB blocks, freed, under one block still alive: glibc keeps them
+    # (only the top of the heap is returned on its own), as a long-running node's
+    # heap does; the soak's "malloc free" rose from 13 to 37 MB this way.
+    blobs = [bytearray(b"x" * 4000) for _ in range(20_000)]
+    alive = bytearray(b"y" * 4000)
+    del blobs
+    kept = rss_mb()
+    assert heap.trim_heap()
+    assert rss_mb() < kept - 40, (kept, rss_mb())
+    assert alive[0] == ord("y")
+
+
+async def test_trims_every_interval_until_stopped(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float] = []
+    monkeypatch.setattr(heap, "_TRIM", lambda pad: calls.append(trio.current_time()))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heap.trim_until, stop, 60.0)
+        await trio.sleep(185)
+        stop.set()
+    assert len(calls) == 3
+    assert trio.current_time() < 186  # it returned at once when stopped
