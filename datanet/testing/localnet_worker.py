@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,6 +313,7 @@ class _Runner:
         self.floods: dict[str, Any] = {}  # flood name -> its cancel scope
         self.flood_sent: dict[str, int] = {}
         self.trace_baseline: tracemalloc.Snapshot | None = None
+        self.type_baseline: Counter[str] | None = None
 
     @property
     def nodes(self) -> list[Node]:
@@ -482,6 +484,32 @@ class _Runner:
     async def op_bootstrap(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         node = self.node(cmd)
         return {"routing_table_size": await node.bootstrap()}
+
+    async def op_objects(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Which kinds of objects the collector tracks grew since the previous call.
+
+        Cheaper than op ``tracemalloc`` (no tracing needed): live container objects
+        (``gc.get_objects()``) counted by type, the ``limit`` types that grew most.
+        The first call (or ``reset``) only takes the baseline.
+        """
+        limit = _field(cmd, "limit", int, 20)
+        if not 1 <= limit <= _MAX_TRACE_SITES:
+            raise InvalidInput(f"limit must be 1..{_MAX_TRACE_SITES}")
+        gc.collect()
+        counts = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        baseline, self.type_baseline = self.type_baseline, counts
+        out: dict[str, Any] = {"objects": sum(counts.values())}
+        if baseline is None or _field(cmd, "reset", bool, False):
+            return {**out, "types": []}
+        grown = counts.copy()
+        grown.subtract(baseline)
+        return {
+            **out,
+            "types": [
+                {"type": name, "count_diff": diff, "count": counts[name]}
+                for name, diff in grown.most_common(limit)
+            ],
+        }
 
     async def op_usage(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         return {

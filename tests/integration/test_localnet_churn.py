@@ -34,8 +34,10 @@ def test_a_node_stops_and_restarts_from_its_directory_without_leaks(tmp_path: Pa
         genuine = signed_by(specs[1], "soil/moisture", title="churn test")
         dataset = str(DatasetId(specs[1].org.org_id, "soil/moisture"))
         net.call("publish", node=1, raw=b64(genuine))
+        net.call("objects", reset=True)
         before = net.call("sample")
         assert before["running"] == [True, True]
+        assert before["memory"]["python_blocks"] > 0
         assert before["tasks"] > 10
         assert before["fds"] > 5
 
@@ -88,3 +90,7 @@ def test_a_node_stops_and_restarts_from_its_directory_without_leaks(tmp_path: Pa
             assert time.monotonic() < deadline, (before, after)
             time.sleep(1.0)
         assert after["starts"] == [1, 4]
+        grown = net.call("objects", limit=5)  # what grew across the restarts, by type
+        assert grown["objects"] > 1000
+        assert len(grown["types"]) == 5
+        assert all(t["count"] >= t["count_diff"] for t in grown["types"])
