@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-__all__ = ["TRIM_INTERVAL", "trim_heap", "trim_until"]
+__all__ = ["TRIM_INTERVAL", "native_memory", "trim_heap", "trim_until"]
 
 log = logging.getLogger("datanet.node.heap")
 
@@ -32,17 +32,70 @@ log = logging.getLogger("datanet.node.heap")
 TRIM_INTERVAL = 60.0
 
 
-def _malloc_trim() -> Callable[[int], Any] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+_MB = 1024 * 1024
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33+): every field a ``size_t``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _native_library(name: str) -> ctypes.CDLL | None:
+    found = ctypes.util.find_library(name)
+    if found is None:
         return None
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None)
+        return ctypes.CDLL(found)
     except OSError:
         return None
 
 
-_TRIM = _malloc_trim()
+_LIBC = _native_library("c")
+_TRIM: Callable[[int], Any] | None = getattr(_LIBC, "malloc_trim", None)
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
+_LIBSQLITE = _native_library("sqlite3")
+_SQLITE_MEMORY_USED = getattr(_LIBSQLITE, "sqlite3_memory_used", None)
+if _SQLITE_MEMORY_USED is not None:
+    _SQLITE_MEMORY_USED.restype = ctypes.c_int64
+
+
+def native_memory() -> dict[str, float | None]:
+    """Where this process's native memory is, in MB (``None`` where the library is missing).
+
+    ``malloc_in_use_mb`` and ``malloc_free_mb`` are glibc's heap (every arena: what
+    live ``malloc`` blocks hold, and what is freed but kept; a trim returns the
+    kept pages, which glibc still counts here), ``malloc_mmap_mb`` its large
+    blocks; ``sqlite_mb`` is what SQLite holds of that heap (page caches,
+    statements).
+    """
+    out: dict[str, float | None] = dict.fromkeys(
+        ("malloc_in_use_mb", "malloc_free_mb", "malloc_mmap_mb", "sqlite_mb")
+    )
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        out["malloc_in_use_mb"] = round(info.uordblks / _MB, 2)
+        out["malloc_free_mb"] = round(info.fordblks / _MB, 2)
+        out["malloc_mmap_mb"] = round(info.hblkhd / _MB, 2)
+    if _SQLITE_MEMORY_USED is not None:
+        out["sqlite_mb"] = round(_SQLITE_MEMORY_USED() / _MB, 2)
+    return out
 
 
 def trim_heap() -> bool:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -25,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datanet.errors import DatanetError, InvalidInput
-from datanet.node.heap import trim_until
+from datanet.node.heap import native_memory, trim_until
 from datanet.testing.localnet import MAX_LINE
 from datanet.testing.raw import MAX_RAW_FRAME, put_value_payload, send_raw_kad
 
@@ -145,69 +143,17 @@ def _open_fds() -> int:
         return -1
 
 
-class _MallInfo2(ctypes.Structure):
-    """glibc's ``struct mallinfo2`` (glibc 2.33+): every field a ``size_t``."""
-
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
-def _native_library(name: str) -> ctypes.CDLL | None:
-    found = ctypes.util.find_library(name)
-    if found is None:
-        return None
-    try:
-        return ctypes.CDLL(found)
-    except OSError:
-        return None
-
-
-_LIBC = _native_library("c")
-_LIBSQLITE = _native_library("sqlite3")
-_MB = 1024 * 1024
-
-
 def _memory_breakdown() -> dict[str, float | int | None]:
     """Where this process's memory is, so a soak can tell a leak from a cache filling up.
 
-    ``malloc_in_use_mb`` and ``malloc_free_mb`` are glibc's heap (every arena: what
-    live ``malloc`` blocks hold, and what is freed but kept), ``malloc_mmap_mb`` its
-    large blocks; ``sqlite_mb`` is what SQLite holds (page caches, statements) of
-    that heap; ``python_blocks`` counts the interpreter's live small objects (their
-    arenas are outside malloc). ``None`` where the library is missing.
+    ``python_blocks`` counts the interpreter's live small objects (their arenas are
+    outside malloc); the native parts are :func:`datanet.node.heap.native_memory`'s.
     """
     out: dict[str, float | int | None] = {
         "python_blocks": sys.getallocatedblocks(),
         "threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None,
-        "malloc_in_use_mb": None,
-        "malloc_free_mb": None,
-        "malloc_mmap_mb": None,
-        "sqlite_mb": None,
     }
-    mallinfo2 = getattr(_LIBC, "mallinfo2", None)
-    if mallinfo2 is not None:
-        mallinfo2.restype = _MallInfo2
-        info = mallinfo2()
-        out["malloc_in_use_mb"] = round(info.uordblks / _MB, 2)
-        out["malloc_free_mb"] = round(info.fordblks / _MB, 2)
-        out["malloc_mmap_mb"] = round(info.hblkhd / _MB, 2)
-    memory_used = getattr(_LIBSQLITE, "sqlite3_memory_used", None)
-    if memory_used is not None:
-        memory_used.restype = ctypes.c_int64
-        out["sqlite_mb"] = round(memory_used() / _MB, 2)
+    out.update(native_memory())
     return out
 
 

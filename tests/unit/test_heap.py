@@ -43,3 +43,14 @@ async def test_trims_every_interval_until_stopped(
         stop.set()
     assert len(calls) == 3
     assert trio.current_time() < 186  # it returned at once when stopped
+
+
+@pytest.mark.skipif(heap._MALLINFO2 is None, reason="needs glibc's mallinfo2")
+def test_native_memory_sees_live_malloc_blocks() -> None:
+    before = heap.native_memory()["malloc_in_use_mb"]
+    blobs = [bytearray(b"x" * 4000) for _ in range(5_000)]  # ~20 MB through malloc
+    after = heap.native_memory()["malloc_in_use_mb"]
+    assert before is not None
+    assert after is not None
+    assert after - before > 15, (before, after)
+    assert len(blobs) == 5_000
