@@ -10,6 +10,7 @@ which do need credit back, still flow both ways.
 
 from __future__ import annotations
 
+import inspect
 import struct
 import sys
 from collections import Counter
@@ -90,3 +91,6 @@ def test_connections_ping_for_their_rtt_every_ten_minutes_not_every_30_s() -> No
     # 30 s on every connection was 2-3 % of a 100-node network's CPU (docs/p2p.md, 14).
     yamux = sys.modules["libp2p.stream_muxer.yamux.yamux"]
     assert yamux.RTT_MEASURE_INTERVAL == lp.YAMUX_RTT_INTERVAL == 600
+    # the setting only works while py-libp2p's loop still reads that module global
+    loop = inspect.getsource(lp.Yamux._measure_rtt_loop)
+    assert "move_on_after(RTT_MEASURE_INTERVAL)" in loop
