@@ -395,22 +395,27 @@ MEMORY_PARTS = (
 )
 
 
+def memory_totals(sample: dict[str, Any]) -> dict[str, float]:
+    """Each memory part of one sample, summed over the workers (parts a worker lacks: left out)."""
+    out: dict[str, float] = {}
+    for part in MEMORY_PARTS:
+        values = [w.get("memory", {}).get(part) for w in sample["workers"]]
+        if all(v is not None for v in values):
+            out[part] = sum(values)
+    return out
+
+
 def memory_parts(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     """Where the RSS went after warm-up: each part's start and end (medians of the first
     and last 3 samples, summed over the workers), to tell a leak from caches filling."""
-    after = [s for s in samples if s["t"] >= warmup_s]
+    after = [memory_totals(s) for s in samples if s["t"] >= warmup_s]
     head = min(3, len(after) // 2)
     out: dict[str, Any] = {}
     if head == 0:
         return out
     for part in MEMORY_PARTS:
-        values = []
-        for s in after:
-            parts = [w.get("memory", {}).get(part) for w in s["workers"]]
-            if any(p is None for p in parts):
-                break
-            values.append(sum(parts))
-        else:
+        values = [totals[part] for totals in after if part in totals]
+        if len(values) == len(after):
             start = statistics.median(values[:head])
             end = statistics.median(values[-head:])
             out[part] = {"start": round(start, 2), "end": round(end, 2)}
@@ -501,8 +506,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 sample = soak.sample(now - t0, flooder)
                 samples.append(sample)
                 c = curves([sample])
-                mem = memory_parts([sample, sample], 0)
-                parts = ", ".join(f"{k} {v['end']:g}" for k, v in mem.items())
+                parts = ", ".join(f"{k} {v:.6g}" for k, v in memory_totals(sample).items())
                 log(
                     f"t={sample['t']:.0f}s rss {c['rss_mb'][0]} MB "
                     f"({parts}), "
