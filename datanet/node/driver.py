@@ -149,6 +149,10 @@ MAX_BACKGROUND_PUTS = 16
 CLOSEST_MAX_AGE = 1.5 * REPUBLISH_INTERVAL
 #: Closest sets remembered, at most (one per own key; the oldest goes first).
 MAX_CLOSEST_SETS = 10_000
+#: Our audit heads go to this many peers beyond the WITNESSES_PER_LOG nearest to
+#: our witness key: each peer decides from its own routing table whether it is a
+#: witness, and tables differ a little (docs/witnessing.md).
+ANNOUNCE_MARGIN = 4
 #: DHT namespaces whose values are ledger records (the complete catalog's input).
 _LEDGER_NAMESPACES = frozenset({"dn", "dn-org", "dn-rev", "dn-grev"})
 
@@ -346,7 +350,7 @@ class Node:
                 audit=audit,
             )
         # Witnessing (docs/witnessing.md); the node's audit trail is attached with
-        # ``self.witness.attach(trail)`` so its heads are gossiped and its log served.
+        # ``self.witness.attach(trail)`` so its heads are announced and its log served.
         self.witness: WitnessService | None = None
         if witness_store is not None:
             self.witness = WitnessService(
@@ -356,8 +360,8 @@ class Node:
                 trust=trust,
                 store=witness_store,
                 transport=AuditTransport(host),
-                gossip=self.gossip,
                 addrs_of=self._addrs_for_access,
+                announce_to=self._witness_candidates,
                 responsible=self._witnesses_log,
                 clock=_now,
                 trail=audit,
@@ -1443,6 +1447,18 @@ class Node:
             witness_key(log_node), WITNESSES_PER_LOG, exclude=log_node
         )
         return is_witness(self.peer_id.to_bytes(), (p.id for p in nearest), log_node)
+
+    def _witness_candidates(self) -> list[PeerId]:
+        """The peers our audit heads are announced to: the nearest to our witness key.
+
+        ``ANNOUNCE_MARGIN`` more than witness a log, so that a peer whose table
+        differs a little from ours is not missed; each decides for itself.
+        """
+        me = self.peer_id.to_bytes()
+        nearest = self.coordinator.table.closest_to(
+            witness_key(me), WITNESSES_PER_LOG + ANNOUNCE_MARGIN, exclude=me
+        )
+        return [PeerId.from_bytes(p.id) for p in nearest]
 
     # -- access requests ----------------------------------------------------------------
 

@@ -7,9 +7,9 @@ hold if newer) and its verdict goes back to the router, which forwards only what
 was accepted and scores the sender. RPCs and peer changes from the transport
 are handed to the router as they arrive.
 
-Other topics (the audit heads of :data:`AUDIT_HEADS_TOPIC`) are added with
-:meth:`GossipDriver.add_topic` and their own validator; the catalog topic is
-always there and always validated by the ledger.
+The node gossips one topic, :data:`CATALOG_TOPIC`, validated by the ledger.
+(Audit heads once had a topic of their own; they now go straight to their
+witnesses, see ``docs/witnessing.md``.)
 
 Invariants:
 * The router is touched only from trio tasks of this node (one thread); after
@@ -17,7 +17,7 @@ Invariants:
 * ``now`` is wall-clock Unix seconds (the router's deadlines too).
 * Validation is synchronous (a signature check, well under a millisecond), so a
   message is forwarded in the same loop turn it was accepted.
-* A message on a topic without a validator is ignored (never forwarded).
+* A message on any other topic is ignored (never forwarded).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from routing.gossip.router import (
 )
 from routing.gossip.wire import RPC
 
-__all__ = ["AUDIT_HEADS_TOPIC", "CATALOG_GOSSIP", "CATALOG_TOPIC", "GossipDriver", "TopicValidator"]
+__all__ = ["CATALOG_GOSSIP", "CATALOG_TOPIC", "GossipDriver"]
 
 log = logging.getLogger("datanet.node.gossip")
 
@@ -50,12 +50,6 @@ CATALOG_TOPIC = "/datanet/catalog/1.0.0"
 """The one topic of a datanet network: every ledger record (descriptors,
 deprecations, revocation lists, org records). The network itself is set apart
 by its kad protocol id and admission, so one topic name serves every network."""
-
-AUDIT_HEADS_TOPIC = "/datanet/audit-heads/1.0.0"
-"""Signed audit tree heads (``dn/audit-head/v1``) for witnesses (:mod:`datanet.node.witness`)."""
-
-TopicValidator = Callable[[bytes, bytes], ValidationResult]
-"""``validate(data, from_peer_bytes)``: synchronous, quick, never raises."""
 
 
 #: datanet's router parameters. The specification's defaults assume a node has
@@ -108,25 +102,11 @@ class GossipDriver:
         self._transport = transport
         self._ledger = ledger
         self._wake = trio.Event()
-        self._validators: dict[str, TopicValidator] = {}
-
-    def add_topic(self, topic: str, validator: TopicValidator) -> None:
-        """Join ``topic`` too; what arrives on it is accepted or rejected by ``validator``."""
-        self._validators[topic] = validator
-        self.router.subscribe(topic, self._clock())
-        self._wake.set()
 
     def _validate(self, action: Validate) -> ValidationResult:
-        if action.topic == CATALOG_TOPIC:
-            return self._ledger.ingest(action.data, from_peer=action.from_peer).result
-        validator = self._validators.get(action.topic)
-        if validator is None:
+        if action.topic != CATALOG_TOPIC:
             return ValidationResult.IGNORE
-        try:
-            return validator(action.data, action.from_peer)
-        except Exception:  # a validator must not raise; never let it stop gossip
-            log.exception("gossip validator failed", extra={"kv": {"topic": action.topic}})
-            return ValidationResult.IGNORE
+        return self._ledger.ingest(action.data, from_peer=action.from_peer).result
 
     def start(self, already_connected: Sequence[PeerId] = ()) -> None:
         """Hear peers and RPCs from the transport (call before the node joins).
@@ -153,9 +133,9 @@ class GossipDriver:
             self.router.remove_peer(peer.to_bytes(), now)
         self._wake.set()
 
-    def publish(self, raw: bytes, topic: str = CATALOG_TOPIC) -> bytes:
-        """Send an accepted record (or, on another topic, message) now; returns its message id."""
-        message_id = self.router.publish(topic, raw, self._clock())
+    def publish(self, raw: bytes) -> bytes:
+        """Send an accepted ledger record now; returns its message id."""
+        message_id = self.router.publish(CATALOG_TOPIC, raw, self._clock())
         self._wake.set()
         return message_id
 

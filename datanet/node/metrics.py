@@ -349,8 +349,8 @@ class _SourceCollector(Collector):
         yield _by_label(
             _counter(
                 "datanet_witness_events",
-                "Witnessing other logs: heads received, only forwarded (not witnessed here), "
-                "accepted, cosigned, proofs that could not be fetched...",
+                "Witnessing: heads announced to us, only verified (not witnessed here), "
+                "accepted, cosigned, proofs that could not be fetched, our own heads announced...",
                 ("event",),
             ),
             self._sources.witness(),

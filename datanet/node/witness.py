@@ -2,14 +2,16 @@
 
 :class:`WitnessService` carries out the pure :class:`routing.witness.Witness`:
 
-* our own signed heads (the audit trail's ``on_head``) go out on the gossip
-  topic :data:`~datanet.node.gossip.AUDIT_HEADS_TOPIC`, and at start;
-* heads arriving on that topic are verified (:func:`verify_tree_head`: size,
-  signature, certificate chain, trust); an invalid one is rejected (the router
-  penalises its sender), a valid one is forwarded and, when it is of a log of
-  another organization that this node is one of the witnesses of
-  (:func:`routing.witness.is_witness`, asked through ``responsible``), handed
-  to the witness;
+* our own signed heads (the audit trail's ``on_head``) are announced on
+  ``/datanet/audit/1.0.0`` (:class:`~datanet.p2p.audit.AuditTransport`) to the
+  peers that witness our log, as far as our routing table knows them (asked
+  through ``announce_to``): at most one every :data:`HEAD_ANNOUNCE_INTERVAL`,
+  and again soon after start and every :data:`HEAD_REPUBLISH`;
+* heads announced to us are verified (:func:`verify_tree_head`: size,
+  signature, certificate chain, trust); an invalid one is refused with the
+  reason, a valid one is handed to the witness when it is of a log of another
+  organization that this node is one of the witnesses of
+  (:func:`routing.witness.is_witness`, asked through ``responsible``);
 * ``FetchConsistency`` asks the log node for a consistency proof on
   ``/datanet/audit/1.0.0`` (:class:`~datanet.p2p.audit.AuditTransport`) and
   checks it with :func:`verify_consistency`;
@@ -23,12 +25,13 @@ verified with :func:`verify_cosignature` before the trail keeps it).
 
 Invariants:
 * The witness state machine is touched only from trio tasks of this node;
-  gossip validation is synchronous and only queues work for :meth:`run`.
+  an announced head only queues work for :meth:`run`.
 * A log node that cannot be reached is asked again later (no alarm); a log
   node that answers with a wrong or no proof raises ``bad_proof``.
 * Work is bounded: at most :data:`MAX_QUEUE` actions wait, at most
-  :data:`MAX_FETCHES` fetches and cosignature deliveries run at once.
-* Nothing here raises out of a gossip callback or the run loop for a peer's
+  :data:`MAX_FETCHES` fetches, cosignature deliveries and announcements run at
+  once.
+* Nothing here raises out of the trail's callback or the run loop for a peer's
   bad input; every refusal names a reason.
 """
 
@@ -43,11 +46,9 @@ from typing import Any, Protocol
 import trio
 
 from datanet.errors import DatanetError, NetworkError, NotFound, ScopeError, StorageError
-from datanet.node.gossip import AUDIT_HEADS_TOPIC, GossipDriver
 from datanet.p2p import RemoteError
 from datanet.p2p.audit import AuditTransport
 from datanet.records.audit import (
-    MAX_HEAD_SIZE,
     TreeHead,
     cosign_head,
     verify_consistency,
@@ -58,11 +59,10 @@ from datanet.store.audit import AuditLog
 from datanet.store.witness import WitnessedHead, WitnessStore
 from identity.certs import TrustStore
 from identity.keys import KeyPair, OrgId, PeerId
-from routing.gossip.router import ValidationResult
 from routing.witness import Accept, Alarm, FetchConsistency, SeenHead, Witness, WitnessAction
 
 __all__ = [
-    "HEAD_GOSSIP_INTERVAL",
+    "HEAD_ANNOUNCE_INTERVAL",
     "HEAD_REPUBLISH",
     "MAX_FETCHES",
     "MAX_QUEUE",
@@ -77,11 +77,11 @@ log = logging.getLogger("datanet.node.witness")
 MAX_QUEUE = 1024
 #: Fetches and cosignature deliveries in flight at once.
 MAX_FETCHES = 16
-#: How often our latest head is gossiped again (new witnesses hear it).
+#: How often our latest head is announced again (witnesses that changed hear it).
 HEAD_REPUBLISH = 300.0
-#: Our new heads go out on gossip at most this often (the newest of the interval).
-HEAD_GOSSIP_INTERVAL = 2.0
-#: The first republish after start, once the gossip mesh had time to form.
+#: Our new heads are announced at most this often (the newest of the interval).
+HEAD_ANNOUNCE_INTERVAL = 2.0
+#: The first republish after start, once the routing table had time to fill.
 REPUBLISH_FIRST = 3.0
 #: Remote error codes that mean "the log node could not answer now", not "it cannot prove".
 _TRANSIENT = frozenset({"timeout", "storage_error", "network_error", "not_found"})
@@ -109,6 +109,7 @@ class AuditTrailLike(Protocol):
 
 
 AddrsOf = Callable[[PeerId], Awaitable[Sequence[str]]]
+AnnounceTo = Callable[[], Sequence[PeerId]]
 
 
 class WitnessService:
@@ -121,11 +122,12 @@ class WitnessService:
         trust: the trust store heads and cosignatures are verified against.
         store: last heads and alarms.
         transport: ``/datanet/audit/1.0.0``.
-        gossip: the node's gossip driver (the heads topic is added to it).
         trail: the node's audit trail, if it keeps one (else our log is not served).
-        addrs_of: addresses to reach a log node (default: only when connected).
+        addrs_of: addresses to reach a peer (default: only when connected).
+        announce_to: the peers our heads are announced to: those nearest to our
+            log's witness key that the routing table knows (default: none).
         responsible: whether this node is one of the witnesses of a log node (its
-            binary peer id) whose head arrived by gossip; default: of every log.
+            binary peer id) whose head was announced to it; default: of every log.
         clock: wall-clock Unix seconds.
     """
 
@@ -138,9 +140,9 @@ class WitnessService:
         trust: TrustStore,
         store: WitnessStore,
         transport: AuditTransport,
-        gossip: GossipDriver,
         trail: AuditTrailLike | None = None,
         addrs_of: AddrsOf | None = None,
+        announce_to: AnnounceTo | None = None,
         responsible: Callable[[bytes], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -150,7 +152,7 @@ class WitnessService:
         self._trust = trust
         self.store = store
         self._transport = transport
-        self._gossip = gossip
+        self._announce_to = announce_to
         self._trail: AuditTrailLike | None = None
         self._addrs_of = addrs_of
         self._responsible = responsible
@@ -170,14 +172,15 @@ class WitnessService:
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._pending_head: bytes | None = None
-        #: The head gossiped last, when, and whether any peer of the topic was there.
-        self._gossiped: tuple[bytes, float, bool] | None = None
+        #: The head announced last, when, and whether any peer took it.
+        self._announced: tuple[bytes, float, bool] | None = None
         self._head_ready = trio.Event()
         self.counters: dict[str, int] = {
             "heads_received": 0,
             "heads_not_witnessed": 0,
             "heads_rejected": 0,
-            "heads_published": 0,
+            "heads_announced": 0,
+            "announce_failed": 0,
             "alarms": 0,
             "accepted": 0,
             "cosigned": 0,
@@ -193,23 +196,22 @@ class WitnessService:
 
     @property
     def trail(self) -> AuditTrailLike | None:
-        """The audit trail whose log this node serves and gossips, if attached."""
+        """The audit trail whose log this node serves and announces, if attached."""
         return self._trail
 
     def attach(self, trail: AuditTrailLike) -> None:
-        """Serve ``trail``'s log and gossip its heads (once; the node's own trail)."""
+        """Serve ``trail``'s log and announce its heads (once; the node's own trail)."""
         if self._trail is not None:
             raise ScopeError("the witness service already serves an audit trail")
         self._trail = trail
         trail.on_head(self._own_head)
 
     def start(self) -> None:
-        """Serve ``/datanet/audit/1.0.0`` and hear the heads topic (before the node joins)."""
+        """Serve ``/datanet/audit/1.0.0`` (before the node joins)."""
         if self._started:
             return
         self._started = True
         self._transport.serve(self._serve)
-        self._gossip.add_topic(AUDIT_HEADS_TOPIC, self._validate_head)
 
     async def run(self) -> None:
         """Carry out the witness's actions until cancelled."""
@@ -232,9 +234,9 @@ class WitnessService:
     # -- our own heads ---------------------------------------------------------
 
     def _own_head(self, raw: bytes) -> None:
-        """A new head of ours: gossip it, at most one every HEAD_GOSSIP_INTERVAL.
+        """A new head of ours: announce it, at most one every HEAD_ANNOUNCE_INTERVAL.
 
-        An owner signs a head for every receipt it hands out; gossiping each would
+        An owner signs a head for every receipt it hands out; announcing each would
         make every witness verify and prove each one. The newest wins: it proves
         all the ones before it.
         """
@@ -247,32 +249,56 @@ class WitnessService:
             self._head_ready = trio.Event()
             raw, self._pending_head = self._pending_head, None
             if raw is not None:
-                self._publish_now(raw)
-            await trio.sleep(HEAD_GOSSIP_INTERVAL)
+                await self.announce(raw)
+            await trio.sleep(HEAD_ANNOUNCE_INTERVAL)
 
-    def _publish_now(self, raw: bytes) -> None:
-        try:
-            self._gossip.publish(raw, AUDIT_HEADS_TOPIC)
-        except Exception:  # a callback of the trail: never let gossip break an append
-            log.exception("publishing an audit head failed")
-            return
-        heard = bool(self._gossip.router.mesh(AUDIT_HEADS_TOPIC))
-        self._gossiped = (raw, self._clock(), heard)
-        self.counters["heads_published"] += 1
+    async def announce(self, raw: bytes) -> int:
+        """Hand the signed head ``raw`` to the peers that witness our log, at once.
 
-    def _gossiped_lately(self, raw: bytes) -> bool:
-        """Whether ``raw`` went out on gossip, to a mesh, less than HEAD_REPUBLISH ago."""
-        if self._gossiped is None:
+        Each peer decides for itself whether it is one of our witnesses (its
+        routing table knows our witness key's neighbourhood best); a head goes to
+        a few more peers than witness a log, so that differences between the
+        tables lose no witness. Returns how many peers took it (answered at all).
+        """
+        peers = list(self._announce_to()) if self._announce_to is not None else []
+        reached = 0
+
+        async def one(peer: PeerId) -> None:
+            nonlocal reached
+            async with self._limit:
+                try:
+                    await self._transport.announce(peer, raw, addrs=await self._addrs(peer))
+                except DatanetError as exc:
+                    self.counters["announce_failed"] += 1
+                    log.debug(
+                        "audit head not announced",
+                        extra={"kv": {"peer": str(peer), "error": str(exc)[:200]}},
+                    )
+                else:
+                    reached += 1
+
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(one, peer)
+        self._announced = (raw, self._clock(), reached > 0)
+        self.counters["heads_announced"] += 1
+        return reached
+
+    def _announced_lately(self, raw: bytes) -> bool:
+        """Whether ``raw`` reached a peer less than HEAD_REPUBLISH ago."""
+        if self._announced is None:
             return False
-        last, at, heard = self._gossiped
-        return heard and last == raw and self._clock() - at < HEAD_REPUBLISH
+        last, at, reached = self._announced
+        return reached and last == raw and self._clock() - at < HEAD_REPUBLISH
 
     async def _republish(self) -> None:
-        """Gossip our latest head soon after start and every HEAD_REPUBLISH seconds.
+        """Announce our latest head soon after start and every HEAD_REPUBLISH seconds.
 
-        Not when that very head already went out to a mesh meanwhile: a node's
-        first entries are signed at start, and every node of a network gossiping
-        its head twice while it joins doubled the witnessing work of a join.
+        Not when that very head already reached a peer meanwhile: a node's first
+        entries are signed at start, and every node of a joining network
+        announcing its head twice doubled the witnessing work of a join. Again
+        every HEAD_REPUBLISH, because the peers nearest to our witness key change
+        as nodes join and leave.
         """
         await trio.sleep(REPUBLISH_FIRST)
         while True:
@@ -283,9 +309,9 @@ class WitnessService:
                     if (
                         latest is not None
                         and latest.head.size > 0
-                        and not self._gossiped_lately(latest.raw)
+                        and not self._announced_lately(latest.raw)
                     ):
-                        self._publish_now(latest.raw)
+                        await self.announce(latest.raw)
                 except DatanetError as exc:
                     log.warning(
                         "reading our latest audit head failed", extra={"kv": {"error": str(exc)}}
@@ -294,28 +320,11 @@ class WitnessService:
 
     # -- heads from the network ------------------------------------------------
 
-    def _validate_head(self, data: bytes, from_peer: bytes) -> ValidationResult:
-        """Gossip validator of the heads topic: verify, then hand to the witness."""
-        self.counters["heads_received"] += 1
-        if len(data) > MAX_HEAD_SIZE:
-            self.counters["heads_rejected"] += 1
-            return ValidationResult.REJECT
-        try:
-            self.head_received(data, from_peer, gossiped=True)
-        except DatanetError as exc:
-            self.counters["heads_rejected"] += 1
-            log.info(
-                "audit head refused",
-                extra={"kv": {"peer": _peer_text(from_peer), "error": str(exc)[:200]}},
-            )
-            return ValidationResult.REJECT
-        return ValidationResult.ACCEPT
-
-    def head_received(self, raw: bytes, from_peer: bytes, *, gossiped: bool = False) -> None:
+    def head_received(self, raw: bytes, from_peer: bytes, *, announced: bool = False) -> bool:
         """Verify a signed head from anywhere and let the witness judge it.
 
-        A ``gossiped`` head of a log this node is not a witness of is only
-        verified (so that gossip forwards valid heads alone).
+        An ``announced`` head of a log this node is not a witness of is only
+        verified. Returns whether the witness took the head up.
 
         Raises:
             DatanetError: the head is malformed, badly signed, untrusted or from the future.
@@ -324,9 +333,9 @@ class WitnessService:
         verified = verify_tree_head(raw, self._trust, int(now))
         head = verified.head
         responsible = self._responsible
-        if gossiped and responsible is not None and not responsible(head.node.to_bytes()):
+        if announced and responsible is not None and not responsible(head.node.to_bytes()):
             self.counters["heads_not_witnessed"] += 1
-            return
+            return False
         self._enqueue(
             self.witness.head_seen(
                 head.node.to_bytes(),
@@ -339,9 +348,10 @@ class WitnessService:
                 now=now,
             )
         )
+        return True
 
     async def check(self, peer: PeerId, *, addrs: Sequence[str] = ()) -> None:
-        """Ask ``peer`` for its latest head now and witness it (gossip does this on its own).
+        """Ask ``peer`` for its latest head now and witness it (announcements do this on their own).
 
         Raises:
             DatanetError: the peer could not be asked, or its head is not acceptable.
@@ -491,8 +501,10 @@ class WitnessService:
         return self._trail
 
     async def _serve(self, request: dict[str, Any], from_peer: bytes) -> Any:
-        trail = self._own_trail()
         op = request["op"]
+        if op == "announce":
+            return {"ok": self._head_announced(request["head"], from_peer)}
+        trail = self._own_trail()
         if op == "head":
             return {"head": trail.head()}
         if op == "consistency":
@@ -507,6 +519,23 @@ class WitnessService:
         return {"ok": bool(trail.add_cosignature(verified.raw))}
 
     # -- what the node exposes ---------------------------------------------------
+
+    def _head_announced(self, raw: bytes, from_peer: bytes) -> bool:
+        """An announced head: verified, and witnessed if this node is a witness of its log.
+
+        Raises:
+            DatanetError: the head is refused (the announcer is told why).
+        """
+        self.counters["heads_received"] += 1
+        try:
+            return self.head_received(raw, from_peer, announced=True)
+        except DatanetError as exc:
+            self.counters["heads_rejected"] += 1
+            log.info(
+                "audit head refused",
+                extra={"kv": {"peer": _peer_text(from_peer), "error": str(exc)[:200]}},
+            )
+            raise
 
     def alarms(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alarms raised here, newest first (the API's ``audit_alarms`` shape).

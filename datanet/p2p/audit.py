@@ -1,7 +1,8 @@
-"""The audit protocol, ``/datanet/audit/1.0.0``: witnesses ask log nodes for heads and proofs.
+"""The audit protocol, ``/datanet/audit/1.0.0``: log nodes announce heads, witnesses ask for proofs.
 
 One MessagePack request and one response per stream (:mod:`.rpc`)::
 
+    {"op": "announce", "head": <signed tree head>}  -> {"ok": <witnessed here?>}
     {"op": "head"}                                  -> {"head": <signed tree head>}
     {"op": "consistency", "from": int, "to": int}   -> {"proof": [<32-byte hash>…]}
     {"op": "cosign", "cosig": <signed cosignature>} -> {"ok": true}
@@ -57,6 +58,11 @@ def _check_request(request: Any) -> dict[str, Any]:
         if not all(type(v) is int and 0 <= v < 2**63 for v in (first, last)):
             raise DecodeError("a consistency request names two sizes")
         return {"op": "consistency", "from": first, "to": last}
+    if op == "announce":
+        head = request.get("head")
+        if not isinstance(head, bytes) or len(head) > _MAX_ENVELOPE:
+            raise DecodeError(f"an announced head is bytes of at most {_MAX_ENVELOPE}")
+        return {"op": "announce", "head": head}
     if op == "cosign":
         cosig = request.get("cosig")
         if not isinstance(cosig, bytes) or len(cosig) > _MAX_ENVELOPE:
@@ -138,4 +144,18 @@ class AuditTransport:
         ok = answer.get("ok")
         if not isinstance(ok, bool):
             raise DecodeError("the answer does not say whether the cosignature was kept")
+        return ok
+
+    async def announce(self, peer: PeerId, head: bytes, *, addrs: Sequence[str] = ()) -> bool:
+        """Hand ``peer`` one of our signed heads; whether it witnesses our log.
+
+        Raises:
+            DecodeError: the answer is malformed.
+            RemoteError (the head was refused), PeerUnreachable, Timeout,
+            ProtocolNotSupported, NetworkError.
+        """
+        answer = await self._ask(peer, {"op": "announce", "head": head}, addrs)
+        ok = answer.get("ok")
+        if not isinstance(ok, bool):
+            raise DecodeError("the answer does not say whether the head is witnessed")
         return ok

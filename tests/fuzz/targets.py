@@ -404,14 +404,16 @@ def fuzz_audit_frame(data: bytes) -> None:
     """A request on ``/datanet/audit/1.0.0`` (the RPC frame decode, then the op checks)."""
     request = unpack(data, max_size=16 * 1024, max_items=16 * 1024)
     checked = _check_request(request)
-    _check(checked.get("op") in ("head", "consistency", "cosign"), "unknown op accepted")
+    _check(
+        checked.get("op") in ("announce", "head", "consistency", "cosign"), "unknown op accepted"
+    )
 
 
 _WITNESS: list[Witness] = []
 
 
 def fuzz_witness_head(data: bytes) -> None:
-    """A gossiped head as a witness sees it: verify, then the witness state machine."""
+    """An announced head as a witness sees it: verify, then the witness state machine."""
     verified = verify_tree_head(data, TRUST, NOW)
     if not _WITNESS or len(_WITNESS[0]) > 64:
         _WITNESS[:] = [Witness(NODE_B.peer_id.to_bytes(), str(NODE_B.peer_id), max_logs=64)]

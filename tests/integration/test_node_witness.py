@@ -1,4 +1,4 @@
-"""Witnessing on real in-process nodes: heads gossiped, proofs fetched, cosigned, alarms raised.
+"""Witnessing on real in-process nodes: heads announced, proofs fetched, cosigned, alarms raised.
 
 Three nodes of three organizations (devnet layout: node i belongs to org i % 3).
 Node 0 keeps an audit log through a small stand-in of the node's audit trail
@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 
 from datanet.node.driver import Node
-from datanet.node.gossip import AUDIT_HEADS_TOPIC
+from datanet.p2p import RemoteError
+from datanet.p2p.audit import AuditTransport
 from datanet.records.audit import AuditEntry, EntryKind, open_cosignature
 from datanet.store.audit import AuditLog
 from datanet.testing.network import in_process_network
@@ -117,7 +119,8 @@ async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: P
         forged_trail.append(size, "b")  # same size as the witnessed head: a fork
         fork_head = forged.latest_head()
         assert fork_head is not None
-        log_node.gossip.publish(fork_head.raw, AUDIT_HEADS_TOPIC)
+        assert log_node.witness is not None
+        assert await log_node.witness.announce(fork_head.raw) == 2
         await until(lambda: all("fork" in alarm_kinds(n) for n in witnesses))
         # a larger forged head: the proof from the honest size to this one cannot hold,
         # because node 0 now serves the forged log
@@ -125,7 +128,7 @@ async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: P
         forged_trail.append(4, "b")
         grown = forged.latest_head()
         assert grown is not None
-        log_node.gossip.publish(grown.raw, AUDIT_HEADS_TOPIC)
+        await log_node.witness.announce(grown.raw)
         await until(lambda: all("bad_proof" in alarm_kinds(n) for n in witnesses))
         # reported, not trusted: the last proven head stays the honest one
         assert all(witnessed_size(n, me) == size for n in witnesses)
@@ -137,10 +140,12 @@ async def test_heads_are_witnessed_cosigned_and_a_fork_raises_alarms(tmp_path: P
         assert not alarm_kinds(log_node)
 
 
-async def test_junk_on_the_heads_topic_is_rejected(tmp_path: Path) -> None:
-    async with in_process_network(tmp_path, 3) as (_specs, nodes):
-        nodes[0].gossip.publish(b"\x93not a head", AUDIT_HEADS_TOPIC)
-        await until(lambda: nodes[1].witness.counters["heads_rejected"] >= 1)  # type: ignore[union-attr]
+async def test_an_announced_junk_head_is_refused_with_its_reason(tmp_path: Path) -> None:
+    async with in_process_network(tmp_path, 3) as (specs, nodes):
+        transport = AuditTransport(nodes[0].host)
+        with pytest.raises(RemoteError, match="refused: not a valid"):
+            await transport.announce(specs[1].peer_id, b"\x93not a head")
+        assert nodes[1].witness.counters["heads_rejected"] == 1  # type: ignore[union-attr]
         assert not nodes[1].witness.witnessed()  # type: ignore[union-attr]
         assert not nodes[1].witness.alarms(10)  # type: ignore[union-attr]
 
@@ -170,7 +175,8 @@ async def test_only_the_nodes_nearest_to_a_logs_witness_key_witness_it(tmp_path:
         size = trail.log.size
         me = str(specs[0].peer_id)
         await until(lambda: all(witnessed_size(nodes[i], me) == size for i in expected))
-        await trio.sleep(2.0)  # the head reached everyone; no one else takes it up
+        # announced to all 11 others (fewer than 8 + margin); no one else takes it up
+        await trio.sleep(2.0)
         # (a node may have taken up an earlier head while its routing table was filling)
         witnessing = {i for i in others if witnessed_size(nodes[i], me) == size}
         assert witnessing == expected
