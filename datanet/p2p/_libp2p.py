@@ -30,7 +30,9 @@ Invariants:
 * A TCP connection's reads are served from a 64 KiB read-ahead buffer
   (:func:`_read_ahead`), one socket receive for many Noise messages instead of
   two receives per message. These three are patches of py-libp2p's classes,
-  process-wide (decision 0011).
+  process-wide (decision 0011). Reads and writes take a free socket lock
+  without a scheduler round (:func:`_lean_tcp_write`): trio's ``acquire()``
+  yields even then, and the socket call yields anyway.
 * A Yamux connection keeps bookkeeping only for its open streams (and for
   closed ones until their unread data is drained or swept): py-libp2p 0.8.1's
   ``read_stream`` re-creates the wake-up event of a stream that was closed
@@ -274,7 +276,15 @@ async def _read_ahead(self: TrioTCPStream, n: int | None = None) -> bytes:
     if buf is None:
         buf = self._datanet_read_ahead = ReadAhead()  # type: ignore[attr-defined]
     if not len(buf):
-        async with self.read_lock:
+        lock = self.read_lock
+        try:
+            # As in _lean_write_frame: trio's acquire() costs a scheduler round even
+            # when the lock is free (one connection has one reader, its muxer), and
+            # the receive below waits anyway.
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             if not len(buf):  # another reader may have filled it while we waited
                 try:
                     data = await self.stream.receive_some(READ_AHEAD)
@@ -287,10 +297,36 @@ async def _read_ahead(self: TrioTCPStream, n: int | None = None) -> bytes:
                 if not data:
                     return b""
                 buf.put(data)
+        finally:
+            lock.release()
     return buf.take(n)
 
 
+async def _lean_tcp_write(self: TrioTCPStream, data: bytes) -> None:
+    """``TrioTCPStream.write`` without a scheduler round to take a free write lock.
+
+    trio's ``Lock.acquire()`` yields even when the lock is free; the socket send
+    yields anyway. Errors map as py-libp2p's own method maps them.
+    """
+    lock = self.write_lock
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+    try:
+        await self.stream.send_all(data)
+    except trio.BrokenResourceError as error:
+        raise ConnectionClosedError(
+            f"TCP connection reset by remote peer: {error}", transport="tcp"
+        ) from error
+    except trio.ClosedResourceError:
+        return  # closed here: py-libp2p ignores the write too
+    finally:
+        lock.release()
+
+
 TrioTCPStream.read = _read_ahead  # type: ignore[method-assign]
+TrioTCPStream.write = _lean_tcp_write  # type: ignore[method-assign]
 
 
 # py-libp2p builds its Yamux class by name (MuxerMultistream.new_conn ignores the
