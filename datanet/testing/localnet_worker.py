@@ -431,6 +431,19 @@ class _Runner:
         node = self.node(cmd)
         return {"routing_table_size": await node.bootstrap()}
 
+    async def op_counters(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a node's traffic goes: kad requests (direction/kind/outcome), gossip, witness."""
+        node = self.node(cmd)
+        kad = {"/".join(k): n for k, n in sorted(node.host.kad.request_counts.items())}
+        witness = {} if node.witness is None else dict(node.witness.counters)
+        return {
+            "kad": kad,
+            "gossip": node.gossip.stats(),
+            "witness": witness,
+            "routing": dict(node.routing_stats()),
+            "peers": len(node.host.connected_peers()),
+        }
+
     async def op_objects(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         """Which kinds of objects the collector tracks grew since the previous call.
 
