@@ -369,6 +369,7 @@ class Coordinator:
             InvalidInput: ``quorum`` is negative.
         """
         c = self.config
+        want = c.put_quorum if quorum is None else quorum
         lookup = PutValueLookup(
             self._new_id(),
             key,
@@ -378,9 +379,11 @@ class Coordinator:
             now=now,
             targets=targets,
             k=c.k,
-            alpha=c.alpha,
+            # a quorum of q acks needs q walk answers first (a write goes only to a
+            # peer that answered): fewer than q in flight costs another round trip
+            alpha=max(c.alpha, want) if c.eager_store else c.alpha,
             request_timeout=c.request_timeout,
-            quorum=c.put_quorum if quorum is None else quorum,
+            quorum=want,
             eager=c.eager_store,
         )
         return self._start(QueryKind.PUT_VALUE, lookup, now)

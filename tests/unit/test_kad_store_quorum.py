@@ -251,3 +251,30 @@ def test_coordinator_without_quorum_only_reports_the_end() -> None:
     asker.put_value(b"/sim/d", V.make_value(b"/sim/d", 1, b"v"), T0, quorum=0)
     actions = asker.poll(T0)
     assert not any(isinstance(a, QuorumReached) for a in actions)
+
+
+def test_a_put_walks_with_as_many_requests_as_its_quorum_so_it_answers_in_two_round_trips() -> None:
+    # With alpha = 3 and a quorum of 4, the 4th write waited for a 4th walk answer,
+    # which could only be asked once one of the first three answered: three round
+    # trips before a publish could answer. A store lookup now walks with
+    # max(alpha, quorum) requests in flight, so the first round already finds 4.
+    nodes = _coordinators(40, put_quorum=4, eager_store=True, alpha=3)
+    asker = next(iter(nodes.values()))
+    key = b"/sim/rounds"
+    asker.put_value(key, V.make_value(key, 1, b"v"), T0)
+    rounds = 0
+    pending = [a for a in asker.poll(T0) if isinstance(a, OutboundRequest)]
+    assert len(pending) == 4  # the first round: as many as the quorum
+    quorum_at = None
+    while pending and quorum_at is None:
+        rounds += 1
+        for req in pending:  # every request of this round is answered at once
+            reply = nodes[req.peer.id].handle_request(
+                req.message, from_peer=asker.self_peer.id, now=T0
+            )
+            asker.response_received(req.request_id, reply, T0)
+        actions = asker.poll(T0)
+        if any(isinstance(a, QuorumReached) for a in actions):
+            quorum_at = rounds
+        pending = [a for a in actions if isinstance(a, OutboundRequest)]
+    assert quorum_at == 2  # FIND_NODE to 4, then PUT_VALUE to those 4
