@@ -180,3 +180,20 @@ def test_empty_table_refreshes_bucket_zero_only() -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(InvalidInput):
         RoutingTable(SELF, k=0)
+
+
+def test_buckets_beyond_the_kth_nearest_peer_are_refreshed_by_one_self_lookup() -> None:
+    # A random lookup per bucket down to the deepest one cost a 100-node network's
+    # join 7 lookups per node; the buckets deeper than our k-th nearest peer hold
+    # only peers among our k nearest, which a single self-lookup finds.
+    table = RoutingTable(SELF, k=5, refresh_interval=100)
+    layout = {0: 5, 1: 5, 4: 3, 6: 2}  # the 5 nearest: 2 at cpl 6, 3 at cpl 4
+    for cpl, count in layout.items():
+        for p in peers_in_bucket(cpl, count, seed=cpl):
+            table.add(p, is_server=True, now=0)
+    targets = table.buckets_needing_refresh(0, random.Random(1))
+    assert [common_prefix_len(key_of(t), SELF_KEY) for t in targets] == [0, 1, 2, 3, 4, KEY_BITS]
+    assert targets[-1] == SELF
+    table.mark_refreshed(SELF_KEY, now=10)  # a self-lookup ran: the deep buckets are fresh
+    again = table.buckets_needing_refresh(50, random.Random(1))
+    assert [common_prefix_len(key_of(t), SELF_KEY) for t in again] == [0, 1, 2, 3, 4]
