@@ -26,6 +26,15 @@ keyword, theme, license, media type, access mode, temporal coverage;
 ``MAX_FACET_VALUES`` per facet) come with every search; pages are linked by an
 opaque keyset cursor, never an offset.
 
+Durability: descriptors are committed with ``synchronous=NORMAL`` (they survive
+a crash of the process; a power cut can lose the newest, never corrupt the
+file), everything else with ``FULL``. The catalog is an index the node can
+rebuild: its own descriptors are indexed again from the durable record store
+at every start, and the others come back by catalog sync and gossip. An fsync
+per descriptor was about 7 % of all CPU samples of a 100-node network while it
+published (every node commits every descriptor), with the event loop of the
+node's process waiting on the disk each time.
+
 Invariants:
 * Only the highest ``sequence`` per dataset is held: :meth:`Catalog.upsert`
   ignores an equal or lower one, and one at or below a withdrawal's sequence.
@@ -599,7 +608,9 @@ class Catalog:
         stored = 0
         deltas: Counter[int] = Counter()
         try:
-            with transaction(self._conn) as conn:
+            # Not fsynced (see the module's "Durability"): the catalog is an index
+            # the node rebuilds, and every node commits every descriptor gossiped.
+            with transaction(self._conn, durable=False) as conn:
                 for item in items:
                     serial = item[2] if len(item) > 2 else None
                     stored += self._upsert_one(conn, item[0], item[1], serial, deltas)

@@ -303,3 +303,22 @@ def test_common_words_rank_only_the_most_recent_window(
     assert titles(cat.search("common", limit=3, filters=by_org)) == [
         f"Common word {i}" for i in (5, 4, 3)
     ]
+
+
+def test_a_descriptor_is_committed_without_an_fsync_and_a_withdrawal_with_one(
+    cat: Catalog,
+) -> None:
+    # Every node commits every descriptor of the network: an fsync each, in the
+    # event loop's thread, was ~7 % of a 100-node network's CPU samples while it
+    # published. The catalog is rebuilt from the record store and catalog sync;
+    # why a dataset left (a withdrawal) stays durable.
+    statements: list[str] = []
+    cat._conn.set_trace_callback(statements.append)
+    d = desc("fsync", "No fsync")
+    assert cat.upsert(raw(d), d)
+    assert statements[0] == "PRAGMA synchronous=NORMAL"
+    assert "COMMIT" in statements
+    statements.clear()
+    cat.withdraw(str(d.dataset_id), reason="expired", at=NOW)
+    assert statements[0] == "PRAGMA synchronous=FULL"
+    cat._conn.set_trace_callback(None)
