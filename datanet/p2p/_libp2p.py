@@ -30,9 +30,8 @@ Invariants:
 * A TCP connection's reads are served from a 64 KiB read-ahead buffer
   (:func:`_read_ahead`), one socket receive for many Noise messages instead of
   two receives per message. These three are patches of py-libp2p's classes,
-  process-wide (decision 0011). Reads and writes take a free socket lock
-  without a scheduler round (:func:`_lean_tcp_write`): trio's ``acquire()``
-  yields even then, and the socket call yields anyway.
+  process-wide (decision 0011). Yamux and TCP reads and writes take a free
+  lock without a scheduler round (:func:`_took`).
 * A Yamux connection keeps bookkeeping only for its open streams (and for
   closed ones until their unread data is drained or swept): py-libp2p 0.8.1's
   ``read_stream`` re-creates the wake-up event of a stream that was closed
@@ -235,6 +234,20 @@ setattr(_yamux_module, "_STALE_STREAM_SWEEP_INTERVAL", YAMUX_SWEEP_INTERVAL)  # 
 _original_write_frame = Yamux._write_frame
 
 
+def _took(lock: trio.Lock) -> bool:
+    """Take ``lock`` if it is free, without the scheduler round ``acquire()`` costs.
+
+    trio's ``Lock.acquire()`` yields to the scheduler even when the lock is free;
+    ``acquire_nowait()`` is fair too (it refuses while others wait). Every caller
+    does socket I/O next, which yields anyway. False: ``await lock.acquire()``.
+    """
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        return False
+    return True
+
+
 async def _lean_write_frame(self: Yamux, data: bytes) -> None:
     """Write one yamux frame under the connection's write lock, formatting nothing.
 
@@ -248,12 +261,7 @@ async def _lean_write_frame(self: Yamux, data: bytes) -> None:
         await _original_write_frame(self, data)
         return
     lock = self._write_lock
-    try:
-        # trio's acquire() yields to the scheduler even when the lock is free;
-        # acquire_nowait() is fair too (it refuses while others wait), and the
-        # socket write below is the checkpoint.
-        lock.acquire_nowait()
-    except trio.WouldBlock:
+    if not _took(lock):
         await lock.acquire()
     try:
         await self.secured_conn.write(data)
@@ -277,12 +285,7 @@ async def _read_ahead(self: TrioTCPStream, n: int | None = None) -> bytes:
         buf = self._datanet_read_ahead = ReadAhead()  # type: ignore[attr-defined]
     if not len(buf):
         lock = self.read_lock
-        try:
-            # As in _lean_write_frame: trio's acquire() costs a scheduler round even
-            # when the lock is free (one connection has one reader, its muxer), and
-            # the receive below waits anyway.
-            lock.acquire_nowait()
-        except trio.WouldBlock:
+        if not _took(lock):
             await lock.acquire()
         try:
             if not len(buf):  # another reader may have filled it while we waited
@@ -309,9 +312,7 @@ async def _lean_tcp_write(self: TrioTCPStream, data: bytes) -> None:
     yields anyway. Errors map as py-libp2p's own method maps them.
     """
     lock = self.write_lock
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
+    if not _took(lock):
         await lock.acquire()
     try:
         await self.stream.send_all(data)

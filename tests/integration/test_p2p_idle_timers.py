@@ -12,20 +12,39 @@ from __future__ import annotations
 
 import inspect
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 import trio._core._run as trio_run
 
+from datanet.p2p import Host, open_host
 from datanet.p2p import _libp2p as lp
-from datanet.p2p import open_host
 from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
 from routing.wire import Message, MessageType, Record
 
 ORG = org_key(1)
 CLIENTS = 12
+
+
+async def echo(msg: Message, from_peer: bytes) -> Message:
+    return msg
+
+
+@asynccontextmanager
+async def echo_pair() -> AsyncIterator[tuple[Host, Host]]:
+    """A client and an echoing kad server, connected, one request already made."""
+    a, b = node_key(1), node_key(2)
+    async with (
+        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
+        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
+    ):
+        server.kad.set_handler(echo)
+        client.add_addrs(server.peer_id, server.listen_addrs())
+        await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"warm"))
+        yield client, server
 
 
 @pytest.fixture
@@ -73,18 +92,7 @@ async def test_a_data_body_that_noise_already_decrypted_opens_no_cancel_scope(
         return await read_body(self, length)
 
     monkeypatch.setattr(lp.Yamux, "_read_data_body", counted)
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
-    ):
-
-        async def echo(msg: Message, from_peer: bytes) -> Message:
-            return msg
-
-        server.kad.set_handler(echo)
-        client.add_addrs(server.peer_id, server.listen_addrs())
-        await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"warm"))
+    async with echo_pair() as (client, server):
         bounded[0] = 0
         for i in range(40):
             key = b"key-%d" % i
@@ -124,18 +132,7 @@ async def test_an_uncontended_socket_read_or_write_takes_its_lock_without_a_sche
         await acquire(self)
 
     monkeypatch.setattr(trio.Lock, "acquire", counted)
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
-    ):
-
-        async def echo(msg: Message, from_peer: bytes) -> Message:
-            return msg
-
-        server.kad.set_handler(echo)
-        client.add_addrs(server.peer_id, server.listen_addrs())
-        await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"warm"))
+    async with echo_pair() as (client, server):
         waited[0] = 0
         for i in range(40):
             await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"%d" % i))

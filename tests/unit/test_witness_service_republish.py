@@ -18,7 +18,7 @@ from identity.keys import KeyPair, PeerId
 
 
 class FakeTransport:
-    """What the service uses of the audit transport to announce: ``announce`` and ``serve``."""
+    """What the service uses of the audit transport to announce our heads: ``announce``."""
 
     def __init__(self, reachable: bool) -> None:
         self.sent: list[tuple[PeerId, bytes, float]] = []
