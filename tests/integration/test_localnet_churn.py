@@ -65,6 +65,9 @@ def test_a_node_stops_and_restarts_from_its_directory_without_leaks(tmp_path: Pa
             assert net.call("resolve", node=0, dataset_id=dataset, refresh=True)["raw"] == b64(
                 genuine
             )
+            # the refreshed resolve shows in node 0's kad counts (the "counters" op)
+            kad = net.call("counters", node=0)["kad"]
+            assert any(k.startswith("out/get_value/") for k in kad), kad
 
         # the flooder hits node 0; the flood runs until stopped, and costs no lookup
         flooder.call(
