@@ -158,7 +158,12 @@ class RecordSink(Protocol):
     """Receives every change of a :class:`RecordStore` before it is applied (persistence)."""
 
     def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
-        """Make ``upserted`` and the removal of the ``removed`` keys durable, atomically."""
+        """Persist ``upserted`` and the removal of the ``removed`` keys, atomically.
+
+        Values stored for other peers are soft state (their owners put them
+        again), so a sink may skip the fsync for a change that holds none of
+        our own values and removes nothing.
+        """
 
 
 class ProviderSink(Protocol):
@@ -167,7 +172,11 @@ class ProviderSink(Protocol):
     def providers_changed(
         self, upserted: Sequence[ProviderEntry], removed: Sequence[tuple[bytes, bytes]]
     ) -> None:
-        """Make ``upserted`` and the removal of the ``(key, peer id)`` pairs durable, atomically."""
+        """Persist ``upserted`` and the removal of the ``(key, peer id)`` pairs, atomically.
+
+        As with :meth:`RecordSink.records_changed`, a change that holds none
+        of our own entries and removes nothing may skip the fsync.
+        """
 
 
 @dataclass(frozen=True)

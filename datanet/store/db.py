@@ -10,9 +10,14 @@ other orgs are DHT values (``/dn-org/``, ``/dn-rev/``) like any other.
 Durability: WAL journal with ``synchronous=FULL``. A method that writes returns
 only after its transaction committed and the WAL was fsynced, so anything a
 caller acknowledges after the call survives a crash of the process or of the
-machine. Writes that may be lost without harm (the address book) are committed
-with ``synchronous=NORMAL``: they survive a process crash, and a power loss can
-only lose the newest of them, never corrupt the file.
+machine. Writes that may be lost without harm are committed with
+``synchronous=NORMAL``: they survive a process crash, and a power loss can only
+lose the newest of them, never corrupt the file. Those are the address book,
+and the DHT values and provider entries other peers stored here: soft state
+that their owners put again (the republish and reprovide intervals), so an
+fsync per ``PUT_VALUE`` or ``ADD_PROVIDER`` served would buy nothing and stall
+the node's event loop. A change that holds this node's own value or provider
+entry, or removes any, is fsynced.
 
 Invariants:
 * Every method is synchronous and runs one short transaction; ``sqlite3``
@@ -380,12 +385,16 @@ class Storage:
     # -- DHT values (RecordSink)
 
     def records_changed(self, upserted: Sequence[StoredRecord], removed: Sequence[bytes]) -> None:
-        """Persist a record-store change atomically and durably (see :class:`RecordSink`).
+        """Persist a record-store change atomically (see :class:`RecordSink`).
+
+        Durably (fsynced) when it holds one of our own values or removes any;
+        values only stored for other peers are not fsynced (module docstring).
 
         Raises:
             StorageError: nothing was written.
         """
-        with transaction(self._conn) as conn:
+        durable = bool(removed) or any(r.own for r in upserted)
+        with transaction(self._conn, durable=durable) as conn:
             conn.executemany("DELETE FROM dht_values WHERE key = ?", [(k,) for k in removed])
             conn.executemany(
                 "INSERT OR REPLACE INTO dht_values "
@@ -425,12 +434,16 @@ class Storage:
     def providers_changed(
         self, upserted: Sequence[ProviderEntry], removed: Sequence[tuple[bytes, bytes]]
     ) -> None:
-        """Persist a provider-store change atomically and durably (see :class:`ProviderSink`).
+        """Persist a provider-store change atomically (see :class:`ProviderSink`).
+
+        Durably (fsynced) when it holds our own entry or removes any; entries
+        other peers announced are not fsynced (module docstring).
 
         Raises:
             StorageError: nothing was written.
         """
-        with transaction(self._conn) as conn:
+        durable = bool(removed) or any(e.own for e in upserted)
+        with transaction(self._conn, durable=durable) as conn:
             conn.executemany(
                 "DELETE FROM dht_providers WHERE key = ? AND peer_id = ?", list(removed)
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -148,6 +148,34 @@ def test_provider_store_write_through_and_restore(tmp_path: Path) -> None:
         again = ProviderStore()
         assert again.restore(rows, now=50) == 2
         assert again.get(b"k", now=50) == [Peer(b"p1", (b"a3",)), Peer(b"me", (b"m",))]
+
+
+def test_other_peers_values_and_providers_commit_without_an_fsync(db: Storage) -> None:
+    # Soft state their owners put again: an fsync per PUT_VALUE or ADD_PROVIDER
+    # served stalled every node sharing the event loop. Our own entries, and
+    # removals, stay fsynced.
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    records = RecordStore(SeqValidator(), sink=db)
+    providers = ProviderStore(sink=db, ttl=100)
+
+    def synchronous_of(change: Callable[[], object]) -> str:
+        statements.clear()
+        change()
+        return statements[0]
+
+    peer_value = synchronous_of(
+        lambda: records.put(b"/t/a", b"1:a", now=0, from_peer=b"p", expires_at=50)
+    )
+    own_value = synchronous_of(lambda: records.put(b"/t/own", b"1:mine", now=0, from_peer=None))
+    peer_entry = synchronous_of(lambda: providers.add(b"k", Peer(b"p1"), now=0, from_peer=b"p1"))
+    own_entry = synchronous_of(lambda: providers.add(b"k", Peer(b"me"), now=0, from_peer=None))
+    assert (peer_value, peer_entry) == ("PRAGMA synchronous=NORMAL",) * 2
+    assert (own_value, own_entry) == ("PRAGMA synchronous=FULL",) * 2
+    statements.clear()
+    records.expire(60)
+    assert statements[0] == "PRAGMA synchronous=FULL"
+    db._conn.set_trace_callback(None)
 
 
 def test_address_book(db: Storage) -> None:
