@@ -564,7 +564,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-gc-freeze",
         dest="gc_freeze",
         action="store_false",
-        help="workers do not gc.freeze() after joining (see datanet.testing.localnet)",
+        help="workers leave the collector untuned: no gc.freeze() once joined, CPython's "
+        "thresholds (see datanet.node.heap)",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep data dirs and logs here")
     parser.add_argument(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import gc
 import json
 import logging
 import os
@@ -50,7 +49,7 @@ import trio
 from datanet.api._node_protocol import NodeAPI
 from datanet.errors import DaemonAlreadyRunning, DaemonError, DatanetError
 from datanet.node.config import Config, ConfigFile
-from datanet.node.heap import trim_until
+from datanet.node.heap import collector_tuned, settle_heap, trim_until
 from datanet.node.paths import HomeLayout
 from identity.keys import KeyPair
 from identity.keystore import atomic_write
@@ -440,10 +439,7 @@ async def _run(
         started = time.monotonic()
         try:
             async with node_factory(data_dir, config, node_key) as node:
-                # Everything allocated while starting lives as long as the daemon:
-                # move it out of the collector's way so later pauses stay short.
-                gc.collect()
-                gc.freeze()
+                settle_heap()  # what starting built lives as long as the daemon
                 log.info(
                     "node_started",
                     extra={
@@ -510,17 +506,18 @@ def run_daemon(
             extra={"kv": {"data_dir": str(data_dir), "config": str(config_file.path)}},
         )
         try:
-            trio.run(
-                functools.partial(
-                    _run,
-                    data_dir=data_dir,
-                    config=config,
-                    config_file=config_file,
-                    node_key=node_key,
-                    node_factory=node_factory,
-                    on_ready=on_ready,
+            with collector_tuned():
+                trio.run(
+                    functools.partial(
+                        _run,
+                        data_dir=data_dir,
+                        config=config,
+                        config_file=config_file,
+                        node_key=node_key,
+                        node_factory=node_factory,
+                        on_ready=on_ready,
+                    )
                 )
-            )
         except Exception as exc:
             err = _single_datanet_error(exc)
             if err is None:

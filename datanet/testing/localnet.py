@@ -130,7 +130,8 @@ class Localnet:
         stderr: where the runner's logs go (default: inherited).
         python: the interpreter to run.
         join_concurrency: how many nodes join at once (after the first).
-        gc_freeze: ``gc.freeze()`` once all nodes joined (see ``--no-gc-freeze``).
+        gc_freeze: tune the collector as the daemon does (``datanet.node.heap``: a
+            higher young threshold, ``gc.freeze()`` once all nodes joined).
     """
 
     def __init__(

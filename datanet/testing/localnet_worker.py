@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gc
 import json
 import logging
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datanet.errors import DatanetError, InvalidInput
-from datanet.node.heap import native_memory, trim_until
+from datanet.node.heap import collector_tuned, native_memory, settle_heap, trim_until
 from datanet.testing.localnet import MAX_LINE
 from datanet.testing.raw import MAX_RAW_FRAME, put_value_payload, send_raw_kad
 
@@ -97,33 +98,44 @@ def _rss_mb() -> float:
 
 class _GcPauses:
     """Counts the garbage collector's pauses (``gc.callbacks``): a full collection of
-    a large heap stops every node of the process at once."""
+    a large heap stops every node of the process at once. Wall time and the
+    process's CPU time are both kept, per generation: with more workers than
+    cores a pause's wall time includes time the worker was not running."""
 
     def __init__(self) -> None:
         self.count = [0, 0, 0]
-        self.total = 0.0
+        self.wall = [0.0, 0.0, 0.0]
+        self.cpu = [0.0, 0.0, 0.0]
         self.longest = 0.0
-        self._started = 0.0
+        self._started = (0.0, 0.0)
 
     def __call__(self, phase: str, info: Mapping[str, Any]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = (time.perf_counter(), time.process_time())
             return
-        pause = time.perf_counter() - self._started
-        self.count[int(info.get("generation", 2))] += 1
-        self.total += pause
+        pause = time.perf_counter() - self._started[0]
+        gen = int(info.get("generation", 2))
+        self.count[gen] += 1
+        self.wall[gen] += pause
+        self.cpu[gen] += time.process_time() - self._started[1]
         self.longest = max(self.longest, pause)
 
     def reset(self) -> None:
         self.count = [0, 0, 0]
-        self.total = self.longest = 0.0
+        self.wall = [0.0, 0.0, 0.0]
+        self.cpu = [0.0, 0.0, 0.0]
+        self.longest = 0.0
 
     def report(self) -> dict[str, Any]:
         return {
             "collections_since_ready": list(self.count),
-            "pause_total_ms": round(self.total * 1000, 1),
+            "pause_total_ms": round(sum(self.wall) * 1000, 1),
+            "pause_ms_by_generation": [round(w * 1000, 1) for w in self.wall],
+            "cpu_ms_by_generation": [round(c * 1000, 1) for c in self.cpu],
             "pause_max_ms": round(self.longest * 1000, 1),
             "frozen_objects": gc.get_freeze_count(),
+            "tracked_objects": len(gc.get_objects()),
+            "threshold": list(gc.get_threshold()),
         }
 
 
@@ -600,10 +612,9 @@ class _Runner:
         return {"sent": dict(self.flood_sent)}
 
     async def op_gc_freeze(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
-        gc.collect()
-        gc.freeze()
+        frozen = settle_heap()
         GC_PAUSES.reset()
-        return {"frozen_objects": gc.get_freeze_count()}
+        return {"frozen_objects": frozen}
 
     async def op_quit(self, cmd: Mapping[str, Any]) -> dict[str, Any]:
         self.stop.set()
@@ -783,11 +794,10 @@ async def _main_async(
                 starters.start_soon(start, index)
         nodes = [n for n in hosting.slots if n is not None]
         if gc_freeze:
-            # Everything built while joining lives as long as the nodes: move it out
-            # of the collector's sight, so full collections scan only newer objects
-            # (with many nodes in one process they otherwise pause it for 100+ ms).
-            gc.collect()
-            gc.freeze()
+            # Everything built while joining lives as long as the nodes: out of the
+            # collector's sight, full collections scan only newer objects (with many
+            # nodes in one process they otherwise pause it for 100+ ms).
+            settle_heap()
         GC_PAUSES.reset()  # report the pauses of the running network, not of the join
         nursery.start_soon(trim_until, stop)  # as the daemon does
         _emit(
@@ -827,7 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-gc-freeze",
         dest="gc_freeze",
         action="store_false",
-        help="do not gc.freeze() the objects that exist once all nodes joined",
+        help="leave the collector as CPython sets it; by default the worker tunes it as the "
+        "daemon does (datanet.node.heap: a higher young threshold, gc.freeze() once joined)",
     )
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
@@ -845,14 +856,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import trio  # noqa: PLC0415
 
     try:
-        return trio.run(
-            lambda: _main_async(
-                args.home,
-                seed=args.seed,
-                join_concurrency=args.join_concurrency,
-                gc_freeze=args.gc_freeze,
+        with collector_tuned() if args.gc_freeze else contextlib.nullcontext():
+            return trio.run(
+                lambda: _main_async(
+                    args.home,
+                    seed=args.seed,
+                    join_concurrency=args.join_concurrency,
+                    gc_freeze=args.gc_freeze,
+                )
             )
-        )
     except KeyboardInterrupt:
         return 130
     except BaseException as exc:

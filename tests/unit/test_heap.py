@@ -1,12 +1,16 @@
-"""Freed heap memory goes back to the OS (glibc's malloc_trim), periodically, until stopped."""
+"""The collector's settings while a node runs; freed heap memory goes back to the OS
+(glibc's malloc_trim), periodically, until stopped."""
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 import trio
 import trio.testing
 
 from datanet.node import heap
+from datanet.node.heap import GC_THRESHOLDS, collector_tuned, settle_heap
 
 
 def rss_mb() -> float:
@@ -54,3 +58,32 @@ def test_native_memory_sees_live_malloc_blocks() -> None:
     assert after is not None
     assert after - before > 15, (before, after)
     assert len(blobs) == 5_000
+
+
+def test_collector_tuned_raises_the_young_threshold_and_restores_it() -> None:
+    before = gc.get_threshold()
+    with collector_tuned((12_345, 7, 9)):
+        assert gc.get_threshold() == (12_345, 7, 9)
+        inside: list[tuple[int, int, int]] = []
+
+        def fail_while_tuned() -> None:
+            with collector_tuned():
+                inside.append(gc.get_threshold())
+                raise RuntimeError("restored on the way out too")
+
+        with pytest.raises(RuntimeError):
+            fail_while_tuned()
+        assert inside == [GC_THRESHOLDS]
+        assert gc.get_threshold() == (12_345, 7, 9)
+    assert gc.get_threshold() == before
+
+
+def test_settle_heap_freezes_what_is_alive() -> None:
+    try:
+        frozen = settle_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        kept = [object() for _ in range(10)]  # after the freeze: seen by the collector
+        assert any(o is kept for o in gc.get_objects())
+        assert all(o is not gc for o in gc.get_objects())  # a module: frozen
+    finally:
+        gc.unfreeze()
