@@ -129,8 +129,9 @@ SETTINGS_DIFFER = [
     "Randomness: datanet nodes are seeded (--seed); js-libp2p draws from the operating "
     "system. The workload's choices (publishers, readers, records, peer ids) are the same "
     "on both sides.",
-    "Garbage collection: datanet's workers gc.freeze() once joined (the daemon does the "
-    "same); Node.js runs with its defaults.",
+    "Garbage collection: datanet's workers tune Python's collector as the daemon does "
+    "(datanet/node/heap.py: a young-generation threshold of 20,000 allocations instead of "
+    "700, gc.freeze() once joined); Node.js runs with its defaults.",
 ]
 
 
