@@ -38,6 +38,14 @@ Invariants:
   candidates still standing; once the walk is over, every one of the final
   ``k`` closest that was not written to yet gets it. Each peer gets the write at
   most once, and only after its FIND_NODE answer (never two requests at once).
+* With ``eager``, a PUT_VALUE lookup writes *with* its walk (``ride``): a
+  FIND_NODE to a peer that is among the ``k`` nearest candidates when it is sent
+  carries the record, and the server stores it and echoes it in its FIND_NODE
+  answer (datanet's extension; a server that ignores the field answers a plain
+  FIND_NODE, and that peer then gets a PUT_VALUE as above). Such an ack counts
+  towards the quorum only if the peer is still among the ``k`` nearest once its
+  answer was taken in: a far seed of a large network is pushed out by the
+  closer peers it names, so a quorum still means acks from the nearest.
 * A store lookup's :meth:`Lookup.quorum_result` is non-None once ``quorum``
   writes were acknowledged; ``acked`` only ever lists peers whose answer
   acknowledged the write (never more than happened).
@@ -427,6 +435,19 @@ class ClosestPeersIter:
                 out.append(cand.peer)
         return out
 
+    def among_nearest(self, peer_id: bytes, count: int) -> bool:
+        """Whether ``peer_id`` is among the ``count`` nearest candidates still standing."""
+        standing = 0
+        for cand in self._order:
+            if cand.state is _State.FAILED or cand.state is _State.UNRESPONSIVE:
+                continue
+            if cand.peer.id == peer_id:
+                return True
+            standing += 1
+            if standing >= count:
+                return False
+        return False
+
     def standing(self, count: int) -> int:
         """How many candidates are still standing (not failed nor timed out), at most ``count``."""
         n = 0
@@ -627,6 +648,10 @@ class FindNodeLookup(_IterativeLookup):
         """Peers that answered and are among the k nearest candidates still standing."""
         return self._iter.answered_among_nearest(self.k)
 
+    def among_nearest(self, peer_id: bytes) -> bool:
+        """Whether ``peer_id`` is among the k nearest candidates still standing."""
+        return self._iter.among_nearest(peer_id, self.k)
+
     def standing(self) -> int:
         """How many of the k nearest candidates are still standing."""
         return self._iter.standing(self.k)
@@ -824,12 +849,16 @@ class _StoreLookup(Lookup):
         request_timeout: float,
         quorum: int = 0,
         eager: bool = False,
+        ride: Message | None = None,
     ) -> None:
         if quorum < 0:
             raise InvalidInput("quorum must be >= 0")
         self.query_id = query_id
         self._key = key
         self._message = message
+        self._ride = ride if eager else None  # the FIND_NODE that carries the write
+        self._riding: dict[bytes, Peer] = {}  # peers whose walk request carries the write
+        self._quorum_acks = 0
         self._self_id = self_id
         self._k = k
         self._quorum = quorum
@@ -889,7 +918,7 @@ class _StoreLookup(Lookup):
         return self._find.standing()
 
     def quorum_result(self, now: float) -> PutResult | None:
-        if self._quorum <= 0 or len(self._acked) < self._quorum:
+        if self._quorum <= 0 or self._quorum_acks < self._quorum:
             return None
         if self._done is not None:
             result = self._done.result
@@ -907,6 +936,7 @@ class _StoreLookup(Lookup):
             if isinstance(event, NodeResponded) and self._acknowledges(event.response):
                 self._counters.successes += 1
                 self._acked.append(peer)
+                self._quorum_acks += 1
             else:
                 self._counters.failures += 1
                 self._failed.append(peer)
@@ -916,11 +946,18 @@ class _StoreLookup(Lookup):
                 del self._pending[peer_id]
                 self._counters.timeouts += 1
                 self._failed.append(peer)
+        ridden: tuple[Peer, NodeResponded | NodeFailed] | None = None
+        if isinstance(event, NodeResponded | NodeFailed) and event.peer_id in self._riding:
+            ridden = (self._riding.pop(event.peer_id), event)
         waiting: LookupAction = WaitingWithCapacity()
+        if self._find is None and ridden is not None:  # a late answer, after the walk
+            self._ridden(*ridden)
         if self._find is not None:
             action = self._find.advance(event, now)
+            if ridden is not None:
+                self._ridden(*ridden)
             if isinstance(action, SendRequest):
-                return action
+                return self._with_write(action)
             waiting = action
             if isinstance(action, Finished):
                 assert isinstance(action.result, ClosestPeers)
@@ -940,6 +977,37 @@ class _StoreLookup(Lookup):
         if self._pending:
             return WaitingWithCapacity()
         return self._finish(now)
+
+    def _with_write(self, action: SendRequest) -> SendRequest:
+        """The walk's request, carrying the write if the peer is among the k nearest now."""
+        find = self._find
+        peer = action.peer
+        if (
+            self._ride is None
+            or find is None
+            or peer.id in self._sent
+            or not find.among_nearest(peer.id)
+        ):
+            return action
+        self._sent.add(peer.id)
+        self._riding[peer.id] = peer
+        return SendRequest(peer, self._ride)
+
+    def _ridden(self, peer: Peer, event: NodeResponded | NodeFailed) -> None:
+        """The answer to a walk request that carried the write (already taken in by the walk)."""
+        response = event.response if isinstance(event, NodeResponded) else None
+        if response is None or response.type is not MessageType.FIND_NODE:
+            self._failed.append(peer)
+            return
+        if not self._acknowledges(Message(self._message.type, self._key, record=response.record)):
+            # The server ignored the record: write to it the usual way if it stays near.
+            self._sent.discard(peer.id)
+            return
+        self._acked.append(peer)
+        find = self._find
+        near = find.among_nearest(peer.id) if find else any(p.id == peer.id for p in self._closest)
+        if near:
+            self._quorum_acks += 1
 
     @abstractmethod
     def _acknowledges(self, response: Message | None) -> bool:
@@ -983,6 +1051,8 @@ class _StoreLookup(Lookup):
         self._pending.clear()
         self._failed.extend(self._queue)
         self._queue.clear()
+        self._failed.extend(self._riding.values())  # their walk request never came back
+        self._riding.clear()
         if self._find is not None:
             walked = self._find.so_far(now)
             self._find_stats = walked.stats
@@ -1017,7 +1087,8 @@ class PutValueLookup(_StoreLookup):
         missing copies a GET_VALUE found, and to republish to a closest set
         known to be fresh. ``quorum`` > 0 makes :meth:`quorum_result` answer once
         that many peers acknowledged; ``eager`` writes to peers while the walk
-        goes on (see the module docstring).
+        goes on, and its FIND_NODE requests to the nearest candidates carry the
+        record (see the module docstring).
 
         Raises:
             InvalidInput: ``quorum`` is negative, or ``k``, ``alpha`` or
@@ -1037,6 +1108,7 @@ class PutValueLookup(_StoreLookup):
             request_timeout=request_timeout,
             quorum=quorum,
             eager=eager,
+            ride=Message(MessageType.FIND_NODE, key=key, record=self._record),
         )
 
     def _acknowledges(self, response: Message | None) -> bool:

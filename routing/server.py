@@ -16,8 +16,13 @@ on the result:
 Invariants:
 * Responses never list the requesting peer among the closer peers.
 * ``PUT_VALUE`` is echoed only after :meth:`RecordStore.put` returned, i.e. after
-  the record is held (and, with a persistence sink, durable). Re-storing the
+  the record is held (and, with a persistence sink, committed). Re-storing the
   identical record is a success (republish).
+* A ``FIND_NODE`` that carries a record (datanet's write-with-the-walk, see
+  :mod:`routing.lookup`) also stores it as a ``PUT_VALUE`` would, and its answer
+  echoes the record only if it was stored; a record refused by the store is
+  simply not echoed (the walk still gets its closer peers). A record whose key
+  differs from the message key is refused like a malformed ``PUT_VALUE``.
 * ``ADD_PROVIDER`` stores only provider entries naming the sender itself; the
   ``source`` (remote address, admission) the adapter passes decides whether the
   stranger quotas of :class:`~routing.stores.ProviderStore` apply.
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from identity.errors import DecodeError, ScopeError
+from identity.errors import DatanetError, DecodeError, ScopeError
 from routing.stores import ProviderSource, ProviderStore, RecordStore
 from routing.wire import Message, MessageType, Peer, Record
 
@@ -98,7 +103,18 @@ def handle_request(
             found: tuple[Peer, ...] = (self_peer,)
         else:
             found = _closer(closest, key, from_peer, k)
-        return Message(MessageType.FIND_NODE, key, closer_peers=found, cluster_level=level)
+        stored = None
+        if msg.record is not None:
+            if msg.record.key != key:
+                raise DecodeError("FIND_NODE record key differs from the message key")
+            try:
+                records.put(key, msg.record.value, now=now, from_peer=from_peer)
+                stored = msg.record
+            except DatanetError:
+                pass  # not stored, so not echoed: the writer counts no ack
+        return Message(
+            MessageType.FIND_NODE, key, record=stored, closer_peers=found, cluster_level=level
+        )
 
     if mtype is MessageType.GET_VALUE:
         value = records.get(key, now=now)

@@ -67,6 +67,9 @@ async def test_publish_answers_at_the_quorum_and_every_closest_peer_holds_it_soo
         await until(lambda: nodes[0].routing_stats()["puts_under_way"] == 0)
         assert nodes[0].put_counts["completed"] >= 1
         assert nodes[0].put_counts["timed_out"] == 0
+        # Every peer was among the k nearest when the walk asked it: each write
+        # rode on its FIND_NODE, and no PUT_VALUE was needed.
+        assert puts_sent(nodes[0]) == 0
 
 
 async def test_a_publish_nobody_can_store_still_answers_with_zero_replicas(

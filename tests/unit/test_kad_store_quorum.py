@@ -253,28 +253,100 @@ def test_coordinator_without_quorum_only_reports_the_end() -> None:
     assert not any(isinstance(a, QuorumReached) for a in actions)
 
 
-def test_a_put_walks_with_as_many_requests_as_its_quorum_so_it_answers_in_two_round_trips() -> None:
-    # With alpha = 3 and a quorum of 4, the 4th write waited for a 4th walk answer,
-    # which could only be asked once one of the first three answered: three round
-    # trips before a publish could answer. A store lookup now walks with
-    # max(alpha, quorum) requests in flight, so the first round already finds 4.
-    nodes = _coordinators(40, put_quorum=4, eager_store=True, alpha=3)
+def _rounds_to_quorum(nodes: dict[bytes, Coordinator], key: bytes) -> tuple[int | None, int]:
+    """Answer every request of a round at once: the round in which the quorum came,
+    and how many requests the first round sent."""
     asker = next(iter(nodes.values()))
-    key = b"/sim/rounds"
     asker.put_value(key, V.make_value(key, 1, b"v"), T0)
-    rounds = 0
     pending = [a for a in asker.poll(T0) if isinstance(a, OutboundRequest)]
-    assert len(pending) == 4  # the first round: as many as the quorum
-    quorum_at = None
-    while pending and quorum_at is None:
+    first = len(pending)
+    rounds = 0
+    while pending:
         rounds += 1
-        for req in pending:  # every request of this round is answered at once
+        for req in pending:
             reply = nodes[req.peer.id].handle_request(
                 req.message, from_peer=asker.self_peer.id, now=T0
             )
             asker.response_received(req.request_id, reply, T0)
         actions = asker.poll(T0)
         if any(isinstance(a, QuorumReached) for a in actions):
-            quorum_at = rounds
+            return rounds, first
         pending = [a for a in actions if isinstance(a, OutboundRequest)]
-    assert quorum_at == 2  # FIND_NODE to 4, then PUT_VALUE to those 4
+    return None, first
+
+
+def test_a_put_answers_in_one_round_trip_when_its_walk_carries_the_write() -> None:
+    # With alpha = 3 and a quorum of 4, the 4th write waited for a 4th walk answer:
+    # three round trips. Walking with max(alpha, quorum) requests in flight made it
+    # two (FIND_NODE to 4, then PUT_VALUE to those 4). The first FIND_NODEs now
+    # carry the record to the nearest candidates, so the quorum comes in one.
+    nodes = _coordinators(40, put_quorum=4, eager_store=True, alpha=3)
+    assert _rounds_to_quorum(nodes, b"/sim/rounds") == (1, 4)  # 4 in flight: the quorum
+    # Without eager writes the walk ends first, then the writes go out.
+    lazy = _coordinators(40, put_quorum=4, eager_store=False, alpha=3)
+    rounds, first = _rounds_to_quorum(lazy, b"/sim/rounds")
+    assert first == 3
+    assert rounds is not None
+    assert rounds > 2
+
+
+class EchoingWorld(World):
+    """A world of datanet servers: a FIND_NODE that carries a record stores it too."""
+
+    def answer(self, peer: Peer, msg: Message) -> Message | None:
+        reply = super().answer(peer, msg)
+        if msg.type is MessageType.FIND_NODE and reply is not None:
+            peers = reply.closer_peers
+            return Message(MessageType.FIND_NODE, msg.key, record=msg.record, closer_peers=peers)
+        return reply
+
+
+def test_the_first_walk_requests_carry_the_write_and_their_acks_count() -> None:
+    world = EchoingWorld(60, seed=3)
+    key = b"/sim/ride"
+    value = V.make_value(key, 1, b"v")
+    lookup = PutValueLookup(
+        1, key, value, world.peers, self_id=SELF, now=T0, eager=True, quorum=4, alpha=4
+    )
+    sent, quorums, result = run(lookup, world, seed=3)
+    riding = [s for s in sent[:4] if s.message.type is MessageType.FIND_NODE]
+    assert len(riding) == 4
+    assert all(s.message.record is not None and s.message.record.value == value for s in riding)
+    assert quorums, "no quorum before the end"
+    assert quorums[0][0] == 0, "the quorum waited for PUT_VALUE answers"
+    written = [s.peer.id for s in sent if s.message.record is not None]
+    assert len(written) == len(set(written)), "a peer got the write twice"
+    assert {p.id for p in world.closest(key)} <= set(written)
+    assert len(result.acked) == len(written)
+
+
+def test_acks_of_far_seeds_do_not_make_the_quorum() -> None:
+    # In a large network our nearest known peers may be far from the key: their
+    # answers name closer peers, which push them out of the k nearest, so their
+    # acks (they did store the record) must not count towards the quorum.
+    world = EchoingWorld(2000, seed=4)
+    key = b"/sim/far"
+    value = V.make_value(key, 1, b"v")
+    far = world.closest(key, count=2000)[-4:]
+    lookup = PutValueLookup(1, key, value, far, self_id=SELF, now=T0, eager=True, quorum=4, alpha=4)
+    first = [lookup.advance(Poll(), T0) for _ in range(4)]
+    assert all(isinstance(a, SendRequest) and a.message.record is not None for a in first)
+    for a in first:
+        assert isinstance(a, SendRequest)
+        lookup.advance(NodeResponded(a.peer.id, world.answer(a.peer, a.message)), T0)
+    assert lookup.quorum_result(T0) is None
+    assert len(lookup._acked) == 4  # stored there, just not counted
+
+
+def test_a_server_that_ignores_the_carried_record_gets_a_put_value() -> None:
+    world = World(60, seed=5)  # answers a FIND_NODE without the record: no ack
+    key = b"/sim/plain"
+    value = V.make_value(key, 1, b"v")
+    lookup = PutValueLookup(
+        1, key, value, world.peers, self_id=SELF, now=T0, eager=True, quorum=4, alpha=4
+    )
+    sent, _, result = run(lookup, world, seed=5)
+    assert any(s.message.type is MessageType.FIND_NODE and s.message.record for s in sent)
+    puts = {s.peer.id for s in sent if s.message.type is MessageType.PUT_VALUE}
+    assert {p.id for p in world.closest(key)} <= puts
+    assert {p.id for p in result.acked} == puts

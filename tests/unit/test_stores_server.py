@@ -95,6 +95,28 @@ def test_put_echoes_only_when_stored_and_get_returns_it() -> None:
     assert missing.record is None
 
 
+def test_a_find_node_that_carries_a_record_stores_it_and_echoes_it_only_when_stored() -> None:
+    node = Node()
+    ride = Message(MessageType.FIND_NODE, b"/t/a", Record(b"/t/a", b"2:v"))
+    reply = node.ask(ride)
+    assert reply is not None
+    assert reply.type is MessageType.FIND_NODE
+    assert reply.record == Record(b"/t/a", b"2:v")
+    assert len(reply.closer_peers) == K  # the walk still gets its answer
+    assert node.records.get(b"/t/a", now=0) == b"2:v"
+    for refused in (Record(b"/t/a", b"1:old"), Record(b"/t/a", b"forged")):
+        answer = node.ask(Message(MessageType.FIND_NODE, b"/t/a", refused))
+        assert answer is not None
+        assert answer.record is None  # not stored, so no ack
+        assert len(answer.closer_peers) == K
+    assert node.records.get(b"/t/a", now=0) == b"2:v"
+    with pytest.raises(DecodeError):
+        node.ask(Message(MessageType.FIND_NODE, b"/t/a", Record(b"/t/other", b"3:v")))
+    plain = node.ask(Message(MessageType.FIND_NODE, b"/t/a"))
+    assert plain is not None
+    assert plain.record is None
+
+
 def test_put_needs_a_matching_record() -> None:
     node = Node()
     with pytest.raises(DecodeError):
