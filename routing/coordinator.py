@@ -379,9 +379,10 @@ class Coordinator:
             now=now,
             targets=targets,
             k=c.k,
-            # a quorum of q acks needs q walk answers first (a write goes only to a
-            # peer that answered): fewer than q in flight costs another round trip
-            alpha=max(c.alpha, want) if c.eager_store else c.alpha,
+            # The first round's requests carry the write: with 2q of them in flight
+            # the quorum is the q-th fastest of 2q answers, not the slowest of q
+            # (on a loaded network the slowest answer is several times the median).
+            alpha=max(c.alpha, 2 * want) if c.eager_store else c.alpha,
             request_timeout=c.request_timeout,
             quorum=want,
             eager=c.eager_store,

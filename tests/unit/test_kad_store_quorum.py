@@ -277,11 +277,12 @@ def _rounds_to_quorum(nodes: dict[bytes, Coordinator], key: bytes) -> tuple[int 
 
 def test_a_put_answers_in_one_round_trip_when_its_walk_carries_the_write() -> None:
     # With alpha = 3 and a quorum of 4, the 4th write waited for a 4th walk answer:
-    # three round trips. Walking with max(alpha, quorum) requests in flight made it
-    # two (FIND_NODE to 4, then PUT_VALUE to those 4). The first FIND_NODEs now
+    # three round trips. Walking with as many requests in flight as the quorum made
+    # it two (FIND_NODE to 4, then PUT_VALUE to those 4). The first FIND_NODEs now
     # carry the record to the nearest candidates, so the quorum comes in one.
     nodes = _coordinators(40, put_quorum=4, eager_store=True, alpha=3)
-    assert _rounds_to_quorum(nodes, b"/sim/rounds") == (1, 4)  # 4 in flight: the quorum
+    # 2q in flight: the quorum is the q-th fastest answer, not the slowest of q.
+    assert _rounds_to_quorum(nodes, b"/sim/rounds") == (1, 8)
     # Without eager writes the walk ends first, then the writes go out.
     lazy = _coordinators(40, put_quorum=4, eager_store=False, alpha=3)
     rounds, first = _rounds_to_quorum(lazy, b"/sim/rounds")
