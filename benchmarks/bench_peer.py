@@ -104,17 +104,22 @@ SETTINGS_DIFFER = [
     "peer's value arrived, measured in the same get): that is a quorum of one, so it is "
     "the fair counterpart of a quorum and a generous one to js (datanet waits for four "
     "values, js's figure for one). The full-query ratios are in other_ratios.",
-    "Publish: both sides store locally, walk to the k = 20 closest peers and send them "
-    "PUT_VALUE; the figure is the whole operation as its caller waits for it (datanet's "
-    "Node.publish, js's dht.put() to its end). datanet also verifies the signature and "
-    "certificate chain, appends to its audit log and hands the record to gossip before "
-    "the PUT (its provider announcement, where it runs in the background, is not in the "
-    "figure); js runs a structural validator only (the interop peer's: envelope shape "
-    "and sequence, no signature check). js's time to the 4th echoed PUT is in "
-    "other_ratios, the counterpart if datanet's publish answers at a quorum of acks.",
-    "Lookups: datanet uses alpha = 3 on one path; js-libp2p uses its stock alpha = 10 "
-    "and 10 disjoint paths. Both use k = 20. Neither side's defaults were tuned for "
-    "this run.",
+    "Publish: both sides store locally, walk to the k = 20 closest peers and write the "
+    "record to them; the figure is the whole operation as its caller waits for it "
+    "(datanet's Node.publish, js's dht.put() to its end). datanet answers once "
+    "dht.put_quorum = 4 peers acknowledged (the other writes go on in the background) "
+    "and its walk's requests to the nearest candidates carry the record (a FIND_NODE with "
+    "the record, which datanet servers store and echo; docs/kademlia.md), so most writes "
+    "need no PUT_VALUE of their own; js walks the whole query, then sends PUT_VALUE to "
+    "the 20 closest. datanet also verifies the signature and certificate chain, appends "
+    "to its audit log and hands the record to gossip before the put (its provider "
+    "announcement, where it runs in the background, is not in the figure); js runs a "
+    "structural validator only (the interop peer's: envelope shape and sequence, no "
+    "signature check). js's time to the 4th echoed PUT is in other_ratios, the "
+    "counterpart of datanet's quorum of acks.",
+    "Lookups: datanet uses alpha = 3 on one path, and 2 x put_quorum = 8 requests in "
+    "flight for a put's walk; js-libp2p uses its stock alpha = 10 and 10 disjoint paths. "
+    "Both use k = 20.",
     "Validation on receipt: every datanet node verifies Ed25519 signatures and the "
     "membership chain of each record it stores or returns; js nodes check structure only.",
     "Storage: datanet keeps records in SQLite (WAL) files; js-libp2p in its default "
