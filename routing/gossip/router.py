@@ -308,7 +308,12 @@ class GossipRouter:
         """Publish our own (already valid) ``data`` on ``topic``; return its message id.
 
         Sent at once to every topic peer above the publish threshold (flood
-        publish), else to the mesh or fanout. Re-publishing a seen id is a no-op.
+        publish), else to the mesh or fanout. Re-publishing a seen id sends
+        nothing of its own, but if a peer's copy of it still awaits validation,
+        the caller, which holds these very bytes as valid, accepts it now: the
+        copy is forwarded as any accepted message is. (Otherwise the pending
+        copy would be judged "already held" and never forwarded, and a node
+        that is the only way onward, a gateway, would stop it.)
 
         Raises:
             RecordTooLarge: ``data`` exceeds the wire's ``max_message_size``.
@@ -319,6 +324,8 @@ class GossipRouter:
             )
         mid = message_id(data)
         if mid in self._seen:
+            if mid in self._pending:
+                self.report_validation(mid, ValidationResult.ACCEPT, now)
             return mid
         msg = PubMessage(topic=topic, data=data)
         entry, _ = self._seen.add(mid, topic, SeenState.ACCEPTED, now, None)

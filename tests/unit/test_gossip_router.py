@@ -262,6 +262,25 @@ def test_validation_timeout_counts_as_ignore() -> None:
     assert published_to(r.poll(3.6)) == {}
 
 
+def test_publishing_bytes_whose_copy_awaits_validation_accepts_and_forwards_it() -> None:
+    # A gateway got a record by a DHT write while the gossip copy waited for
+    # validation; judged then, the copy was "already held" and never forwarded,
+    # so nobody behind the gateway got it. Publishing the bytes accepts the copy.
+    r = subscribed_router([A, B, C])
+    r.handle_rpc(A, RPC(publish=(PubMessage(TOPIC, b"raced"),)), 1.0)
+    (v,) = validates(r.poll(1.0))
+    assert r.publish(TOPIC, b"raced", 1.1) == v.message_id
+    out = published_to(r.poll(1.1))
+    assert A not in out  # it came from A
+    assert out, "the copy was not forwarded"
+    assert all(data == [b"raced"] for data in out.values())
+    r.report_validation(v.message_id, ValidationResult.IGNORE, 1.2)  # the late verdict: no effect
+    assert published_to(r.poll(1.2)) == {}
+    assert r.stats()["delivered"] == 1
+    assert r.publish(TOPIC, b"raced", 1.3) == v.message_id  # accepted already: a no-op
+    assert published_to(r.poll(1.3)) == {}
+
+
 def test_pending_validations_are_bounded() -> None:
     cfg = GossipConfig(max_pending_validations=3)
     r = subscribed_router([A], config=cfg)
