@@ -15,7 +15,7 @@ from typing import Any, cast
 import trio
 
 import datanet.p2p  # noqa: F401 - installs the libp2p package without its heavy __init__
-from datanet.p2p import Admission, AdmissionMode, HostLimits
+from datanet.p2p import Admission, AdmissionMode, Host, HostLimits, open_host
 from datanet.testing.clock import NOW
 from identity import KeyPair, Role, TrustStore, issue_certificate
 from routing.wire import decode_message, encode_frame, encode_message
@@ -153,3 +153,18 @@ async def plain_connect(host: Any, target: Any) -> None:
     from multiaddr import Multiaddr
 
     await host.connect(info_from_p2p_addr(Multiaddr(target.listen_addrs()[0])))
+
+
+@asynccontextmanager
+async def member_hosts(
+    org: KeyPair, *, client_limits: HostLimits = FAST, server_limits: HostLimits = FAST
+) -> AsyncIterator[tuple[Host, Host]]:
+    """Two member hosts of ``org`` on 127.0.0.1 (node keys 1 and 2): the client
+    knows the server's addresses; nothing is dialled yet."""
+    a, b = node_key(1), node_key(2)
+    async with (
+        open_host(a, LOCAL, admission("members", a, org), limits=client_limits) as client,
+        open_host(b, LOCAL, admission("members", b, org), limits=server_limits) as server,
+    ):
+        client.add_addrs(server.peer_id, server.listen_addrs())
+        yield client, server

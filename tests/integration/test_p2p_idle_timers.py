@@ -22,7 +22,7 @@ import trio._core._run as trio_run
 
 from datanet.p2p import Host, open_host
 from datanet.p2p import _libp2p as lp
-from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+from datanet.testing.p2p import FAST, LOCAL, admission, member_hosts, node_key, org_key
 from routing.wire import Message, MessageType, Record
 
 ORG = org_key(1)
@@ -36,13 +36,8 @@ async def echo(msg: Message, from_peer: bytes) -> Message:
 @asynccontextmanager
 async def echo_pair() -> AsyncIterator[tuple[Host, Host]]:
     """A client and an echoing kad server, connected, one request already made."""
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
-    ):
+    async with member_hosts(ORG) as (client, server):
         server.kad.set_handler(echo)
-        client.add_addrs(server.peer_id, server.listen_addrs())
         await client.kad.request(server.peer_id, Message(MessageType.FIND_NODE, b"warm"))
         yield client, server
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 import pytest
@@ -16,26 +15,19 @@ from datanet.errors import (
     Timeout,
     VerificationError,
 )
-from datanet.p2p import KAD_PROTOCOL, Host, HostLimits, ProtocolNotSupported, open_host
+from datanet.p2p import KAD_PROTOCOL, Host, HostLimits, ProtocolNotSupported
 from datanet.p2p.streams import FramedStream
-from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+from datanet.testing.p2p import FAST, member_hosts, node_key, org_key
 from routing.wire import Message, MessageType, Record, encode_frame, encode_message
 
 ORG = org_key(1)
 FIND = Message(type=MessageType.FIND_NODE, key=b"k")
 
 
-@asynccontextmanager
-async def two_hosts(
+def two_hosts(
     server_limits: HostLimits = FAST, client_limits: HostLimits = FAST
-) -> AsyncIterator[tuple[Host, Host]]:
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=client_limits) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=server_limits) as server,
-    ):
-        client.add_addrs(server.peer_id, server.listen_addrs())
-        yield client, server
+) -> AbstractAsyncContextManager[tuple[Host, Host]]:
+    return member_hosts(ORG, client_limits=client_limits, server_limits=server_limits)
 
 
 async def exchange(stream: FramedStream, data: bytes) -> bytes:

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
 import trio
 
 from datanet.errors import NetworkError, VerificationError
-from datanet.p2p import Host, HostLimits, open_host
-from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+from datanet.testing.p2p import FAST, member_hosts, org_key
 from routing.wire import Message, MessageType
 
 ORG = org_key(1)
 FIND = Message(type=MessageType.FIND_NODE, key=b"k")
-
-
-@asynccontextmanager
-async def two_hosts(server_limits: HostLimits = FAST) -> AsyncIterator[tuple[Host, Host]]:
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=server_limits) as server,
-    ):
-        client.add_addrs(server.peer_id, server.listen_addrs())
-        yield client, server
 
 
 async def test_requests_are_counted_by_direction_type_and_outcome() -> None:
@@ -37,7 +23,8 @@ async def test_requests_are_counted_by_direction_type_and_outcome() -> None:
             raise VerificationError("forged record")
         return Message(type=msg.type, key=msg.key)
 
-    async with two_hosts(server_limits=replace(FAST, handler_timeout=0.2)) as (client, server):
+    slow = replace(FAST, handler_timeout=0.2)
+    async with member_hosts(ORG, server_limits=slow) as (client, server):
         server.kad.set_handler(handler)
         for _ in range(3):
             await client.kad.request(server.peer_id, FIND)

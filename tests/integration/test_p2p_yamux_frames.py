@@ -14,30 +14,22 @@ import inspect
 import struct
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
-from datanet.p2p import Host, open_host
+from datanet.p2p import Host
 from datanet.p2p import _libp2p as lp
-from datanet.testing.p2p import FAST, LOCAL, admission, node_key, org_key
+from datanet.testing.p2p import member_hosts, org_key
 from routing.wire import Message, MessageType, Record
 
 ORG = org_key(1)
 DATA, WINDOW_UPDATE = 0, 1
 
 
-@asynccontextmanager
-async def two_hosts() -> AsyncIterator[tuple[Host, Host]]:
-    a, b = node_key(1), node_key(2)
-    async with (
-        open_host(a, LOCAL, admission("members", a, ORG), limits=FAST) as client,
-        open_host(b, LOCAL, admission("members", b, ORG), limits=FAST) as server,
-    ):
-        client.add_addrs(server.peer_id, server.listen_addrs())
-        yield client, server
+def two_hosts() -> AbstractAsyncContextManager[tuple[Host, Host]]:
+    return member_hosts(ORG)
 
 
 @pytest.fixture
