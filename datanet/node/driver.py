@@ -791,16 +791,18 @@ class Node:
         Descriptors, deprecations, revocation lists and org records reach the
         complete catalog through :meth:`Ledger.ingest`, like those that arrive by
         gossip and anti-entropy. With ``forward``, a record new to the ledger is
-        also gossiped on: a publisher's DHT put can overtake its gossip copy, and
-        the copy is then ignored here as "not newer", so a node that is the only
-        way onward (an organization's gateway) would otherwise stop it. Never
-        raises: the record itself is already held.
+        also relayed to the gossip mesh: a publisher's DHT put can overtake its
+        gossip copy, and the copy is then ignored here as "not newer", so a node
+        that is the only way onward (an organization's gateway) would otherwise
+        stop it. Relayed, not published: the publisher has already flooded it,
+        and a flood from each of the k nodes its put reached would send most
+        nodes many more copies. Never raises: the record itself is already held.
         """
         try:
             if namespace_of(key) in _LEDGER_NAMESPACES:
                 intake = self.ledger.ingest(value)
                 if forward and intake.result is ValidationResult.ACCEPT:
-                    self.gossip.publish(value)
+                    self.gossip.relay(value)
         except DatanetError as exc:
             log.debug("indexing a record failed", extra={"kv": {"error": str(exc)}})
 

@@ -139,6 +139,12 @@ class GossipDriver:
         self._wake.set()
         return message_id
 
+    def relay(self, raw: bytes) -> bytes:
+        """Pass on an accepted record another node published (mesh only); its message id."""
+        message_id = self.router.relay(CATALOG_TOPIC, raw, self._clock())
+        self._wake.set()
+        return message_id
+
     async def run(self) -> None:
         """The driver loop: carry out the router's actions until cancelled."""
         while True:

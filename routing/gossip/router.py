@@ -207,6 +207,7 @@ class GossipRouter:
         self._counters: dict[str, int] = dict.fromkeys(
             (
                 "published",
+                "relayed",
                 "delivered",
                 "duplicates",
                 "invalid",
@@ -309,28 +310,15 @@ class GossipRouter:
 
         Sent at once to every topic peer above the publish threshold (flood
         publish), else to the mesh or fanout. Re-publishing a seen id sends
-        nothing of its own, but if a peer's copy of it still awaits validation,
-        the caller, which holds these very bytes as valid, accepts it now: the
-        copy is forwarded as any accepted message is. (Otherwise the pending
-        copy would be judged "already held" and never forwarded, and a node
-        that is the only way onward, a gateway, would stop it.)
+        nothing of its own; a peer's copy that awaits validation is accepted
+        (:meth:`_hold_valid`).
 
         Raises:
             RecordTooLarge: ``data`` exceeds the wire's ``max_message_size``.
         """
-        if len(data) > self.config.wire.max_message_size:
-            raise RecordTooLarge(
-                f"message is {len(data)} bytes; the limit is {self.config.wire.max_message_size}"
-            )
-        mid = message_id(data)
-        if mid in self._seen:
-            if mid in self._pending:
-                self.report_validation(mid, ValidationResult.ACCEPT, now)
+        mid, msg = self._hold_valid(topic, data, now)
+        if msg is None:
             return mid
-        msg = PubMessage(topic=topic, data=data)
-        entry, _ = self._seen.add(mid, topic, SeenState.ACCEPTED, now, None)
-        entry.validated_at = now
-        self._mcache.put(mid, msg)
         self._counters["published"] += 1
         threshold = self.config.thresholds.publish_threshold
         if topic not in self._topics:
@@ -348,6 +336,50 @@ class GossipRouter:
         for p in targets:
             self._out.msg(p, msg)
         return mid
+
+    def relay(self, topic: str, data: bytes, now: float) -> bytes:
+        """Pass on valid ``data`` that another node published; return its message id.
+
+        For a message that reached us some other way than gossip (a DHT write
+        from its publisher): sent to the mesh only, as a received message
+        that passed validation is, never flood-published, which is for a
+        node's own messages. A node that relays floods would send a copy to
+        every topic peer, most of whom already hold it. Not subscribed to
+        ``topic``, it sends nothing. A seen id is as in :meth:`publish`.
+
+        Raises:
+            RecordTooLarge: ``data`` exceeds the wire's ``max_message_size``.
+        """
+        mid, msg = self._hold_valid(topic, data, now)
+        if msg is None:
+            return mid
+        self._counters["relayed"] += 1
+        for p in sorted(self._mesh.get(topic, ())):
+            self._out.msg(p, msg)
+        return mid
+
+    def _hold_valid(self, topic: str, data: bytes, now: float) -> tuple[bytes, PubMessage | None]:
+        """Take in ``data`` the caller holds as valid; the message to send, or None if seen.
+
+        A seen id sends nothing new, but a peer's copy of it that still awaits
+        validation is accepted now, and so forwarded as an accepted message is.
+        (Otherwise that copy would be judged "already held" and never forwarded,
+        and a node that is the only way onward, a gateway, would stop it.)
+        """
+        if len(data) > self.config.wire.max_message_size:
+            raise RecordTooLarge(
+                f"message is {len(data)} bytes; the limit is {self.config.wire.max_message_size}"
+            )
+        mid = message_id(data)
+        if mid in self._seen:
+            if mid in self._pending:
+                self.report_validation(mid, ValidationResult.ACCEPT, now)
+            return mid, None
+        msg = PubMessage(topic=topic, data=data)
+        entry, _ = self._seen.add(mid, topic, SeenState.ACCEPTED, now, None)
+        entry.validated_at = now
+        self._mcache.put(mid, msg)
+        return mid, msg
 
     def _touch_fanout(self, topic: str, now: float) -> None:
         if topic not in self._fanout:

@@ -88,15 +88,17 @@ async def test_org_keep_alive_revives_an_offline_publishers_dataset(tmp_path: Pa
 async def test_a_record_that_arrives_by_dht_put_first_is_gossiped_on(tmp_path: Path) -> None:
     """A publisher's DHT put can overtake its gossip copy; the copy is then "not newer".
 
-    The node that took the put must gossip the record on itself, or a node that is
-    the only way onward (an organization's gateway) stops it (the netns access
-    test's lost revocation).
+    The node that took the put must relay the record to its gossip mesh itself, or
+    a node that is the only way onward (an organization's gateway) stops it (the
+    netns access test's lost revocation). Relayed, not flood-published: that is
+    for the publisher's own copy.
     """
     async with in_process_network(tmp_path, 3) as (specs, nodes):
         sender, relay = nodes[0], nodes[1]
         raw = signed_by(specs[0], "put/first", 1, "Put before gossip")
         dataset_id = DatasetId(specs[0].org.org_id, "put/first")
         key = dataset_id.dht_key()
+        relayed = relay.gossip.router.stats()["relayed"]
         published = relay.gossip.router.stats()["published"]
         # A bare DHT put, past the sender's record store and gossip.
         await sender._query("put_value", lambda t: sender.coordinator.put_value(key, raw, t))
@@ -105,9 +107,10 @@ async def test_a_record_that_arrives_by_dht_put_first_is_gossiped_on(tmp_path: P
                 relay.ledger.catalog.get(str(DatasetId(specs[0].org.org_id, "put/first"))) is None
             ):
                 await trio.sleep(0.05)
-        assert relay.gossip.router.stats()["published"] == published + 1
+        assert relay.gossip.router.stats()["relayed"] == relayed + 1
+        assert relay.gossip.router.stats()["published"] == published
         await held_everywhere(nodes, str(dataset_id))
         # The same record put again is not new: it is not gossiped a second time.
         await sender._query("put_value", lambda t: sender.coordinator.put_value(key, raw, t))
         await trio.sleep(0.5)
-        assert relay.gossip.router.stats()["published"] == published + 1
+        assert relay.gossip.router.stats()["relayed"] == relayed + 1

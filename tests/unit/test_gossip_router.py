@@ -262,14 +262,16 @@ def test_validation_timeout_counts_as_ignore() -> None:
     assert published_to(r.poll(3.6)) == {}
 
 
-def test_publishing_bytes_whose_copy_awaits_validation_accepts_and_forwards_it() -> None:
+@pytest.mark.parametrize("send", ["publish", "relay"])
+def test_sending_bytes_whose_copy_awaits_validation_accepts_and_forwards_it(send: str) -> None:
     # A gateway got a record by a DHT write while the gossip copy waited for
     # validation; judged then, the copy was "already held" and never forwarded,
-    # so nobody behind the gateway got it. Publishing the bytes accepts the copy.
+    # so nobody behind the gateway got it. Sending the bytes accepts the copy.
     r = subscribed_router([A, B, C])
+    take = getattr(r, send)
     r.handle_rpc(A, RPC(publish=(PubMessage(TOPIC, b"raced"),)), 1.0)
     (v,) = validates(r.poll(1.0))
-    assert r.publish(TOPIC, b"raced", 1.1) == v.message_id
+    assert take(TOPIC, b"raced", 1.1) == v.message_id
     out = published_to(r.poll(1.1))
     assert A not in out  # it came from A
     assert out, "the copy was not forwarded"
@@ -277,8 +279,35 @@ def test_publishing_bytes_whose_copy_awaits_validation_accepts_and_forwards_it()
     r.report_validation(v.message_id, ValidationResult.IGNORE, 1.2)  # the late verdict: no effect
     assert published_to(r.poll(1.2)) == {}
     assert r.stats()["delivered"] == 1
-    assert r.publish(TOPIC, b"raced", 1.3) == v.message_id  # accepted already: a no-op
+    assert take(TOPIC, b"raced", 1.3) == v.message_id  # accepted already: a no-op
     assert published_to(r.poll(1.3)) == {}
+
+
+def test_relay_sends_to_the_mesh_only_and_never_floods() -> None:
+    peers = [pid(i) for i in range(20)]
+    r = subscribed_router(peers)
+    mesh = r.mesh(TOPIC)
+    assert 0 < len(mesh) < len(peers)
+    mid = r.relay(TOPIC, b"theirs", 1.0)
+    assert mid == message_id(b"theirs")
+    assert published_to(r.poll(1.0)) == {p: [b"theirs"] for p in mesh}
+    assert r.stats()["relayed"] == 1
+    assert r.stats()["published"] == 0
+    r.handle_rpc(peers[0], RPC(publish=(PubMessage(TOPIC, b"theirs"),)), 1.1)
+    assert validates(r.poll(1.1)) == []  # held already: a duplicate, not validated again
+    assert r.relay(TOPIC, b"theirs", 1.2) == mid
+    assert published_to(r.poll(1.2)) == {}
+    with pytest.raises(RecordTooLarge):
+        r.relay(TOPIC, b"x" * (64 * 1024 + 1), 1.3)
+
+
+def test_relay_without_a_subscription_sends_nothing() -> None:
+    r = GossipRouter(SELF, config=GossipConfig(), rng=random.Random(7), now=0.0)
+    for p in (A, B):
+        r.add_peer(p, outbound=True, now=0.0)
+        r.handle_rpc(p, RPC(subscriptions=(SubOpts(True, TOPIC),)), 0.0)
+    r.relay(TOPIC, b"theirs", 1.0)
+    assert published_to(r.poll(1.0)) == {}
 
 
 def test_pending_validations_are_bounded() -> None:
