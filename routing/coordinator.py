@@ -96,6 +96,8 @@ class CoordinatorConfig:
     alpha: int = DEFAULT_ALPHA
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     ping_timeout: float = 10.0
+    #: A full bucket whose every entry was seen this recently asks no eviction ping.
+    seen_recently: float = 30.0
     refresh_interval: float = 600.0
     max_failures: int = 2
     #: GET_VALUE ends once this many remote peers returned a valid value (0: walk to the end).
@@ -188,6 +190,7 @@ class Coordinator:
             max_failures=self.config.max_failures,
             ping_timeout=self.config.ping_timeout,
             refresh_interval=self.config.refresh_interval,
+            seen_recently=self.config.seen_recently,
         )
         self._queries: dict[int, tuple[QueryKind, Lookup]] = {}
         self._quorum_told: set[int] = set()

@@ -7,7 +7,11 @@ Policy (Kademlia paper, section 2.2; go-libp2p-kad-dht):
 * Long-lived peers are preferred. When a bucket is full the newcomer goes into the
   bucket's replacement cache and the table asks the driver to PING the
   least-recently-seen entry (:class:`PingPeer`). That entry is evicted only if
-  the ping fails; then the most recently seen replacement takes its place.
+  the ping fails; then the most recently seen replacement takes its place. If
+  even that entry was seen within ``seen_recently`` seconds, every entry was,
+  and there is no ping: the newcomer waits in the cache (rust-libp2p's rule,
+  which pings only a disconnected entry). A busy node otherwise pings the same
+  live peers over and over as newcomers come and go.
 * A peer that fails ``max_failures`` requests in a row is evicted the same way;
   any answer resets its count.
 * Buckets that saw no lookup for ``refresh_interval`` seconds are reported by
@@ -85,6 +89,7 @@ class RoutingTable:
         max_failures: int = 2,
         ping_timeout: float = 10.0,
         refresh_interval: float = 600.0,
+        seen_recently: float = 0.0,
     ) -> None:
         """Create an empty table.
 
@@ -95,18 +100,23 @@ class RoutingTable:
             ping_timeout: after this long an unanswered eviction ping no longer
                 blocks a new one for the same bucket.
             refresh_interval: a bucket with no lookup for this long needs refresh.
+            seen_recently: a full bucket whose least recently seen entry was seen
+                within this many seconds asks no ping (0: always ping).
 
         Raises:
             InvalidInput: a parameter is out of range.
         """
         if k < 1 or max_failures < 1 or ping_timeout <= 0 or refresh_interval <= 0:
             raise InvalidInput("routing table parameters must be positive")
+        if seen_recently < 0:
+            raise InvalidInput("seen_recently must not be negative")
         self.self_id = self_id
         self.self_key = key_of(self_id)
         self.k = k
         self.max_failures = max_failures
         self.ping_timeout = ping_timeout
         self.refresh_interval = refresh_interval
+        self.seen_recently = seen_recently
         self._buckets: dict[int, _Bucket] = {}
         self._where: dict[bytes, int] = {}  # peer id -> bucket index (cpl)
         self._refreshed_at: dict[int, float] = {}
@@ -154,9 +164,10 @@ class RoutingTable:
             now: current time.
 
         Returns:
-            ``PingPeer(least recently seen entry)`` when the bucket is full and no
-            ping for it is outstanding; otherwise None (added, refreshed, cached
-            as a replacement, or ignored as a client / ourselves).
+            ``PingPeer(least recently seen entry)`` when the bucket is full, no
+            ping for it is outstanding and that entry was not seen recently;
+            otherwise None (added, refreshed, cached as a replacement, or ignored
+            as a client / ourselves).
         """
         if not is_server or peer.id == self.self_id:
             return None
@@ -184,6 +195,8 @@ class RoutingTable:
         if bucket.pinging is not None and now < bucket.ping_sent_at + self.ping_timeout:
             return None
         oldest = next(iter(bucket.entries.values()))
+        if now - oldest.last_seen < self.seen_recently:
+            return None
         bucket.pinging = oldest.peer.id
         bucket.ping_sent_at = now
         return PingPeer(oldest.peer)

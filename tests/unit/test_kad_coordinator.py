@@ -149,14 +149,19 @@ def test_full_bucket_pings_the_oldest_and_evicts_it_when_the_ping_fails() -> Non
         pid = random_peer_id(rng)
         if common_prefix_len(key_of(pid), me.table.self_key) == 0:
             same_bucket.append(Peer(pid))
-    for p in same_bucket:
-        me.peer_seen(p, is_server=True, now=T0)
-    (ping,) = me.poll(T0)
+    me.peer_seen(same_bucket[0], is_server=True, now=T0)
+    me.peer_seen(same_bucket[1], is_server=True, now=T0)
+    # every entry seen within seen_recently: alive, the newcomer waits unpinged
+    me.peer_seen(same_bucket[2], is_server=True, now=T0 + 1)
+    assert me.poll(T0 + 1) == []
+    later = T0 + me.config.seen_recently
+    me.peer_seen(same_bucket[2], is_server=True, now=later)
+    (ping,) = me.poll(later)
     assert isinstance(ping, OutboundRequest)
     assert ping.message.type is MessageType.PING
     assert ping.query_id is None
     assert ping.peer == same_bucket[0]
-    me.request_failed(ping.request_id, T0 + 1)
+    me.request_failed(ping.request_id, later + 1)
     assert same_bucket[0].id not in me.table
     assert same_bucket[2].id in me.table
     assert me.outstanding_requests() == 0
@@ -170,11 +175,12 @@ def test_ping_answer_keeps_the_oldest() -> None:
         pid = random_peer_id(rng)
         if common_prefix_len(key_of(pid), me.table.self_key) == 0:
             bucket0.append(Peer(pid))
+    later = T0 + me.config.seen_recently
     me.peer_seen(bucket0[0], is_server=True, now=T0)
-    me.peer_seen(bucket0[1], is_server=True, now=T0)
-    (ping,) = me.poll(T0)
+    me.peer_seen(bucket0[1], is_server=True, now=later)
+    (ping,) = me.poll(later)
     assert isinstance(ping, OutboundRequest)
-    me.response_received(ping.request_id, Message(MessageType.PING), T0 + 1)
+    me.response_received(ping.request_id, Message(MessageType.PING), later + 1)
     assert bucket0[0].id in me.table
     assert bucket0[1].id not in me.table
 

@@ -97,6 +97,25 @@ def test_unanswered_ping_blocks_new_pings_only_until_ping_timeout() -> None:
     assert table.add(members[6], is_server=True, now=6) == PingPeer(members[0])
 
 
+def test_a_bucket_whose_every_entry_was_seen_recently_asks_no_ping() -> None:
+    table = RoutingTable(SELF, k=4, seen_recently=30)
+    members = peers_in_bucket(0, 7)
+    for t, p in enumerate(members[:4]):
+        table.add(p, is_server=True, now=float(t))
+    # the least recently seen entry was seen 29 s ago: alive, no ping
+    assert table.add(members[4], is_server=True, now=29) is None
+    assert members[4].id not in table
+    assert table.replacements(0) == [members[4]]
+    # 30 s after it was last seen, the oldest entry is pinged again
+    assert table.add(members[5], is_server=True, now=30) == PingPeer(members[0])
+    table.mark_alive(members[0].id, now=30.5)
+    # members[1], seen at 1, is the oldest now: seen 29.5 s ago, no ping yet
+    assert table.add(members[6], is_server=True, now=30.5) is None
+    assert table.add(members[6], is_server=True, now=31) == PingPeer(members[1])
+    with pytest.raises(InvalidInput):
+        RoutingTable(SELF, seen_recently=-1)
+
+
 def test_seen_again_moves_to_most_recent_and_updates_addresses() -> None:
     table, members = full_bucket()
     moved = Peer(members[0].id, (b"/new",))
