@@ -38,11 +38,12 @@ Invariants:
   candidates still standing; once the walk is over, every one of the final
   ``k`` closest that was not written to yet gets it. Each peer gets the write at
   most once, and only after its FIND_NODE answer (never two requests at once).
-* With ``eager``, a PUT_VALUE lookup writes *with* its walk (``ride``): a
+* With ``eager``, a store lookup writes *with* its walk (``ride``): a
   FIND_NODE to a peer that is among the ``k`` nearest candidates when it is sent
-  carries the record, and the server stores it and echoes it in its FIND_NODE
-  answer (datanet's extension; a server that ignores the field answers a plain
-  FIND_NODE, and that peer then gets a PUT_VALUE as above). Such an ack counts
+  carries the record (PUT_VALUE) or the provider entry (ADD_PROVIDER), and the
+  server stores it and echoes it in its FIND_NODE answer (datanet's extension;
+  a server that ignores the field answers a plain FIND_NODE, and that peer then
+  gets a PUT_VALUE or ADD_PROVIDER as above). Such an ack counts
   towards the quorum only if the peer is still among the ``k`` nearest once its
   answer was taken in: a far seed of a large network is pushed out by the
   closer peers it names, so a quorum still means acks from the nearest.
@@ -999,8 +1000,8 @@ class _StoreLookup(Lookup):
         if response is None or response.type is not MessageType.FIND_NODE:
             self._failed.append(peer)
             return
-        if not self._acknowledges(Message(self._message.type, self._key, record=response.record)):
-            # The server ignored the record: write to it the usual way if it stays near.
+        if not self._ride_acknowledged(response):
+            # The server ignored the write: write to it the usual way if it stays near.
             self._sent.discard(peer.id)
             return
         self._acked.append(peer)
@@ -1012,6 +1013,10 @@ class _StoreLookup(Lookup):
     @abstractmethod
     def _acknowledges(self, response: Message | None) -> bool:
         """True if ``response`` says the receiver stored the write."""
+
+    @abstractmethod
+    def _ride_acknowledged(self, response: Message) -> bool:
+        """True if the FIND_NODE answer ``response`` echoes the write it carried."""
 
     def _stats(self, now: float) -> QueryStats:
         f = self._find_stats
@@ -1115,7 +1120,12 @@ class PutValueLookup(_StoreLookup):
         return (
             response is not None
             and response.type is MessageType.PUT_VALUE
-            and response.record is not None
+            and self._ride_acknowledged(response)
+        )
+
+    def _ride_acknowledged(self, response: Message) -> bool:
+        return (
+            response.record is not None
             and response.record.key == self._record.key
             and response.record.value == self._record.value
         )
@@ -1148,12 +1158,16 @@ class AddProviderLookup(_StoreLookup):
     ) -> None:
         """Announce ``provider`` (normally ourselves, with our addresses) for ``key``.
 
-        ``quorum`` and ``eager`` as for :class:`PutValueLookup`.
+        ``quorum`` and ``eager`` as for :class:`PutValueLookup`; an eager
+        announcement's FIND_NODE requests to the nearest candidates carry the
+        provider entry, and a server that stored it echoes it in
+        ``provider_peers`` (see the module docstring).
 
         Raises:
             InvalidInput: ``quorum`` is negative, or ``k``, ``alpha`` or
                 ``request_timeout`` is not positive.
         """
+        self._provider = provider
         super().__init__(
             query_id,
             key,
@@ -1167,7 +1181,11 @@ class AddProviderLookup(_StoreLookup):
             request_timeout=request_timeout,
             quorum=quorum,
             eager=eager,
+            ride=Message(MessageType.FIND_NODE, key=key, provider_peers=(provider,)),
         )
 
     def _acknowledges(self, response: Message | None) -> bool:
         return response is None or response.type is MessageType.ADD_PROVIDER
+
+    def _ride_acknowledged(self, response: Message) -> bool:
+        return any(p.id == self._provider.id for p in response.provider_peers)

@@ -23,6 +23,9 @@ Invariants:
   echoes the record only if it was stored; a record refused by the store is
   simply not echoed (the walk still gets its closer peers). A record whose key
   differs from the message key is refused like a malformed ``PUT_VALUE``.
+* A ``FIND_NODE`` that carries provider entries (an announcement's walk) stores
+  the one naming the sender as an ``ADD_PROVIDER`` would, and echoes it in
+  ``provider_peers`` only if it was stored (a quota refuses it silently).
 * ``ADD_PROVIDER`` stores only provider entries naming the sender itself; the
   ``source`` (remote address, admission) the adapter passes decides whether the
   stranger quotas of :class:`~routing.stores.ProviderStore` apply.
@@ -52,6 +55,18 @@ local node itself."""
 def _closer(closest: ClosestPeers, key: bytes, from_peer: bytes, k: int) -> tuple[Peer, ...]:
     # Ask for one more than needed: the requester itself is filtered out.
     return tuple(p for p in closest(key, k + 1) if p.id != from_peer)[:k]
+
+
+def _own_entry(provider_peers: tuple[Peer, ...], from_peer: bytes) -> Peer:
+    """The provider entry naming the sender itself (a peer announces only itself).
+
+    Raises:
+        ScopeError: no entry names the sender.
+    """
+    for peer in provider_peers:
+        if peer.id == from_peer:
+            return peer
+    raise ScopeError("a provider announcement must name the sender itself")
 
 
 def handle_request(
@@ -112,8 +127,21 @@ def handle_request(
                 stored = msg.record
             except DatanetError:
                 pass  # not stored, so not echoed: the writer counts no ack
+        provided: tuple[Peer, ...] = ()
+        if msg.provider_peers:
+            own = _own_entry(msg.provider_peers, from_peer)
+            try:
+                providers.add(key, own, now=now, from_peer=from_peer, source=source)
+                provided = (own,)
+            except DatanetError:
+                pass  # not stored (a quota), so not echoed
         return Message(
-            MessageType.FIND_NODE, key, record=stored, closer_peers=found, cluster_level=level
+            MessageType.FIND_NODE,
+            key,
+            record=stored,
+            closer_peers=found,
+            provider_peers=provided,
+            cluster_level=level,
         )
 
     if mtype is MessageType.GET_VALUE:
@@ -136,10 +164,13 @@ def handle_request(
         return Message(MessageType.PUT_VALUE, key, record=msg.record, cluster_level=level)
 
     if mtype is MessageType.ADD_PROVIDER:
-        own = [p for p in msg.provider_peers if p.id == from_peer]
-        if not own:
-            raise ScopeError("ADD_PROVIDER must announce the sender itself")
-        providers.add(key, own[0], now=now, from_peer=from_peer, source=source)
+        providers.add(
+            key,
+            _own_entry(msg.provider_peers, from_peer),
+            now=now,
+            from_peer=from_peer,
+            source=source,
+        )
         return None
 
     # GET_PROVIDERS: the only type left (MessageType is closed).

@@ -35,19 +35,30 @@ def holders(nodes: list[Node], key: bytes, raw: bytes) -> int:
     return sum(1 for n in nodes[1:] if n.records.get(key, now=time.time()) == raw)
 
 
-def find_nodes_sent(node: Node) -> int:
+def sent(node: Node, request: str) -> int:
+    """Kad requests of one kind (``find_node``, ``put_value``, ...) the node sent."""
     return sum(
         v
         for (d, kind, _), v in node.host.kad.request_counts.items()
-        if d == "out" and kind == "find_node"
+        if d == "out" and kind == request
     )
 
 
+def find_nodes_sent(node: Node) -> int:
+    return sent(node, "find_node")
+
+
 def puts_sent(node: Node) -> int:
+    return sent(node, "put_value")
+
+
+def providing(nodes: list[Node], provider_key: bytes) -> int:
+    """Peers (not nodes[0]) that hold nodes[0] as a provider of ``provider_key``."""
+    me = nodes[0].coordinator.self_peer.id
     return sum(
-        v
-        for (d, kind, _), v in node.host.kad.request_counts.items()
-        if d == "out" and kind == "put_value"
+        1
+        for n in nodes[1:]
+        if any(p.id == me for p in n.providers.get(provider_key, now=time.time(), limit=20))
     )
 
 
@@ -70,6 +81,11 @@ async def test_publish_answers_at_the_quorum_and_every_closest_peer_holds_it_soo
         # Every peer was among the k nearest when the walk asked it: each write
         # rode on its FIND_NODE, and no PUT_VALUE was needed.
         assert puts_sent(nodes[0]) == 0
+        # The provider announcement's walk carries the entry the same way.
+        provider_key = DatasetId(specs[0].org.org_id, "quorum/a").provider_key()
+        await until(lambda: providing(nodes, provider_key) == len(nodes) - 1)
+        await until(lambda: not nodes[0].coordinator.running())
+        assert sent(nodes[0], "add_provider") == 0
 
 
 async def test_a_publish_nobody_can_store_still_answers_with_zero_replicas(

@@ -292,13 +292,18 @@ def test_a_put_answers_in_one_round_trip_when_its_walk_carries_the_write() -> No
 
 
 class EchoingWorld(World):
-    """A world of datanet servers: a FIND_NODE that carries a record stores it too."""
+    """A world of datanet servers: a FIND_NODE that carries a write stores it too."""
 
     def answer(self, peer: Peer, msg: Message) -> Message | None:
         reply = super().answer(peer, msg)
         if msg.type is MessageType.FIND_NODE and reply is not None:
-            peers = reply.closer_peers
-            return Message(MessageType.FIND_NODE, msg.key, record=msg.record, closer_peers=peers)
+            return Message(
+                MessageType.FIND_NODE,
+                msg.key,
+                record=msg.record,
+                closer_peers=reply.closer_peers,
+                provider_peers=msg.provider_peers,
+            )
         return reply
 
 
@@ -351,3 +356,40 @@ def test_a_server_that_ignores_the_carried_record_gets_a_put_value() -> None:
     puts = {s.peer.id for s in sent if s.message.type is MessageType.PUT_VALUE}
     assert {p.id for p in world.closest(key)} <= puts
     assert {p.id for p in result.acked} == puts
+
+
+def test_an_announcement_rides_on_its_walk_and_every_final_closest_gets_it_once() -> None:
+    world = EchoingWorld(300, seed=6)
+    key = b"/sim/provided"
+    me = Peer(SELF, (b"/me",))
+    lookup = AddProviderLookup(
+        1, key, me, world.peers[:20], self_id=SELF, now=T0, eager=True, alpha=4
+    )
+    sent, _, result = run(lookup, world, seed=6)
+    riding = [
+        s for s in sent if s.message.type is MessageType.FIND_NODE and s.message.provider_peers
+    ]
+    assert riding, "no walk request carried the announcement"
+    assert all(s.message.provider_peers == (me,) for s in riding)
+    written = [
+        s.peer.id
+        for s in sent
+        if s.message.type is MessageType.ADD_PROVIDER or s.message.provider_peers
+    ]
+    assert len(written) == len(set(written)), "a peer got the announcement twice"
+    assert {p.id for p in world.closest(key)} <= set(written)
+    assert len(result.acked) == len(written)
+    adds = [s for s in sent if s.message.type is MessageType.ADD_PROVIDER]
+    assert len(adds) < len(riding), "most announcements should ride"
+
+
+def test_a_walk_answer_without_the_provider_echo_is_no_ack() -> None:
+    world = World(60, seed=7)  # answers a FIND_NODE without echoing: an ADD_PROVIDER follows
+    key = b"/sim/plain-provider"
+    me = Peer(SELF, (b"/me",))
+    lookup = AddProviderLookup(1, key, me, world.peers, self_id=SELF, now=T0, eager=True, alpha=4)
+    sent, _, result = run(lookup, world, seed=7)
+    assert any(s.message.provider_peers for s in sent if s.message.type is MessageType.FIND_NODE)
+    adds = {s.peer.id for s in sent if s.message.type is MessageType.ADD_PROVIDER}
+    assert {p.id for p in world.closest(key)} <= adds
+    assert {p.id for p in result.acked} == adds

@@ -153,6 +153,33 @@ def test_add_provider_only_for_the_sender_then_get_providers() -> None:
     assert len(reply.closer_peers) == K
 
 
+def test_a_find_node_that_carries_a_provider_entry_stores_it_and_echoes_it_only_when_stored() -> (
+    None
+):
+    node = Node()
+    node.providers = ProviderStore(adds_per_peer_per_minute=2)
+    mine = Peer(ALICE, (b"a1",))
+    ride = Message(MessageType.FIND_NODE, b"key", provider_peers=(Peer(b"mallory"), mine))
+    reply = node.ask(ride)
+    assert reply is not None
+    assert reply.type is MessageType.FIND_NODE
+    assert reply.provider_peers == (mine,)  # only the sender's own entry, echoed
+    assert len(reply.closer_peers) == K  # the walk still gets its answer
+    got = node.ask(Message(MessageType.GET_PROVIDERS, b"key"), sender=b"carol")
+    assert got is not None
+    assert got.provider_peers == (mine,)
+    node.ask(ride)  # the rate limit's second add
+    limited = node.ask(ride)  # the third within a minute: refused, so not echoed
+    assert limited is not None
+    assert limited.provider_peers == ()
+    assert len(limited.closer_peers) == K
+    with pytest.raises(ScopeError):
+        node.ask(Message(MessageType.FIND_NODE, b"key", provider_peers=(Peer(b"bob"),)))
+    plain = node.ask(Message(MessageType.FIND_NODE, b"key"))
+    assert plain is not None
+    assert plain.provider_peers == ()
+
+
 def test_get_providers_of_unknown_key() -> None:
     reply = Node().ask(Message(MessageType.GET_PROVIDERS, b"nothing"))
     assert reply is not None
