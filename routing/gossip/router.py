@@ -311,31 +311,12 @@ class GossipRouter:
         Sent at once to every topic peer above the publish threshold (flood
         publish), else to the mesh or fanout. Re-publishing a seen id sends
         nothing of its own; a peer's copy that awaits validation is accepted
-        (:meth:`_hold_valid`).
+        (:meth:`_send_valid`).
 
         Raises:
             RecordTooLarge: ``data`` exceeds the wire's ``max_message_size``.
         """
-        mid, msg = self._hold_valid(topic, data, now)
-        if msg is None:
-            return mid
-        self._counters["published"] += 1
-        threshold = self.config.thresholds.publish_threshold
-        if topic not in self._topics:
-            self._touch_fanout(topic, now)
-        if self.config.flood_publish:
-            targets: Iterable[bytes] = (
-                p
-                for p in sorted(self._topic_peers.get(topic, ()))
-                if self._scores.score(p, now) >= threshold
-            )
-        elif topic in self._mesh:
-            targets = sorted(self._mesh[topic])
-        else:
-            targets = sorted(self._fanout.get(topic, ()))
-        for p in targets:
-            self._out.msg(p, msg)
-        return mid
+        return self._send_valid(topic, data, now, own=True)
 
     def relay(self, topic: str, data: bytes, now: float) -> bytes:
         """Pass on valid ``data`` that another node published; return its message id.
@@ -350,16 +331,10 @@ class GossipRouter:
         Raises:
             RecordTooLarge: ``data`` exceeds the wire's ``max_message_size``.
         """
-        mid, msg = self._hold_valid(topic, data, now)
-        if msg is None:
-            return mid
-        self._counters["relayed"] += 1
-        for p in sorted(self._mesh.get(topic, ())):
-            self._out.msg(p, msg)
-        return mid
+        return self._send_valid(topic, data, now, own=False)
 
-    def _hold_valid(self, topic: str, data: bytes, now: float) -> tuple[bytes, PubMessage | None]:
-        """Take in ``data`` the caller holds as valid; the message to send, or None if seen.
+    def _send_valid(self, topic: str, data: bytes, now: float, *, own: bool) -> bytes:
+        """Take in and send ``data`` the caller holds as valid; its message id.
 
         A seen id sends nothing new, but a peer's copy of it that still awaits
         validation is accepted now, and so forwarded as an accepted message is.
@@ -374,12 +349,31 @@ class GossipRouter:
         if mid in self._seen:
             if mid in self._pending:
                 self.report_validation(mid, ValidationResult.ACCEPT, now)
-            return mid, None
+            return mid
         msg = PubMessage(topic=topic, data=data)
         entry, _ = self._seen.add(mid, topic, SeenState.ACCEPTED, now, None)
         entry.validated_at = now
         self._mcache.put(mid, msg)
-        return mid, msg
+        self._counters["published" if own else "relayed"] += 1
+        targets = self._publish_targets(topic, now) if own else sorted(self._mesh.get(topic, ()))
+        for p in targets:
+            self._out.msg(p, msg)
+        return mid
+
+    def _publish_targets(self, topic: str, now: float) -> list[bytes]:
+        """Where our own message goes: flood publish, else the mesh, else the fanout."""
+        if topic not in self._topics:
+            self._touch_fanout(topic, now)
+        if self.config.flood_publish:
+            threshold = self.config.thresholds.publish_threshold
+            return [
+                p
+                for p in sorted(self._topic_peers.get(topic, ()))
+                if self._scores.score(p, now) >= threshold
+            ]
+        if topic in self._mesh:
+            return sorted(self._mesh[topic])
+        return sorted(self._fanout.get(topic, ()))
 
     def _touch_fanout(self, topic: str, now: float) -> None:
         if topic not in self._fanout:
